@@ -1,0 +1,43 @@
+# LiveHub — two commands: `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+APT_PACKAGES := libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libsqlite3-dev libssl-dev pkg-config ffmpeg
+TEST_APT_PACKAGES := python3-venv chromium chromium-driver openssl
+VENV := .venv-test
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run build deps test-deps test swift-test e2e-test bench fuzz fixtures clean
+
+## Install the system packages LiveHub needs (only the missing ones).
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$missing; fi
+
+build: deps
+	swift build -c release --product livehub
+
+## Build (release) and start the server with the embedded SQLite default.
+run: build
+	.build/release/livehub
+
+test-deps: deps
+	@missing=""; for p in $(TEST_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$missing; fi
+	@[ -x $(PY) ] || python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check -r e2e/requirements.txt
+
+## The whole test suite: Swift unit/integration tests, then end-to-end tests with real clients.
+test: test-deps swift-test e2e-test
+
+swift-test:
+	swift test
+
+e2e-test:
+	swift build --product livehub
+	LIVEHUB_BIN=$(CURDIR)/.build/debug/livehub $(PY) -m pytest -q e2e
+
+fixtures:
+	bash media-fixtures/generate.sh
+
+clean:
+	rm -rf .build $(VENV)

@@ -1,0 +1,149 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+/// LiveHub — one process: RTMP ingest, LL-HLS packaging, STOMP/Socket.IO hub, REST.
+/// Module boundaries (see ../shared/DESIGN.md "Shape"):
+/// - `MediaCore`: codec-neutral media types and the per-room stream fan-out (no RTMP, no HLS).
+/// - `Ingest`: RTMP(S) only; asks a `PublishAuthorizer` it declares.
+/// - `HLS`: segmenter, libav muxing into memory, playlists; knows nothing of RTMP.
+/// - `Hub`: connections, topics, fan-out; STOMP and Socket.IO adapters on top of a neutral core.
+/// - `Server`: configuration, SQLite (GRDB), domain, JWT, REST, wiring, metrics.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "livehub",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "livehub", targets: ["livehub"]),
+        // Library products so that side packages (fuzz/, Benchmarks/) can depend on the parts.
+        .library(name: "MediaCore", targets: ["MediaCore"]),
+        .library(name: "Ingest", targets: ["Ingest"]),
+        .library(name: "HLS", targets: ["HLS"]),
+        .library(name: "Hub", targets: ["Hub"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-websocket.git", from: "1.6.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        .target(
+            name: "MediaCore",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .systemLibrary(
+            name: "CLibAV",
+            pkgConfig: "libavformat libavcodec libavutil libswscale",
+            providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev", "libswscale-dev"])]
+        ),
+        .target(
+            name: "Ingest",
+            dependencies: [
+                .product(name: "Metrics", package: "swift-metrics"),
+                "MediaCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "HLS",
+            dependencies: [
+                .product(name: "Metrics", package: "swift-metrics"),
+                "MediaCore",
+                "CLibAV",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "Hub",
+            dependencies: [
+                .product(name: "WSCore", package: "swift-websocket"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "Server",
+            dependencies: [
+                "MediaCore", "CLibAV",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "livehub",
+            dependencies: [
+                "Server",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MediaCoreTests",
+            dependencies: ["MediaCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "IngestTests",
+            dependencies: [
+                "Ingest", "MediaCore",
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "HLSTests",
+            dependencies: ["HLS", "MediaCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "HubTests",
+            dependencies: ["Hub"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ServerTests",
+            dependencies: [
+                "Server",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)
+
+// Dev convenience while parts are built in parallel: `LIVEHUB_TEST_TARGETS=ServerTests,MediaCoreTests swift test`
+// builds only the named test targets.
+import Foundation
+if let only = ProcessInfo.processInfo.environment["LIVEHUB_TEST_TARGETS"] {
+    let keep = Set(only.split(separator: ",").map(String.init))
+    package.targets.removeAll { $0.type == .test && !keep.contains($0.name) }
+}

@@ -1,0 +1,225 @@
+import Synchronization
+
+/// One live stream (one room): the publisher pushes `StreamEvent`s, every reader pulls them from a
+/// queue of its own. Readers never slow the publisher down: when a reader's queue is full, new
+/// packets for it are dropped and counted, and after a drop its video resumes at the next keyframe
+/// (a decoder cannot start mid-GOP). Control events (`publishStarted`, `config`, `metadata`,
+/// `publishStopped`, `ended`) are never dropped.
+///
+/// The layout follows mediamtx's stream/reader split: the stream keeps the latest metadata and
+/// codec configs so that a reader attached late starts with everything it needs.
+public final class LiveStream: Sendable {
+    /// The room this stream belongs to (HLS serves it under this id, never under a stream key).
+    public let id: String
+
+    private struct State {
+        var readers: [ObjectIdentifier: StreamReader] = [:]
+        var session = 0
+        var publishing = false
+        var metadata: StreamMetadata?
+        var configs: [TrackKind: TrackConfig] = [:]
+        var ended = false
+    }
+
+    private let state = Mutex(State())
+
+    public init(id: String) {
+        self.id = id
+    }
+
+    /// Number of publishes so far (1 after the first publish; > 1 after reconnects/takeovers).
+    public var session: Int { state.withLock { $0.session } }
+    public var isPublishing: Bool { state.withLock { $0.publishing } }
+    public var isEnded: Bool { state.withLock { $0.ended } }
+    public var latestMetadata: StreamMetadata? { state.withLock { $0.metadata } }
+    public var latestConfigs: [TrackKind: TrackConfig] { state.withLock { $0.configs } }
+
+    /// Attach a reader with a queue of `capacity` packets (control events do not count).
+    /// A reader attached while a publisher is live first receives `publishStarted`, the latest
+    /// metadata and the latest codec configs.
+    public func makeReader(name: String, capacity: Int = 512) -> StreamReader {
+        let reader = StreamReader(name: name, capacity: capacity)
+        let replay: [StreamEvent]? = state.withLock { state in
+            if state.ended { return nil }
+            state.readers[ObjectIdentifier(reader)] = reader
+            guard state.publishing else { return [] }
+            var events: [StreamEvent] = [.publishStarted(session: state.session)]
+            if let metadata = state.metadata { events.append(.metadata(metadata)) }
+            for kind in [TrackKind.video, .audio] {
+                if let config = state.configs[kind] { events.append(.config(config)) }
+            }
+            return events
+        }
+        if let replay {
+            for event in replay { reader.offer(event) }
+        } else {
+            reader.offer(.ended)
+        }
+        return reader
+    }
+
+    /// Detach a reader; its iteration finishes.
+    public func removeReader(_ reader: StreamReader) {
+        _ = state.withLock { $0.readers.removeValue(forKey: ObjectIdentifier(reader)) }
+        reader.finish()
+    }
+
+    /// Mark the start of a publish and return its session number.
+    @discardableResult
+    public func beginPublish() -> Int {
+        let (session, readers) = state.withLock { state -> (Int, [StreamReader]) in
+            state.session += 1
+            state.publishing = true
+            state.metadata = nil
+            state.configs = [:]
+            return (state.session, Array(state.readers.values))
+        }
+        for reader in readers { reader.offer(.publishStarted(session: session)) }
+        return session
+    }
+
+    /// Push one event from the publisher to every reader. Never blocks.
+    public func publish(_ event: StreamEvent) {
+        let readers: [StreamReader] = state.withLock { state in
+            if state.ended { return [] }
+            switch event {
+            case .metadata(let metadata): state.metadata = metadata
+            case .config(let config): state.configs[config.kind] = config
+            case .publishStopped: state.publishing = false
+            case .ended: state.ended = true
+            case .publishStarted, .packet: break
+            }
+            return Array(state.readers.values)
+        }
+        for reader in readers { reader.offer(event) }
+    }
+
+    /// The publisher of this session left (socket closed, idle, or taken over).
+    public func endPublish() {
+        publish(.publishStopped)
+    }
+
+    /// The stream is over for good: readers receive `.ended` and then finish.
+    public func end() {
+        let readers: [StreamReader] = state.withLock { state in
+            if state.ended { return [] }
+            state.ended = true
+            state.publishing = false
+            let readers = Array(state.readers.values)
+            state.readers.removeAll()
+            return readers
+        }
+        for reader in readers {
+            reader.offer(.ended)
+            reader.finish()
+        }
+    }
+}
+
+/// A reader's bounded queue. Iterate it with `for await event in reader`.
+public final class StreamReader: AsyncSequence, Sendable {
+    public typealias Element = StreamEvent
+
+    public let name: String
+    public let capacity: Int
+
+    private struct State {
+        var queue: [StreamEvent] = []
+        var head = 0
+        var queuedPackets = 0
+        var waiter: CheckedContinuation<StreamEvent?, Never>?
+        var finished = false
+        var droppedPackets = 0
+        var deliveredPackets = 0
+        /// After a drop, skip video until the next keyframe.
+        var awaitingVideoKeyframe = false
+    }
+
+    private let state: Mutex<State>
+
+    init(name: String, capacity: Int) {
+        self.name = name
+        self.capacity = Swift.max(1, capacity)
+        self.state = Mutex(State())
+    }
+
+    /// Packets dropped because this reader was too slow (or skipped while resynchronising).
+    public var droppedPackets: Int { state.withLock { $0.droppedPackets } }
+    public var deliveredPackets: Int { state.withLock { $0.deliveredPackets } }
+    public var queuedPackets: Int { state.withLock { $0.queuedPackets } }
+
+    /// Returns false when the event was dropped.
+    @discardableResult
+    func offer(_ event: StreamEvent) -> Bool {
+        let (waiter, accepted): (CheckedContinuation<StreamEvent?, Never>?, Bool) = state.withLock { state in
+            if state.finished { return (nil, false) }
+            if case .packet(let packet) = event {
+                if state.awaitingVideoKeyframe && packet.kind == .video {
+                    if packet.isKeyframe {
+                        state.awaitingVideoKeyframe = false
+                    } else {
+                        state.droppedPackets += 1
+                        return (nil, false)
+                    }
+                }
+                if state.queuedPackets >= capacity {
+                    state.droppedPackets += 1
+                    if packet.kind == .video { state.awaitingVideoKeyframe = true }
+                    return (nil, false)
+                }
+            }
+            if let waiter = state.waiter {
+                state.waiter = nil
+                if case .packet = event { state.deliveredPackets += 1 }
+                return (waiter, true)
+            }
+            if case .packet = event { state.queuedPackets += 1 }
+            state.queue.append(event)
+            return (nil, true)
+        }
+        waiter?.resume(returning: event)
+        return accepted
+    }
+
+    func finish() {
+        let waiter = state.withLock { state -> CheckedContinuation<StreamEvent?, Never>? in
+            state.finished = true
+            let waiter = state.waiter
+            state.waiter = nil
+            return waiter
+        }
+        waiter?.resume(returning: nil)
+    }
+
+    /// Next event, or nil once the reader is finished and drained.
+    public func next() async -> StreamEvent? {
+        await withCheckedContinuation { (continuation: CheckedContinuation<StreamEvent?, Never>) in
+            let immediate: StreamEvent?? = state.withLock { state in
+                if state.head < state.queue.count {
+                    let event = state.queue[state.head]
+                    state.head += 1
+                    if state.head > 64 && state.head * 2 > state.queue.count {
+                        state.queue.removeFirst(state.head)
+                        state.head = 0
+                    }
+                    if case .packet = event {
+                        state.queuedPackets -= 1
+                        state.deliveredPackets += 1
+                    }
+                    return .some(event)
+                }
+                if state.finished { return .some(nil) }
+                state.waiter = continuation
+                return .none
+            }
+            if let immediate { continuation.resume(returning: immediate) }
+        }
+    }
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let reader: StreamReader
+        public mutating func next() async -> StreamEvent? { await reader.next() }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(reader: self) }
+}

@@ -1,0 +1,257 @@
+import Foundation
+import Logging
+
+/// Input of `POST /rooms` after JSON decoding (unknown fields are ignored).
+public struct CreateRoomRequest: Codable, Sendable {
+    public var title: String
+    public var description: String?
+    public var thumbnailUrl: String?
+}
+
+/// Why the ingest refused a publish (maps to the RTMP `NetStream.Publish.BadName` answer).
+public enum PublishRefusal: String, Error, Sendable {
+    case unknownKey
+    case roomEnded
+}
+
+/// The live-room lifecycle: REST actions, publisher events from the ingest, the reconnect grace,
+/// start-up recovery. Every transition is persisted first (one transaction through `RoomStore`),
+/// then announced to `statusObservers` (the hub broadcasts them on `/topic/live/{id}/status`).
+public actor RoomService {
+    public typealias StatusObserver = @Sendable (RoomStatusMessage) async -> Void
+    public typealias RoomHook = @Sendable (String) async -> Void
+
+    let store: any RoomStore
+    let reconnectGrace: Duration
+    let logger: Logger
+
+    private var reconnecting: Set<String> = []
+    private var graceTimers: [String: Task<Void, Never>] = [:]
+    private var viewerCounts: [String: Int] = [:]
+    private var statusObservers: [StatusObserver] = []
+    /// Called when the owner ends a LIVE room: disconnect its publisher.
+    private var disconnectPublisher: RoomHook?
+    /// Called when a room ends for good: the HLS playlist gets `EXT-X-ENDLIST`.
+    private var roomEnded: RoomHook?
+
+    public init(store: any RoomStore, reconnectGrace: Duration, logger: Logger) {
+        self.store = store
+        self.reconnectGrace = reconnectGrace
+        self.logger = logger
+    }
+
+    public func onStatusChange(_ observer: @escaping StatusObserver) {
+        statusObservers.append(observer)
+    }
+
+    public func setHooks(disconnectPublisher: RoomHook?, roomEnded: RoomHook?) {
+        self.disconnectPublisher = disconnectPublisher
+        self.roomEnded = roomEnded
+    }
+
+    // MARK: REST
+
+    public func create(_ request: CreateRoomRequest, owner: AuthUser, now: Date = Date()) async throws -> RoomRecord {
+        let room = RoomRecord(
+            id: UUID().uuidString.lowercased(), shopOwnerId: owner.userId, shopOwnerName: owner.username,
+            title: request.title, description: request.description, thumbnailUrl: request.thumbnailUrl,
+            streamKey: StreamKey.generate(), status: .pending, peakViewers: 0, totalOrders: 0, totalRevenue: 0,
+            createdAt: now, updatedAt: now, startedAt: nil, endedAt: nil)
+        try await store.insert(room)
+        logger.info("room created", metadata: ["room": "\(room.id)", "owner": "\(owner.userId)"])
+        return room
+    }
+
+    public func room(id: String) async throws -> RoomRecord {
+        guard let room = try await store.room(id: id) else { throw APIError.notFound("no room with id \(id)") }
+        return room
+    }
+
+    /// The room, checked to belong to `user`.
+    public func ownedRoom(id: String, by user: AuthUser) async throws -> RoomRecord {
+        let room = try await room(id: id)
+        guard room.shopOwnerId == user.userId else { throw APIError.forbidden("only the room's owner may do this") }
+        return room
+    }
+
+    public func list(status: RoomStatus?, page: Int, size: Int) async throws -> (rooms: [RoomRecord], total: Int) {
+        try await store.rooms(status: status, offset: page * size, limit: size)
+    }
+
+    public func rooms(ownedBy user: AuthUser) async throws -> [RoomRecord] {
+        try await store.rooms(ownerId: user.userId)
+    }
+
+    public func start(id: String, by user: AuthUser) async throws -> RoomRecord {
+        _ = try await ownedRoom(id: id, by: user)
+        let room = try await transition(id: id, on: .start)
+        await announce(room, message: "The stream will start soon")
+        return room
+    }
+
+    public func end(id: String, by user: AuthUser, now: Date = Date()) async throws -> RoomStats {
+        let before = try await ownedRoom(id: id, by: user)
+        let room = try await transition(id: id, on: .end, now: now)
+        cancelGrace(id)
+        reconnecting.remove(id)
+        if before.status == .live { await disconnectPublisher?(id) }
+        await roomEnded?(id)
+        let stats = stats(of: room, now: now)
+        await announce(room, message: "The live stream has ended", stats: stats)
+        return stats
+    }
+
+    public func rotateKey(id: String, by user: AuthUser) async throws -> RoomRecord {
+        _ = try await ownedRoom(id: id, by: user)
+        let updated = try await store.update(id: id) { room in
+            switch room.status {
+            case .live: throw APIError.conflict("the stream key cannot be rotated while the room is LIVE")
+            case .ended: throw APIError.conflict("the room has ended; its stream key cannot be rotated")
+            case .pending, .waitingStream:
+                room.streamKey = StreamKey.generate()
+                room.updatedAt = Date()
+            }
+        }
+        guard let updated else { throw APIError.notFound("no room with id \(id)") }
+        logger.info("stream key rotated", metadata: ["room": "\(id)"])
+        return updated
+    }
+
+    public func stats(id: String) async throws -> RoomStats {
+        stats(of: try await room(id: id))
+    }
+
+    public func stats(of room: RoomRecord, now: Date = Date()) -> RoomStats {
+        var duration = 0
+        if let startedAt = room.startedAt {
+            duration = max(0, Int((room.endedAt ?? now).timeIntervalSince(startedAt)))
+        }
+        return RoomStats(
+            roomId: room.id, status: room.status, viewerCount: room.status == .ended ? 0 : viewerCount(room.id),
+            peakViewers: room.peakViewers, totalOrders: room.totalOrders, totalRevenue: room.totalRevenue,
+            duration: duration)
+    }
+
+    public func isReconnecting(_ roomId: String) -> Bool { reconnecting.contains(roomId) }
+    public func viewerCount(_ roomId: String) -> Int { viewerCounts[roomId] ?? 0 }
+
+    // MARK: Ingest (stream-key auth and publisher lifecycle)
+
+    /// Checks a stream key against the rooms table. Nothing is written here.
+    public func authorizePublish(streamKey: String) async throws -> Result<String, PublishRefusal> {
+        guard !streamKey.isEmpty, let room = try await store.room(streamKey: streamKey) else {
+            return .failure(.unknownKey)
+        }
+        if room.status == .ended { return .failure(.roomEnded) }
+        return .success(room.id)
+    }
+
+    /// A publisher was accepted: PENDING/WAITING_STREAM → LIVE (`startedAt` set once); a
+    /// reconnect within the grace clears "reconnecting".
+    public func publisherStarted(roomId: String, now: Date = Date()) async {
+        cancelGrace(roomId)
+        let wasReconnecting = reconnecting.remove(roomId) != nil
+        do {
+            let before = try await store.room(id: roomId)
+            let room = try await transition(id: roomId, on: .publish, now: now)
+            if before?.status != .live {
+                logger.info("room is live", metadata: ["room": "\(roomId)"])
+                await announce(room, message: "The live stream has started")
+            } else if wasReconnecting {
+                logger.info("publisher reconnected", metadata: ["room": "\(roomId)"])
+                await announce(room, message: "The stream is back")
+            }
+        } catch {
+            logger.warning("could not mark room live", metadata: ["room": "\(roomId)", "error": "\(error)"])
+        }
+    }
+
+    /// The publisher went away: the room stays LIVE, "reconnecting", until the grace expires.
+    public func publisherGone(roomId: String) async {
+        guard let room = try? await store.room(id: roomId), room.status == .live else { return }
+        reconnecting.insert(roomId)
+        await announce(room, message: "The streamer is reconnecting")
+        startGrace(roomId)
+    }
+
+    /// Start-up recovery (DESIGN.md): rooms a crash left LIVE are never left lying — each gets the
+    /// reconnect grace from now; if its publisher does not come back, it ends.
+    public func recoverAfterRestart() async throws -> [String] {
+        let orphans = try await store.rooms(status: .live)
+        for room in orphans {
+            reconnecting.insert(room.id)
+            startGrace(room.id)
+            logger.notice("room was LIVE at start-up; waiting for its publisher", metadata: ["room": "\(room.id)"])
+        }
+        return orphans.map(\.id)
+    }
+
+    /// Cancels timers (graceful shutdown). Rooms stay as persisted; the next start recovers them.
+    public func shutdown() {
+        for task in graceTimers.values { task.cancel() }
+        graceTimers.removeAll()
+    }
+
+    // MARK: Viewers (fed by the hub)
+
+    public func setViewerCount(_ count: Int, roomId: String) async {
+        viewerCounts[roomId] = count
+        _ = try? await store.update(id: roomId) { room in
+            if count > room.peakViewers { room.peakViewers = count }
+        }
+    }
+
+    // MARK: Internals
+
+    private func transition(id: String, on event: RoomEvent, now: Date = Date()) async throws -> RoomRecord {
+        let updated = try await store.update(id: id) { room in
+            let next: RoomStatus
+            do {
+                next = try RoomStateMachine.next(from: room.status, on: event)
+            } catch let refusal as RoomTransitionError {
+                throw APIError.conflict(refusal.description)
+            }
+            guard next != room.status else { return }
+            room.status = next
+            room.updatedAt = now
+            if next == .live && room.startedAt == nil { room.startedAt = now }
+            if next == .ended { room.endedAt = now }
+        }
+        guard let updated else { throw APIError.notFound("no room with id \(id)") }
+        return updated
+    }
+
+    private func startGrace(_ roomId: String) {
+        cancelGrace(roomId)
+        let grace = reconnectGrace
+        graceTimers[roomId] = Task { [weak self] in
+            do { try await Task.sleep(for: grace) } catch { return }
+            await self?.graceExpired(roomId)
+        }
+    }
+
+    private func cancelGrace(_ roomId: String) {
+        graceTimers.removeValue(forKey: roomId)?.cancel()
+    }
+
+    private func graceExpired(_ roomId: String) async {
+        graceTimers.removeValue(forKey: roomId)
+        guard reconnecting.remove(roomId) != nil else { return }
+        do {
+            let room = try await transition(id: roomId, on: .graceExpired)
+            logger.info("reconnect grace expired; room ended", metadata: ["room": "\(roomId)"])
+            await roomEnded?(roomId)
+            await announce(room, message: "The live stream has ended", stats: stats(of: room))
+        } catch {
+            logger.warning("grace expiry refused", metadata: ["room": "\(roomId)", "error": "\(error)"])
+        }
+    }
+
+    private func announce(_ room: RoomRecord, message: String, stats: RoomStats? = nil) async {
+        let payload = RoomStatusMessage(
+            roomId: room.id, status: room.status, reconnecting: reconnecting.contains(room.id),
+            startedAt: room.startedAt.map(ISOTime.string), endedAt: room.endedAt.map(ISOTime.string),
+            message: message, stats: stats)
+        for observer in statusObservers { await observer(payload) }
+    }
+}

@@ -1,0 +1,38 @@
+import Foundation
+import Hummingbird
+
+/// Every refused request answers `{"error": code, "message": text}` with a proper status
+/// (DESIGN.md "REST").
+public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConvertible {
+    public var status: HTTPResponse.Status
+    public var code: String
+    public var message: String
+    public var headers: HTTPFields = [:]
+
+    public init(_ status: HTTPResponse.Status, _ code: String, _ message: String) {
+        self.status = status
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(status.code) \(code): \(message)" }
+
+    public static func badRequest(_ message: String) -> APIError { APIError(.badRequest, "BAD_REQUEST", message) }
+    public static func validation(_ message: String) -> APIError { APIError(.unprocessableContent, "VALIDATION_FAILED", message) }
+    public static func unauthorized(_ message: String) -> APIError {
+        var error = APIError(.unauthorized, "UNAUTHORIZED", message)
+        error.headers[.wwwAuthenticate] = "Bearer"
+        return error
+    }
+    public static func forbidden(_ message: String) -> APIError { APIError(.forbidden, "FORBIDDEN", message) }
+    public static func notFound(_ message: String) -> APIError { APIError(.notFound, "NOT_FOUND", message) }
+    public static func conflict(_ message: String) -> APIError { APIError(.conflict, "CONFLICT", message) }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        var headers = self.headers
+        headers[.contentType] = "application/json; charset=utf-8"
+        headers[.cacheControl] = "no-store"
+        let body = try JSONEncoder().encode(["error": code, "message": message])
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+}

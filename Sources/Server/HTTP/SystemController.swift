@@ -1,0 +1,24 @@
+import Hummingbird
+
+/// `GET /healthz` and `GET /metrics` (Prometheus text format 0.0.4).
+struct SystemController {
+    let metrics: LiveHubMetrics
+    let database: AppDatabase
+    let rooms: any RoomStore
+
+    func addRoutes(to router: Router<LiveHubRequestContext>) {
+        router.get("healthz") { _, _ -> Response in
+            let healthy = (try? await database.writer.read { db in try Int.fetchOne(db, sql: "SELECT 1") }) == 1
+            return try JSONBody.response(
+                ["status": healthy ? "ok" : "database unavailable", "version": LiveHubVersion.string],
+                status: healthy ? .ok : .serviceUnavailable)
+        }
+        router.get("metrics") { _, _ -> Response in
+            if let counts = try? await rooms.countByStatus() { metrics.setRooms(byStatus: counts) }
+            return Response(
+                status: .ok,
+                headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8", .cacheControl: "no-store"],
+                body: .init(byteBuffer: ByteBuffer(bytes: metrics.render())))
+        }
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+
+/// The whole LiveHub process, assembled once (hummingbird's `buildApplication` pattern): used by
+/// the `livehub` executable and by the tests.
+public struct LiveHub: Sendable {
+    public let configuration: LiveHubConfiguration
+    public let database: AppDatabase
+    public let rooms: RoomService
+    public let jwt: JWTCodec
+    public let internalToken: String
+    public let metrics: LiveHubMetrics
+    public let logger: Logger
+    public let application: Application<RouterResponder<LiveHubRequestContext>>
+
+    /// Opens the database (creating and migrating it), reads or creates dev secrets, builds routes.
+    /// `onHTTPReady` receives the bound HTTP port once the listener is up.
+    public static func build(
+        configuration: LiveHubConfiguration,
+        logger: Logger = Logger(label: "livehub"),
+        onHTTPReady: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) async throws -> LiveHub {
+        let database = try AppDatabase.open(path: configuration.databasePath)
+        let jwtSecret = try configuration.jwtSecret ?? DevSecrets.loadOrCreate(named: "jwt-secret", in: configuration.dataDirectory)
+        let internalToken = try configuration.internalToken ?? DevSecrets.loadOrCreate(named: "internal-token", in: configuration.dataDirectory)
+        let jwt = JWTCodec(secret: jwtSecret)
+        let auth = Authenticator(jwt: jwt, internalToken: internalToken)
+        let metrics = LiveHubMetrics()
+        let roomStore = SQLiteRoomStore(database: database)
+        let rooms = RoomService(store: roomStore, reconnectGrace: configuration.reconnectGrace, logger: logger)
+
+        let router = Router(context: LiveHubRequestContext.self)
+        router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
+        router.add(middleware: CORSPolicyMiddleware(allowedOrigins: configuration.corsOrigins))
+        router.add(middleware: JSONErrorMiddleware())
+        SystemController(metrics: metrics, database: database, rooms: roomStore).addRoutes(to: router)
+        let urls = PublicURLs(publicHost: configuration.publicHost, rtmpPort: configuration.rtmpPort)
+        RoomController(rooms: rooms, auth: auth, urls: urls, maxBodyBytes: configuration.maxRequestBodyBytes)
+            .addRoutes(to: router.group("v1/notifications/live"))
+
+        let webSocketRouter = Router(context: LiveHubRequestContext.self)
+        let lifecycle = LifecycleService(rooms: rooms, database: database, logger: logger)
+        let application = Application(
+            router: router,
+            server: .http1WebSocketUpgrade(webSocketRouter: webSocketRouter),
+            configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "LiveHub"),
+            services: [lifecycle],
+            onServerRunning: { channel in await onHTTPReady(channel.localAddress?.port ?? configuration.httpPort) },
+            logger: logger)
+        return LiveHub(
+            configuration: configuration, database: database, rooms: rooms, jwt: jwt, internalToken: internalToken,
+            metrics: metrics, logger: logger, application: application)
+    }
+
+    /// Runs until SIGINT/SIGTERM: listeners close, in-flight requests finish, the database closes.
+    public func run() async throws {
+        try await application.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+    }
+
+    /// Sample tokens printed in dev mode (valid 30 days).
+    public func devTokens() -> (owner: String, viewer: String) {
+        let owner = AuthUser(userId: "dev-owner", username: "Dev Shop", roles: ["SHOP_OWNER"])
+        let viewer = AuthUser(userId: "dev-viewer", username: "Dev Viewer", roles: ["USER"])
+        let lifetime: TimeInterval = 30 * 24 * 3600
+        return (jwt.sign(owner, lifetime: lifetime), jwt.sign(viewer, lifetime: lifetime))
+    }
+}
+
+/// Start-up recovery before traffic, and an orderly close after the HTTP server has drained:
+/// grace timers stop, the WAL is checkpointed and the database closed. It runs before the HTTP
+/// server in the service group, so it is shut down after it.
+struct LifecycleService: Service {
+    let rooms: RoomService
+    let database: AppDatabase
+    let logger: Logger
+
+    func run() async throws {
+        let recovered = try await rooms.recoverAfterRestart()
+        if !recovered.isEmpty {
+            logger.notice("recovered rooms left LIVE by the previous run", metadata: ["count": "\(recovered.count)"])
+        }
+        try? await gracefulShutdown()
+        await rooms.shutdown()
+        do {
+            try database.close()
+            logger.info("database closed")
+        } catch {
+            logger.error("database close failed", metadata: ["error": "\(error)"])
+        }
+    }
+}

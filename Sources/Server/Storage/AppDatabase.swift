@@ -1,0 +1,125 @@
+import Foundation
+import GRDB
+
+/// The embedded SQLite database (GRDB `DatabasePool`, WAL mode). Migrations are registered once
+/// here and never edited after they ship: add a new one instead.
+public final class AppDatabase: Sendable {
+    public let writer: any DatabaseWriter
+
+    /// Opens (creating if needed) the database file at `path` and migrates it.
+    public static func open(path: String) throws -> AppDatabase {
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
+        var configuration = Configuration()
+        configuration.foreignKeysEnabled = true
+        configuration.busyMode = .timeout(5)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        let pool = try DatabasePool(path: path, configuration: configuration)
+        return try AppDatabase(writer: pool)
+    }
+
+    /// An in-memory database (tests of the domain that need no file).
+    public static func inMemory() throws -> AppDatabase {
+        var configuration = Configuration()
+        configuration.foreignKeysEnabled = true
+        return try AppDatabase(writer: DatabaseQueue(configuration: configuration))
+    }
+
+    init(writer: any DatabaseWriter) throws {
+        self.writer = writer
+        try Self.migrator.migrate(writer)
+    }
+
+    public var journalMode: String {
+        get throws { try writer.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" } }
+    }
+
+    /// Flushes the WAL into the main file and closes every connection (graceful shutdown).
+    public func close() throws {
+        if let pool = writer as? DatabasePool {
+            try pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+            try pool.close()
+        } else if let queue = writer as? DatabaseQueue {
+            try queue.close()
+        }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-rooms-products-chats-notifications-orders") { db in
+            try db.create(table: "room") { t in
+                t.primaryKey("id", .text)
+                t.column("shopOwnerId", .text).notNull().indexed()
+                t.column("shopOwnerName", .text)
+                t.column("title", .text).notNull()
+                t.column("description", .text)
+                t.column("thumbnailUrl", .text)
+                t.column("streamKey", .text).notNull().unique()
+                t.column("status", .text).notNull().indexed()
+                t.column("peakViewers", .integer).notNull().defaults(to: 0)
+                t.column("totalOrders", .integer).notNull().defaults(to: 0)
+                t.column("totalRevenue", .double).notNull().defaults(to: 0)
+                t.column("createdAt", .text).notNull()
+                t.column("updatedAt", .text).notNull()
+                t.column("startedAt", .text)
+                t.column("endedAt", .text)
+            }
+            try db.create(table: "live_product") { t in
+                t.primaryKey("id", .text)
+                t.column("liveRoomId", .text).notNull().references("room", onDelete: .cascade)
+                t.column("productId", .text).notNull()
+                t.column("productName", .text)
+                t.column("productImageUrl", .text)
+                t.column("originalPrice", .double)
+                t.column("livePrice", .double).notNull()
+                t.column("discountPercent", .integer)
+                t.column("quantityLimit", .integer)
+                t.column("stockAvailable", .integer)
+                t.column("soldCount", .integer).notNull().defaults(to: 0)
+                t.column("isFeatured", .boolean).notNull().defaults(to: false)
+                t.column("displayOrder", .integer).notNull().defaults(to: 0)
+                t.column("createdAt", .text).notNull()
+                t.uniqueKey(["liveRoomId", "productId"])
+            }
+            try db.create(index: "live_product_on_room_order", on: "live_product", columns: ["liveRoomId", "displayOrder"])
+            try db.create(table: "live_chat") { t in
+                t.autoIncrementedPrimaryKey("seq")
+                t.column("id", .text).notNull().unique()
+                t.column("liveRoomId", .text).notNull().references("room", onDelete: .cascade)
+                t.column("userId", .text)
+                t.column("username", .text)
+                t.column("avatarUrl", .text)
+                t.column("message", .text).notNull()
+                t.column("type", .text).notNull()
+                t.column("isPinned", .boolean).notNull().defaults(to: false)
+                t.column("productId", .text)
+                t.column("productName", .text)
+                t.column("createdAt", .text).notNull()
+            }
+            try db.create(index: "live_chat_on_room_seq", on: "live_chat", columns: ["liveRoomId", "seq"])
+            try db.create(table: "notification") { t in
+                t.autoIncrementedPrimaryKey("seq")
+                t.column("id", .text).notNull().unique()
+                t.column("userId", .text).notNull()
+                t.column("type", .text).notNull()
+                t.column("title", .text).notNull()
+                t.column("body", .text)
+                t.column("createdAt", .text).notNull()
+                t.column("readAt", .text)
+            }
+            try db.create(index: "notification_on_user_seq", on: "notification", columns: ["userId", "seq"])
+            try db.execute(sql: "CREATE INDEX notification_unread_on_user ON notification(userId) WHERE readAt IS NULL")
+            try db.create(table: "processed_order") { t in
+                t.primaryKey("orderId", .text)
+                t.column("liveRoomId", .text).notNull()
+                t.column("amount", .double).notNull()
+                t.column("processedAt", .text).notNull()
+            }
+        }
+        return migrator
+    }
+}

@@ -1,0 +1,49 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Server
+
+/// `livehub` — one process: RTMP ingest, LL-HLS, live-room hub, notification bell, REST.
+/// Every option defaults to its `LIVEHUB_*` environment variable (see README "Configuration").
+@main
+struct LiveHubCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "livehub",
+        abstract: "Live-commerce media server: RTMP in, LL-HLS out, STOMP + Socket.IO hub, REST.",
+        version: LiveHubVersion.description)
+
+    @Option(name: .long, help: "HTTP/WebSocket port (LIVEHUB_HTTP_PORT, 8080).") var httpPort: Int?
+    @Option(name: .long, help: "RTMP port (LIVEHUB_RTMP_PORT, 1935).") var rtmpPort: Int?
+    @Option(name: .long, help: "Data directory (LIVEHUB_DATA_DIR, ./data).") var dataDir: String?
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error (LIVEHUB_LOG_LEVEL).") var logLevel: String?
+
+    func run() async throws {
+        var configuration: LiveHubConfiguration
+        do {
+            configuration = try LiveHubConfiguration.fromEnvironment()
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        if let httpPort { configuration.httpPort = httpPort }
+        if let rtmpPort { configuration.rtmpPort = rtmpPort }
+        if let dataDir { configuration.dataDirectory = dataDir }
+        if let logLevel { configuration.logLevel = logLevel }
+        let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "livehub")
+        let config = configuration
+        let hub = try await LiveHub.build(configuration: configuration, logger: logger) { port in
+            StartupBanner.printListening(httpPort: port, configuration: config)
+        }
+        StartupBanner.printHeader(configuration: configuration)
+        if configuration.isDevMode {
+            let tokens = hub.devTokens()
+            StartupBanner.printDevMode(ownerToken: tokens.owner, viewerToken: tokens.viewer, internalToken: hub.internalToken, httpPort: configuration.httpPort)
+        }
+        try await hub.run()
+    }
+}

@@ -1,0 +1,77 @@
+import MediaCore
+import NIOCore
+import Testing
+
+@Suite struct LiveStreamTests {
+    func videoPacket(_ dts: Int64, key: Bool) -> StreamEvent {
+        .packet(MediaPacket(codec: .h264, dts: dts, pts: dts, isKeyframe: key, payload: ByteBuffer(bytes: [0, 0, 0, 1, 0x65])))
+    }
+
+    @Test func aReaderAttachedLateReceivesThePublishStartMetadataAndConfigs() async {
+        let stream = LiveStream(id: "room")
+        stream.beginPublish()
+        stream.publish(.metadata(StreamMetadata(width: 640, height: 360)))
+        stream.publish(.config(TrackConfig(codec: .aac, extradata: [0x11, 0x90])))
+        stream.publish(.config(TrackConfig(codec: .h264, extradata: [1, 2, 3])))
+        let reader = stream.makeReader(name: "late")
+        var iterator = reader.makeAsyncIterator()
+        guard case .publishStarted(let session) = await iterator.next() else { Issue.record("no publishStarted"); return }
+        #expect(session == 1)
+        guard case .metadata(let metadata) = await iterator.next() else { Issue.record("no metadata"); return }
+        #expect(metadata.width == 640)
+        guard case .config(let video) = await iterator.next() else { Issue.record("no video config"); return }
+        #expect(video.codec == .h264)
+        guard case .config(let audio) = await iterator.next() else { Issue.record("no audio config"); return }
+        #expect(audio.codec == .aac)
+    }
+
+    @Test func aSlowReaderDropsAndCountsThenResumesAtTheNextKeyframe() async {
+        let stream = LiveStream(id: "room")
+        let reader = stream.makeReader(name: "slow", capacity: 2)
+        stream.beginPublish()
+        stream.publish(videoPacket(0, key: true))
+        stream.publish(videoPacket(33, key: false))
+        stream.publish(videoPacket(66, key: false))  // dropped: queue full
+        stream.publish(videoPacket(100, key: false))  // dropped: waiting for a keyframe
+        #expect(reader.droppedPackets == 2)
+        var iterator = reader.makeAsyncIterator()
+        _ = await iterator.next()  // publishStarted
+        _ = await iterator.next()  // 0
+        _ = await iterator.next()  // 33
+        stream.publish(videoPacket(133, key: false))  // still skipped: not a keyframe
+        stream.publish(videoPacket(166, key: true))
+        guard case .packet(let packet) = await iterator.next() else { Issue.record("expected a packet"); return }
+        #expect(packet.dts == 166)
+        #expect(reader.droppedPackets == 3)
+    }
+
+    @Test func endingTheStreamFinishesEveryReader() async {
+        let stream = LiveStream(id: "room")
+        let reader = stream.makeReader(name: "r")
+        stream.beginPublish()
+        stream.end()
+        var events: [String] = []
+        for await event in reader {
+            switch event {
+            case .publishStarted: events.append("start")
+            case .ended: events.append("ended")
+            default: events.append("other")
+            }
+        }
+        #expect(events == ["start", "ended"])
+        #expect(stream.makeReader(name: "after").droppedPackets == 0)
+    }
+
+    @Test func theRegistryAnnouncesEachStreamOnce() async {
+        let registry = StreamRegistry()
+        let first = registry.stream(for: "a")
+        let again = registry.stream(for: "a")
+        #expect(first === again)
+        var iterator = registry.createdStreams.makeAsyncIterator()
+        let announced = await iterator.next()
+        #expect(announced === first)
+        registry.end(roomId: "a")
+        #expect(registry.existingStream(for: "a") == nil)
+        #expect(first.isEnded)
+    }
+}

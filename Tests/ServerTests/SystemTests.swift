@@ -1,0 +1,118 @@
+import Foundation
+import GRDB
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+@testable import Server
+
+@Suite struct SystemTests {
+    @Test func healthzAnswersOk() async throws {
+        let t = try await TestHub.make()
+        try await t.hub.application.test(.router) { client in
+            try await client.execute(uri: "/healthz", method: .get) { response in
+                #expect(response.status == .ok)
+                let decoded = try object(response)
+                #expect(decoded["status"] as? String == "ok")
+            }
+        }
+    }
+
+    @Test func metricsCountRequestsByRouteAndRoomsByStatus() async throws {
+        let t = try await TestHub.make()
+        try await t.hub.application.test(.router) { client in
+            _ = try await client.execute(uri: "/v1/notifications/live/rooms", method: .post, headers: bearer(t.ownerToken), body: json(#"{"title":"m"}"#))
+            _ = try await client.execute(uri: "/v1/notifications/live/rooms/missing", method: .get)
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(response.headers[.contentType]?.hasPrefix("text/plain") == true)
+                let text = String(buffer: response.body ?? ByteBuffer())
+                #expect(text.contains("livehub_uptime_seconds"))
+                #expect(text.contains(#"livehub_rooms{status="PENDING"} 1"#))
+                #expect(text.contains(#"livehub_rooms{status="LIVE"} 0"#))
+                #expect(text.contains(#"route="/v1/notifications/live/rooms""#) && text.contains(#"status="201""#))
+                #expect(text.contains(#"route="/v1/notifications/live/rooms/{id}""#) && text.contains(#"status="404""#))
+                #expect(!text.contains("missing"), "raw ids must not become labels")
+            }
+        }
+    }
+
+    @Test func corsPreflightAndHeadersAreAnswered() async throws {
+        let t = try await TestHub.make()
+        try await t.hub.application.test(.router) { client in
+            try await client.execute(uri: "/v1/notifications/live/rooms", method: .options, headers: [.origin: "https://shop.example", .accessControlRequestMethod: "POST"]) { response in
+                #expect(response.status == .noContent)
+                #expect(response.headers[.accessControlAllowOrigin] == "*")
+                #expect(response.headers[.accessControlAllowMethods]?.contains("POST") == true)
+            }
+            try await client.execute(uri: "/v1/notifications/live/rooms/none", method: .get, headers: [.origin: "https://shop.example"]) { response in
+                #expect(response.status == .notFound)
+                #expect(response.headers[.accessControlAllowOrigin] == "*")
+            }
+        }
+        let strict = try await TestHub.make { $0.corsOrigins = ["https://shop.example"] }
+        try await strict.hub.application.test(.router) { client in
+            try await client.execute(uri: "/healthz", method: .get, headers: [.origin: "https://shop.example"]) { response in
+                #expect(response.headers[.accessControlAllowOrigin] == "https://shop.example")
+            }
+            try await client.execute(uri: "/healthz", method: .get, headers: [.origin: "https://evil.example"]) { response in
+                #expect(response.headers[.accessControlAllowOrigin] == nil)
+            }
+        }
+    }
+
+    @Test func migrationsRunOnAnEmptyFileAndKeepDataOnAnExistingOne() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("migrate-\(UUID().uuidString)/livehub.sqlite").path
+        let first = try AppDatabase.open(path: path)
+        #expect(try first.journalMode == "wal")
+        try first.writer.write { db in
+            for table in ["room", "live_product", "live_chat", "notification", "processed_order"] {
+                #expect(try db.tableExists(table), "\(table) missing")
+            }
+            try db.execute(sql: "INSERT INTO room (id, shopOwnerId, title, streamKey, status, createdAt, updatedAt) VALUES ('r1','o','t','k','PENDING','2026-01-01T00:00:00.000Z','2026-01-01T00:00:00.000Z')")
+        }
+        try first.close()
+        let second = try AppDatabase.open(path: path)
+        let applied = try second.writer.read { db in try AppDatabase.migrator.appliedMigrations(db) }
+        #expect(applied == ["v1-rooms-products-chats-notifications-orders"])
+        let room = try second.writer.read { db in try RoomRecord.fetchOne(db, key: "r1") }
+        #expect(room?.title == "t")
+        #expect(room?.createdAt == ISOTime.date("2026-01-01T00:00:00.000Z"))
+        try second.close()
+    }
+
+    @Test func configurationReadsEveryVariableAndRefusesBadValues() throws {
+        let configuration = try LiveHubConfiguration.fromEnvironment([
+            "LIVEHUB_HTTP_PORT": "9090", "LIVEHUB_RTMP_PORT": "19350", "LIVEHUB_DATA_DIR": "/tmp/x",
+            "LIVEHUB_JWT_SECRET": "s", "LIVEHUB_INTERNAL_TOKEN": "i", "LIVEHUB_CORS_ORIGINS": "https://a, https://b",
+            "LIVEHUB_RECONNECT_GRACE": "5", "LIVEHUB_HLS_VARIANT": "mpegts", "LIVEHUB_HLS_SEGMENT_SECONDS": "3",
+            "LIVEHUB_HLS_PART_SECONDS": "0.3", "LIVEHUB_HLS_WINDOW": "8", "LIVEHUB_TLS_CERT": "/c", "LIVEHUB_TLS_KEY": "/k",
+            "LIVEHUB_RTMPS_PORT": "1937",
+        ])
+        #expect(configuration.httpPort == 9090)
+        #expect(configuration.rtmpPort == 19350)
+        #expect(configuration.databasePath == "/tmp/x/livehub.sqlite")
+        #expect(!configuration.isDevMode)
+        #expect(configuration.corsOrigins == ["https://a", "https://b"])
+        #expect(configuration.reconnectGrace == .seconds(5))
+        #expect(configuration.hlsVariant == .mpegts)
+        #expect(configuration.hlsSegmentSeconds == 3)
+        #expect(configuration.hlsWindowSegments == 8)
+        #expect(configuration.rtmpsPort == 1937)
+        #expect(throws: ConfigurationError.self) { try LiveHubConfiguration.fromEnvironment(["LIVEHUB_HTTP_PORT": "eighty"]) }
+        #expect(throws: ConfigurationError.self) { try LiveHubConfiguration.fromEnvironment(["LIVEHUB_HLS_VARIANT": "dash"]) }
+        #expect(throws: ConfigurationError.self) { try LiveHubConfiguration.fromEnvironment(["LIVEHUB_HTTP_PORT": "70000"]) }
+    }
+
+    @Test func devModeKeepsItsSecretAcrossRestarts() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("dev-\(UUID().uuidString)").path
+        let first = try await TestHub.make(directory: directory) { $0.jwtSecret = nil; $0.internalToken = nil }
+        let token = first.hub.devTokens().owner
+        try first.hub.database.close()
+        let second = try await TestHub.make(directory: directory) { $0.jwtSecret = nil; $0.internalToken = nil }
+        #expect(try second.hub.jwt.verify(token).isShopOwner)
+        #expect(first.hub.internalToken == second.hub.internalToken)
+        let attributes = try FileManager.default.attributesOfItem(atPath: directory + "/jwt-secret")
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+    }
+}
