@@ -1,0 +1,150 @@
+"""End-to-end fixtures: run the real `livehub` binary on free ports with a temporary data dir."""
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = os.environ.get("LIVEHUB_BIN", str(REPO / ".build" / "debug" / "livehub"))
+FIXTURES = REPO / "media-fixtures"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveHubProcess:
+    """One running `livehub`. Output is captured to a log file; tokens are parsed from the banner."""
+
+    def __init__(self, data_dir, env=None):
+        self.data_dir = Path(data_dir)
+        self.http_port = free_port()
+        self.rtmp_port = free_port()
+        self.env = dict(os.environ)
+        self.env.update({
+            "LIVEHUB_HTTP_HOST": "127.0.0.1",
+            "LIVEHUB_HTTP_PORT": str(self.http_port),
+            "LIVEHUB_RTMP_HOST": "127.0.0.1",
+            "LIVEHUB_RTMP_PORT": str(self.rtmp_port),
+            "LIVEHUB_DATA_DIR": str(self.data_dir),
+            "LIVEHUB_LOG_LEVEL": "info",
+        })
+        self.env.pop("LIVEHUB_JWT_SECRET", None)
+        self.env.pop("LIVEHUB_INTERNAL_TOKEN", None)
+        if env:
+            self.env.update(env)
+        self.log_path = self.data_dir.parent / f"livehub-{self.http_port}.log"
+        self.proc = None
+        self.tokens = {}
+
+    @property
+    def base(self):
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def api(self):
+        return f"{self.base}/v1/notifications/live"
+
+    def rtmp_url(self, key):
+        return f"rtmp://127.0.0.1:{self.rtmp_port}/live/{key}"
+
+    def start(self, timeout=30):
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen([BIN], env=self.env, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"livehub exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                if requests.get(f"{self.base}/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        else:
+            raise RuntimeError(f"livehub did not become healthy:\n{self.output()}")
+        text = self.output()
+        for name, pattern in [("owner", r"shop-owner token: (\S+)"), ("viewer", r"viewer token:\s+(\S+)"), ("internal", r"internal token:\s+(\S+)")]:
+            match = re.search(pattern, text)
+            if match:
+                self.tokens[name] = match.group(1)
+        return self
+
+    def output(self):
+        try:
+            return self.log_path.read_text()
+        except FileNotFoundError:
+            return ""
+
+    def headers(self, who="owner"):
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "log", None):
+            self.log.close()
+        return self.proc.returncode if self.proc else None
+
+    def create_room(self, title="e2e room"):
+        response = requests.post(f"{self.api}/rooms", json={"title": title}, headers=self.headers())
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def room(self, room_id):
+        response = requests.get(f"{self.api}/rooms/{room_id}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def wait_for(self, predicate, timeout=20, interval=0.1, what="condition"):
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            last = predicate()
+            if last:
+                return last
+            time.sleep(interval)
+        raise AssertionError(f"timed out waiting for {what}; last={last!r}\n--- server log ---\n{self.output()[-4000:]}")
+
+
+@pytest.fixture
+def data_dir():
+    with tempfile.TemporaryDirectory(prefix="livehub-e2e-") as directory:
+        yield Path(directory) / "data"
+
+
+@pytest.fixture
+def livehub(data_dir):
+    server = LiveHubProcess(data_dir).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_livehub(data_dir):
+    """Factory for tests that need custom env or several runs over one data directory."""
+    servers = []
+
+    def make(env=None, directory=None):
+        server = LiveHubProcess(directory or data_dir, env=env)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
