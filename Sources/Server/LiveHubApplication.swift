@@ -12,6 +12,7 @@ public struct LiveHub: Sendable {
     public let configuration: LiveHubConfiguration
     public let database: AppDatabase
     public let rooms: RoomService
+    public let live: LiveRoomService
     public let jwt: JWTCodec
     public let internalToken: String
     public let metrics: LiveHubMetrics
@@ -33,6 +34,7 @@ public struct LiveHub: Sendable {
         let metrics = LiveHubMetrics()
         let roomStore = SQLiteRoomStore(database: database)
         let rooms = RoomService(store: roomStore, reconnectGrace: configuration.reconnectGrace, logger: logger)
+        let live = LiveRoomService(rooms: rooms, store: SQLiteLiveRoomStore(database: database), logger: logger)
 
         let router = Router(context: LiveHubRequestContext.self)
         router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
@@ -40,8 +42,11 @@ public struct LiveHub: Sendable {
         router.add(middleware: JSONErrorMiddleware())
         SystemController(metrics: metrics, database: database, rooms: roomStore).addRoutes(to: router)
         let urls = PublicURLs(publicHost: configuration.publicHost, rtmpPort: configuration.rtmpPort)
+        let liveAPI = router.group("v1/notifications/live")
         RoomController(rooms: rooms, auth: auth, urls: urls, maxBodyBytes: configuration.maxRequestBodyBytes)
-            .addRoutes(to: router.group("v1/notifications/live"))
+            .addRoutes(to: liveAPI)
+        LiveRoomController(live: live, auth: auth, maxBodyBytes: configuration.maxRequestBodyBytes)
+            .addRoutes(to: liveAPI)
 
         let webSocketRouter = Router(context: LiveHubRequestContext.self)
         let lifecycle = LifecycleService(rooms: rooms, database: database, logger: logger)
@@ -53,7 +58,7 @@ public struct LiveHub: Sendable {
             onServerRunning: { channel in await onHTTPReady(channel.localAddress?.port ?? configuration.httpPort) },
             logger: logger)
         return LiveHub(
-            configuration: configuration, database: database, rooms: rooms, jwt: jwt, internalToken: internalToken,
+            configuration: configuration, database: database, rooms: rooms, live: live, jwt: jwt, internalToken: internalToken,
             metrics: metrics, logger: logger, application: application)
     }
 

@@ -1,0 +1,234 @@
+import Foundation
+import Logging
+
+/// Why a chat line was refused; the message is shown to that client (its connection stays open).
+public enum ChatRefusal: Error, Equatable, Sendable, CustomStringConvertible {
+    case guest
+    case empty
+    case tooLong(limit: Int)
+    case roomEnded
+    case unknownRoom
+    case rateLimited
+
+    public var code: String {
+        switch self {
+        case .guest: return "SIGN_IN_REQUIRED"
+        case .empty: return "EMPTY_MESSAGE"
+        case .tooLong: return "MESSAGE_TOO_LONG"
+        case .roomEnded: return "ROOM_ENDED"
+        case .unknownRoom: return "UNKNOWN_ROOM"
+        case .rateLimited: return "RATE_LIMITED"
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .guest: return "sign in to chat"
+        case .empty: return "the message is empty"
+        case .tooLong(let limit): return "a message is at most \(limit) characters"
+        case .roomEnded: return "the live room has ended"
+        case .unknownRoom: return "no such live room"
+        case .rateLimited: return "too many messages; slow down"
+        }
+    }
+}
+
+/// Broadcast hooks the hub wires up (DESIGN.md destinations). Everything is persisted before a
+/// hook is called.
+public struct LiveRoomEvents: Sendable {
+    public var productsChanged: @Sendable (_ roomId: String, _ products: [LiveProductView]) async -> Void = { _, _ in }
+    public var chatPosted: @Sendable (_ chat: LiveChatView) async -> Void = { _ in }
+    public var orderApplied: @Sendable (_ room: RoomRecord, _ event: LiveOrderEvent) async -> Void = { _, _ in }
+    public init() {}
+}
+
+/// Products, chat and orders of live rooms.
+public actor LiveRoomService {
+    public static let maxChatLength = 500
+    public static let historySize = 100
+
+    let rooms: RoomService
+    let store: any LiveRoomStore
+    let committer: ChatCommitter
+    let logger: Logger
+    private var events = LiveRoomEvents()
+    /// The last `historySize` lines per room, loaded from SQLite on first use.
+    private var recent: [String: [LiveChatView]] = [:]
+
+    public init(rooms: RoomService, store: any LiveRoomStore, logger: Logger) {
+        self.rooms = rooms
+        self.store = store
+        self.committer = ChatCommitter(store: store)
+        self.logger = logger
+    }
+
+    public func setEvents(_ events: LiveRoomEvents) {
+        self.events = events
+    }
+
+    // MARK: Products
+
+    public func products(roomId: String) async throws -> [LiveProductView] {
+        _ = try await rooms.room(id: roomId)
+        return try await store.products(roomId: roomId).map(LiveProductView.init)
+    }
+
+    public func addProduct(roomId: String, _ request: AddProductRequest, by user: AuthUser, now: Date = Date()) async throws -> [LiveProductView] {
+        let room = try await rooms.ownedRoom(id: roomId, by: user)
+        guard room.status != .ended else { throw APIError.conflict("the room has ended; products cannot be added") }
+        try ProductValidation.validate(request)
+        var discount: Int?
+        if let original = request.originalPrice, original > 0, request.livePrice < original {
+            discount = Int(((original - request.livePrice) / original * 100).rounded())
+        }
+        let record = LiveProductRecord(
+            id: UUID().uuidString.lowercased(), liveRoomId: roomId, productId: request.productId.value,
+            productName: request.productName, productImageUrl: request.productImageUrl, originalPrice: request.originalPrice,
+            livePrice: request.livePrice, discountPercent: discount ?? 0, quantityLimit: request.quantityLimit,
+            stockAvailable: request.stockAvailable, soldCount: 0, isFeatured: false, displayOrder: request.displayOrder ?? 0,
+            createdAt: now)
+        let list = try await store.addProduct(record, defaultOrder: request.displayOrder == nil).map(LiveProductView.init)
+        await events.productsChanged(roomId, list)
+        return list
+    }
+
+    public func feature(roomId: String, liveProductId: String, by user: AuthUser) async throws -> [LiveProductView] {
+        _ = try await rooms.ownedRoom(id: roomId, by: user)
+        guard let list = try await store.feature(liveProductId: liveProductId, roomId: roomId) else {
+            throw APIError.notFound("no product \(liveProductId) in this room")
+        }
+        let views = list.map(LiveProductView.init)
+        await events.productsChanged(roomId, views)
+        return views
+    }
+
+    public func removeProduct(roomId: String, liveProductId: String, by user: AuthUser) async throws -> [LiveProductView] {
+        _ = try await rooms.ownedRoom(id: roomId, by: user)
+        guard let list = try await store.removeProduct(liveProductId: liveProductId, roomId: roomId) else {
+            throw APIError.notFound("no product \(liveProductId) in this room")
+        }
+        let views = list.map(LiveProductView.init)
+        await events.productsChanged(roomId, views)
+        return views
+    }
+
+    // MARK: Chat
+
+    /// Validates, commits (group commit), then broadcasts. Returns the stored line.
+    public func postChat(roomId: String, user: AuthUser?, message rawMessage: String, now: Date = Date()) async throws(ChatRefusal) -> LiveChatView {
+        guard let user else { throw .guest }
+        let message = rawMessage.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !message.isEmpty else { throw .empty }
+        guard message.count <= Self.maxChatLength else { throw .tooLong(limit: Self.maxChatLength) }
+        let room: RoomRecord
+        do { room = try await rooms.room(id: roomId) } catch { throw .unknownRoom }
+        guard room.status != .ended else { throw .roomEnded }
+        let record = LiveChatRecord(
+            seq: nil, id: UUID().uuidString.lowercased(), liveRoomId: roomId, userId: user.userId, username: user.username,
+            avatarUrl: user.avatarUrl, message: message, type: "CHAT", isPinned: false, productId: nil, productName: nil,
+            createdAt: now)
+        let saved: LiveChatRecord
+        do {
+            saved = try await committer.commit(record)
+        } catch {
+            logger.error("chat commit failed", metadata: ["room": "\(roomId)", "error": "\(error)"])
+            throw .unknownRoom
+        }
+        let view = LiveChatView(saved)
+        await remember(view)
+        await events.chatPosted(view)
+        return view
+    }
+
+    /// History, newest last. `before` is a chat id: lines older than it.
+    public func history(roomId: String, limit: Int, before: String?) async throws -> [LiveChatView] {
+        _ = try await rooms.room(id: roomId)
+        if before == nil, limit <= Self.historySize {
+            return Array(try await recentLines(roomId).suffix(limit))
+        }
+        var beforeSeq: Int64?
+        if let before {
+            guard let anchor = try await store.chat(id: before), anchor.liveRoomId == roomId else {
+                throw APIError.badRequest("before must be the id of a chat line of this room")
+            }
+            beforeSeq = anchor.seq
+        }
+        return try await store.chats(roomId: roomId, limit: limit, beforeSeq: beforeSeq).map(LiveChatView.init)
+    }
+
+    public func pin(roomId: String, chatId: String, by user: AuthUser) async throws -> LiveChatView {
+        _ = try await rooms.ownedRoom(id: roomId, by: user)
+        guard let chat = try await store.pin(chatId: chatId, roomId: roomId) else {
+            throw APIError.notFound("no chat \(chatId) in this room")
+        }
+        let view = LiveChatView(chat)
+        if var lines = recent[roomId] {
+            for index in lines.indices { lines[index].isPinned = lines[index].id == chatId }
+            recent[roomId] = lines
+        }
+        await events.chatPosted(view)
+        return view
+    }
+
+    // MARK: Orders
+
+    /// Applies an order once (idempotent by `orderId`): ORDER line on the chat, `soldCount` + 1,
+    /// room totals; then the chat line and the product list are broadcast.
+    public func applyOrder(_ event: LiveOrderEvent, now: Date = Date()) async throws -> OrderOutcome {
+        guard event.amount >= 0, event.amount.isFinite else { throw APIError.validation("amount must be a number ≥ 0") }
+        guard !event.orderId.value.isEmpty else { throw APIError.validation("orderId must not be empty") }
+        _ = try await rooms.room(id: event.roomId)
+        let who = event.username ?? "A viewer"
+        let what = event.productName ?? "a product"
+        let chat = LiveChatRecord(
+            seq: nil, id: UUID().uuidString.lowercased(), liveRoomId: event.roomId, userId: event.userId?.value,
+            username: event.username, avatarUrl: nil, message: "\(who) just bought \(what)!", type: "ORDER", isPinned: false,
+            productId: event.productId?.value, productName: event.productName, createdAt: now)
+        let order = ProcessedOrderRecord(orderId: event.orderId.value, liveRoomId: event.roomId, amount: event.amount, processedAt: now)
+        guard let applied = try await store.applyOrder(order, productId: event.productId?.value, chat: chat) else {
+            let room = try await rooms.room(id: event.roomId)
+            return OrderOutcome(orderId: event.orderId.value, applied: false, totalOrders: room.totalOrders, totalRevenue: room.totalRevenue)
+        }
+        let view = LiveChatView(applied.chat)
+        await remember(view)
+        await events.chatPosted(view)
+        await events.productsChanged(event.roomId, applied.products.map(LiveProductView.init))
+        await events.orderApplied(applied.room, event)
+        return OrderOutcome(orderId: event.orderId.value, applied: true, totalOrders: applied.room.totalOrders, totalRevenue: applied.room.totalRevenue)
+    }
+
+    // MARK: History ring
+
+    private func recentLines(_ roomId: String) async throws -> [LiveChatView] {
+        if let lines = recent[roomId] { return lines }
+        let loaded = try await store.chats(roomId: roomId, limit: Self.historySize, beforeSeq: nil).map(LiveChatView.init)
+        if let raced = recent[roomId] { return raced }
+        recent[roomId] = loaded
+        return loaded
+    }
+
+    private func remember(_ line: LiveChatView) async {
+        guard var lines = try? await recentLines(line.liveRoomId) else { return }
+        if !lines.contains(where: { $0.id == line.id }) { lines.append(line) }
+        if lines.count > Self.historySize { lines.removeFirst(lines.count - Self.historySize) }
+        recent[line.liveRoomId] = lines
+    }
+}
+
+enum ProductValidation {
+    static func validate(_ request: AddProductRequest) throws {
+        let id = request.productId.value
+        guard !id.isEmpty, id.count <= 100 else { throw APIError.validation("productId must be 1-100 characters") }
+        guard request.livePrice.isFinite, request.livePrice >= 0 else { throw APIError.validation("livePrice must be a number ≥ 0") }
+        if let original = request.originalPrice, !(original.isFinite && original >= 0) {
+            throw APIError.validation("originalPrice must be a number ≥ 0")
+        }
+        if let limit = request.quantityLimit, limit < 1 { throw APIError.validation("quantityLimit must be ≥ 1") }
+        if let stock = request.stockAvailable, stock < 0 { throw APIError.validation("stockAvailable must be ≥ 0") }
+        if let order = request.displayOrder, order < 0 { throw APIError.validation("displayOrder must be ≥ 0") }
+        if let name = request.productName, name.count > 500 { throw APIError.validation("productName must be at most 500 characters") }
+        if let url = request.productImageUrl, !RoomValidation.isWebURL(url) {
+            throw APIError.validation("productImageUrl must be an absolute http(s) URL")
+        }
+    }
+}
