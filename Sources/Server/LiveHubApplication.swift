@@ -13,6 +13,7 @@ public struct LiveHub: Sendable {
     public let database: AppDatabase
     public let rooms: RoomService
     public let live: LiveRoomService
+    public let notifications: NotificationService
     public let jwt: JWTCodec
     public let internalToken: String
     public let metrics: LiveHubMetrics
@@ -35,6 +36,7 @@ public struct LiveHub: Sendable {
         let roomStore = SQLiteRoomStore(database: database)
         let rooms = RoomService(store: roomStore, reconnectGrace: configuration.reconnectGrace, logger: logger)
         let live = LiveRoomService(rooms: rooms, store: SQLiteLiveRoomStore(database: database), logger: logger)
+        let notifications = NotificationService(store: SQLiteNotificationStore(database: database), logger: logger)
 
         let router = Router(context: LiveHubRequestContext.self)
         router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
@@ -47,6 +49,8 @@ public struct LiveHub: Sendable {
             .addRoutes(to: liveAPI)
         LiveRoomController(live: live, auth: auth, maxBodyBytes: configuration.maxRequestBodyBytes)
             .addRoutes(to: liveAPI)
+        NotificationController(notifications: notifications, auth: auth, maxBodyBytes: configuration.maxRequestBodyBytes)
+            .addRoutes(to: router)
 
         let webSocketRouter = Router(context: LiveHubRequestContext.self)
         let lifecycle = LifecycleService(rooms: rooms, database: database, logger: logger)
@@ -58,7 +62,7 @@ public struct LiveHub: Sendable {
             onServerRunning: { channel in await onHTTPReady(channel.localAddress?.port ?? configuration.httpPort) },
             logger: logger)
         return LiveHub(
-            configuration: configuration, database: database, rooms: rooms, live: live, jwt: jwt, internalToken: internalToken,
+            configuration: configuration, database: database, rooms: rooms, live: live, notifications: notifications, jwt: jwt, internalToken: internalToken,
             metrics: metrics, logger: logger, application: application)
     }
 

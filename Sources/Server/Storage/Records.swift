@@ -79,7 +79,7 @@ public struct LiveProductRecord: Codable, Sendable, Equatable, FetchableRecord, 
 }
 
 /// `live_chat` table: durable chat (DESIGN.md "Chat is durable").
-public struct LiveChatRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+public struct LiveChatRecord: Codable, Sendable, Equatable, FetchableRecord, MutablePersistableRecord {
     public static let databaseTableName = "live_chat"
     public static func databaseDateEncodingStrategy(for column: String) -> DatabaseDateEncodingStrategy { ISOTime.encoding }
     public static func databaseDateDecodingStrategy(for column: String) -> DatabaseDateDecodingStrategy { ISOTime.decoding }
@@ -104,7 +104,7 @@ public struct LiveChatRecord: Codable, Sendable, Equatable, FetchableRecord, Per
 }
 
 /// `notification` table: the per-user bell.
-public struct NotificationRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+public struct NotificationRecord: Codable, Sendable, Equatable, FetchableRecord, MutablePersistableRecord {
     public static let databaseTableName = "notification"
     public static func databaseDateEncodingStrategy(for column: String) -> DatabaseDateEncodingStrategy { ISOTime.encoding }
     public static func databaseDateDecodingStrategy(for column: String) -> DatabaseDateDecodingStrategy { ISOTime.decoding }
