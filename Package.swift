@@ -86,7 +86,8 @@ let package = Package(
         .target(
             name: "Server",
             dependencies: [
-                "MediaCore", "CLibAV",
+                "MediaCore", "CLibAV", "Ingest",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "GRDB", package: "GRDB.swift"),

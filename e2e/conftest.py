@@ -66,7 +66,7 @@ class LiveHubProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"livehub exited with {self.proc.returncode}:\n{self.output()}")
             try:
-                if requests.get(f"{self.base}/healthz", timeout=1).status_code == 200:
+                if requests.get(f"{self.base}/healthz", timeout=1).status_code == 200 and "listening on rtmp" in self.output():
                     break
             except requests.RequestException:
                 pass

@@ -1,7 +1,9 @@
 import Foundation
 import Hummingbird
 import HummingbirdWebSocket
+import Ingest
 import Logging
+import MediaCore
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
@@ -14,6 +16,9 @@ public struct LiveHub: Sendable {
     public let rooms: RoomService
     public let live: LiveRoomService
     public let notifications: NotificationService
+    /// One `LiveStream` per live room: the ingest publishes into it, HLS reads from it.
+    public let streams: StreamRegistry
+    public let rtmp: RTMPServer
     public let jwt: JWTCodec
     public let internalToken: String
     public let metrics: LiveHubMetrics
@@ -25,7 +30,8 @@ public struct LiveHub: Sendable {
     public static func build(
         configuration: LiveHubConfiguration,
         logger: Logger = Logger(label: "livehub"),
-        onHTTPReady: @escaping @Sendable (Int) async -> Void = { _ in }
+        onHTTPReady: @escaping @Sendable (Int) async -> Void = { _ in },
+        onRTMPReady: @escaping @Sendable ([(scheme: String, port: Int)]) async -> Void = { _ in }
     ) async throws -> LiveHub {
         let database = try AppDatabase.open(path: configuration.databasePath)
         let jwtSecret = try configuration.jwtSecret ?? DevSecrets.loadOrCreate(named: "jwt-secret", in: configuration.dataDirectory)
@@ -52,17 +58,39 @@ public struct LiveHub: Sendable {
         NotificationController(notifications: notifications, auth: auth, maxBodyBytes: configuration.maxRequestBodyBytes)
             .addRoutes(to: router)
 
+        let streams = StreamRegistry()
+        var listeners = [RTMPListener(host: configuration.rtmpHost, port: configuration.rtmpPort)]
+        if let certificate = configuration.tlsCertificatePath, let key = configuration.tlsKeyPath {
+            listeners.append(RTMPListener(
+                host: configuration.rtmpHost, port: configuration.rtmpsPort,
+                tls: try IngestService.tlsContext(certificatePath: certificate, keyPath: key)))
+        }
+        let rtmp = RTMPServer(
+            configuration: RTMPServerConfiguration(
+                listeners: listeners,
+                idleTimeout: .nanoseconds(Int64(configuration.publisherIdleTimeout / .nanoseconds(1)))),
+            authorizer: RoomPublishAuthorizer(rooms: rooms, logger: logger),
+            registry: streams, group: MultiThreadedEventLoopGroup.singleton, logger: logger,
+            metricsFactory: metrics.factory)
+        await rooms.setHooks(
+            disconnectPublisher: { roomId in await rtmp.disconnectPublisher(roomId: roomId) },
+            roomEnded: { roomId in streams.end(roomId: roomId) })
+        let schemes = listeners.map { $0.tls == nil ? "rtmp" : "rtmps" }
+        let ingest = IngestService(server: rtmp) { ports in
+            await onRTMPReady(Array(zip(schemes, ports)).map { (scheme: $0.0, port: $0.1) })
+        }
+
         let webSocketRouter = Router(context: LiveHubRequestContext.self)
         let lifecycle = LifecycleService(rooms: rooms, database: database, logger: logger)
         let application = Application(
             router: router,
             server: .http1WebSocketUpgrade(webSocketRouter: webSocketRouter),
             configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "LiveHub"),
-            services: [lifecycle],
+            services: [lifecycle, ingest],
             onServerRunning: { channel in await onHTTPReady(channel.localAddress?.port ?? configuration.httpPort) },
             logger: logger)
         return LiveHub(
-            configuration: configuration, database: database, rooms: rooms, live: live, notifications: notifications, jwt: jwt, internalToken: internalToken,
+            configuration: configuration, database: database, rooms: rooms, live: live, notifications: notifications, streams: streams, rtmp: rtmp, jwt: jwt, internalToken: internalToken,
             metrics: metrics, logger: logger, application: application)
     }
 

@@ -36,9 +36,10 @@ struct LiveHubCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "livehub")
         let config = configuration
-        let hub = try await LiveHub.build(configuration: configuration, logger: logger) { port in
-            StartupBanner.printListening(httpPort: port, configuration: config)
-        }
+        let hub = try await LiveHub.build(
+            configuration: configuration, logger: logger,
+            onHTTPReady: { port in StartupBanner.printListening(httpPort: port, configuration: config) },
+            onRTMPReady: { ports in StartupBanner.printListening(rtmpPorts: ports, configuration: config) })
         StartupBanner.printHeader(configuration: configuration)
         if configuration.isDevMode {
             let tokens = hub.devTokens()
