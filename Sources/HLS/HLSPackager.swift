@@ -1,0 +1,381 @@
+import Logging
+import MediaCore
+import NIOCore
+
+/// Reads one `LiveStream` and packages it into a `SegmentStore`. Runs on one task; everything here
+/// is touched only by that task (the store is the thread-safe hand-off to HTTP requests).
+///
+/// Per publish session: wait for the sequence headers of the tracks that exist (decided from
+/// metadata, configs and the first packets, with a short media-time timeout), open a
+/// `FragmentMuxer`, rebase each track to start at 0, give each sample its exact duration (one
+/// sample of look-ahead per track), interleave tracks in dts order, and let the `Segmenter` decide
+/// where parts and segments end. A new session (`publishStarted(session > 1)`) or a codec change
+/// closes the open segment and marks a discontinuity; the next init section becomes a new
+/// `EXT-X-MAP` only if its bytes differ.
+final class HLSPackager {
+    private struct Sample {
+        var kind: TrackKind
+        var dts: Int64
+        var pts: Int64
+        var duration: Int64
+        var isKeyframe: Bool
+        var payload: ByteBuffer
+    }
+
+    private struct Session {
+        var muxer: FragmentMuxer
+        var tracks: [TrackKind: TrackConfig]
+        var masterKind: TrackKind
+        var timelines: [TrackKind: TrackTimeline]
+        var lookahead: [TrackKind: Sample] = [:]
+        var queues: [TrackKind: [Sample]] = [:]
+        var wallClockStartMs: Int64
+        var videoFrames = 0
+        var videoEndMs: Int64 = 0
+        var lastThumbnailMs: Int64?
+        var info: SegmentStore.StreamInfo
+    }
+
+    private enum Phase {
+        case idle
+        case discovering([MediaPacket])
+        case muxing(Session)
+    }
+
+    private let configuration: HLSConfiguration
+    private let store: SegmentStore
+    private let metrics: HLSMetrics
+    private let thumbnailer: Thumbnailer
+    private let wallClock: @Sendable () -> Int64
+    private var logger: Logger
+
+    private var metadata: StreamMetadata?
+    private var configs: [TrackKind: TrackConfig] = [:]
+    private var phase = Phase.idle
+    private var segmenter: Segmenter
+    /// Discontinuity requested for the next session's first segment.
+    private var discontinuityPending = false
+    /// End of the last closed segment on the program-date-time clock: a new session never starts
+    /// before it, so EXT-X-PROGRAM-DATE-TIME keeps increasing across reconnects.
+    private var programDateTimeEndMs: Int64 = .min
+
+    init(
+        configuration: HLSConfiguration, store: SegmentStore, metrics: HLSMetrics, thumbnailer: Thumbnailer,
+        wallClock: @escaping @Sendable () -> Int64, logger: Logger
+    ) {
+        self.configuration = configuration
+        self.store = store
+        self.metrics = metrics
+        self.thumbnailer = thumbnailer
+        self.wallClock = wallClock
+        self.logger = logger
+        self.segmenter = Segmenter(
+            configuration: .init(
+                targetSegmentDuration: configuration.targetSegmentDuration,
+                partTargetDuration: configuration.variant.hasParts ? configuration.partTargetDuration : nil,
+                cutsOnKeyframes: true))
+    }
+
+    /// Consumes the reader until `.ended` (or until the reader is finished).
+    func run(reader: StreamReader) async {
+        for await event in reader {
+            handle(event)
+            if case .ended = event { return }
+        }
+        endSession()
+        store.end()
+    }
+
+    func handle(_ event: StreamEvent) {
+        switch event {
+        case .publishStarted(let session):
+            endSession()
+            if session > 1 { discontinuityPending = true }
+            metadata = nil
+            configs = [:]
+            phase = .discovering([])
+        case .metadata(let metadata):
+            self.metadata = metadata
+        case .config(let config):
+            if case .muxing(let session) = phase {
+                let changed = session.tracks[config.kind].map { $0 != config } ?? false
+                // A track that shows up after the session started (its sequence header came too late
+                // for discovery) is added by starting over with a new init section.
+                let lateTrack = session.tracks[config.kind] == nil && CodecDescription(config) != nil
+                    && !(configuration.variant == .mpegts && config.codec == .av1)
+                if changed || lateTrack {
+                    logger.info(
+                        "track set or codec configuration changed; starting a new init section",
+                        metadata: ["kind": "\(config.kind)", "codec": "\(config.codec)"])
+                    endSession()
+                    discontinuityPending = true
+                    phase = .discovering([])
+                }
+            }
+            configs[config.kind] = config
+        case .packet(let packet):
+            switch phase {
+            case .idle:
+                phase = .discovering([])
+                discover(packet)
+            case .discovering:
+                discover(packet)
+            case .muxing(var session):
+                phase = .idle
+                process(packet, in: &session)
+                phase = .muxing(session)
+            }
+        case .publishStopped:
+            endSession()
+        case .ended:
+            endSession()
+            store.end()
+        }
+    }
+
+    // MARK: Track discovery
+
+    private func discover(_ packet: MediaPacket) {
+        guard case .discovering(var buffer) = phase else { return }
+        if packet.kind == .video && !packet.isKeyframe && !buffer.contains(where: { $0.kind == .video }) {
+            return  // a decoder cannot start mid-GOP
+        }
+        buffer.append(packet)
+        if buffer.count > 4000 { buffer.removeFirst(buffer.count - 4000) }
+
+        var expected = Set(configs.keys).union(buffer.map(\.kind))
+        if let metadata {
+            if metadata.width != nil || metadata.frameRate != nil || metadata.videoBitrateKbps != nil { expected.insert(.video) }
+            if metadata.audioSampleRate != nil || metadata.audioChannels != nil || metadata.audioBitrateKbps != nil {
+                expected.insert(.audio)
+            }
+        }
+        let hasVideoKeyframe = buffer.contains { $0.kind == .video && $0.isKeyframe }
+        let ready = expected.allSatisfy { kind in
+            configs[kind] != nil && (kind != .video || hasVideoKeyframe) && buffer.contains { $0.kind == kind }
+        }
+        let span = (buffer.map(\.dts).max() ?? 0) - (buffer.map(\.dts).min() ?? 0)
+        // A missing sequence header is waited for briefly; a video track whose header is there but
+        // whose first keyframe is not is waited for up to one long GOP (never start without it).
+        let awaitingKeyframe = configs[.video] != nil && !hasVideoKeyframe
+        let timeout = awaitingKeyframe ? max(configuration.trackDiscoveryTimeoutMilliseconds, 10_000) : configuration.trackDiscoveryTimeoutMilliseconds
+        guard ready || span >= timeout else {
+            phase = .discovering(buffer)
+            return
+        }
+        var tracks: [TrackKind: TrackConfig] = [:]
+        for kind in expected {
+            guard let config = configs[kind], CodecDescription(config) != nil else { continue }
+            if kind == .video && !hasVideoKeyframe { continue }
+            if configuration.variant == .mpegts && config.codec == .av1 {
+                logger.error("AV1 cannot be carried in the MPEG-TS variant; video dropped")
+                continue
+            }
+            if buffer.contains(where: { $0.kind == kind }) { tracks[kind] = config }
+        }
+        guard !tracks.isEmpty else {
+            phase = .discovering(buffer)
+            return
+        }
+        let origin: Int64
+        if tracks[.video] != nil, let key = buffer.first(where: { $0.kind == .video && $0.isKeyframe }) {
+            origin = key.dts
+        } else {
+            origin = buffer.first { tracks[$0.kind] != nil }?.dts ?? 0
+        }
+        guard var session = startSession(tracks: tracks, origin: origin) else {
+            phase = .discovering([])
+            return
+        }
+        let videoStart = tracks[.video] != nil ? buffer.first { $0.kind == .video && $0.isKeyframe }?.dts : nil
+        for packet in buffer {
+            if let videoStart, packet.kind == .audio, packet.dts < videoStart { continue }
+            process(packet, in: &session)
+        }
+        phase = .muxing(session)
+    }
+
+    private func startSession(tracks: [TrackKind: TrackConfig], origin: Int64) -> Session? {
+        var muxerTracks: [FragmentMuxer.Track] = []
+        var info = SegmentStore.StreamInfo()
+        let fallback = metadata.flatMap { m in m.width.flatMap { w in m.height.map { VideoDimensions(width: w, height: $0) } } }
+        for kind in [TrackKind.video, .audio] {
+            guard let config = tracks[kind], let description = CodecDescription(config) else { continue }
+            muxerTracks.append(.init(config: config, description: description, fallbackDimensions: fallback))
+            info.codecs.append(description.codecsString)
+            if kind == .video {
+                info.hasVideo = true
+                info.resolution = description.dimensions ?? fallback
+                info.frameRate = metadata?.frameRate
+            }
+        }
+        let muxer: FragmentMuxer
+        do {
+            muxer = try FragmentMuxer(container: configuration.variant == .mpegts ? .mpegts : .fragmentedMP4, tracks: muxerTracks)
+        } catch {
+            logger.error("cannot open the muxer", metadata: ["error": "\(error)"])
+            metrics.packagerErrors.increment()
+            return nil
+        }
+        if let initSection = muxer.initSection { store.setInitSection(initSection) }
+        if discontinuityPending {
+            store.markDiscontinuity()
+            discontinuityPending = false
+        }
+        store.setStreamInfo(info)
+        let masterKind: TrackKind = tracks[.video] != nil ? .video : .audio
+        segmenter.configuration.cutsOnKeyframes = masterKind == .video
+        var timelines: [TrackKind: TrackTimeline] = [:]
+        for kind in tracks.keys {
+            let defaultDelta: Int64
+            if kind == .video {
+                defaultDelta = Int64((1000 / (metadata?.frameRate ?? 30)).rounded())
+            } else {
+                let rate = tracks[kind].flatMap { CodecDescription($0)?.sampleRate } ?? 48000
+                defaultDelta = Int64((1024_000 / Double(rate)).rounded())
+            }
+            timelines[kind] = TrackTimeline(defaultDeltaMs: defaultDelta, origin: origin)
+        }
+        logger.info("HLS session started", metadata: ["codecs": "\(info.codecs)"])
+        return Session(
+            muxer: muxer, tracks: tracks, masterKind: masterKind, timelines: timelines,
+            queues: tracks.mapValues { _ in [] }, wallClockStartMs: max(wallClock(), programDateTimeEndMs), info: info)
+    }
+
+    // MARK: Muxing
+
+    private func process(_ packet: MediaPacket, in session: inout Session) {
+        guard session.tracks[packet.kind] != nil, var timeline = session.timelines[packet.kind] else { return }
+        let (dts, pts) = timeline.map(dts: packet.dts, pts: packet.pts)
+        session.timelines[packet.kind] = timeline
+        // mov refuses pts < dts (no negative composition offsets without edit lists/cmaf).
+        let sample = Sample(
+            kind: packet.kind, dts: dts, pts: max(pts, dts), duration: timeline.typicalDeltaMs, isKeyframe: packet.isKeyframe,
+            payload: packet.payload)
+        if var previous = session.lookahead[packet.kind] {
+            previous.duration = max(1, dts - previous.dts)
+            session.queues[packet.kind, default: []].append(previous)
+        }
+        session.lookahead[packet.kind] = sample
+        drain(&session, flushAll: false)
+    }
+
+    /// Writes queued samples in dts order across tracks. A sample leaves the queue once every track
+    /// has one queued (or a track lags by more than 500 ms, or at the end of the session).
+    private func drain(_ session: inout Session, flushAll: Bool) {
+        while true {
+            var best: TrackKind?
+            var bestDts = Int64.max
+            var newest = Int64.min
+            var allHaveSamples = true
+            for (kind, queue) in session.queues {
+                guard let head = queue.first else {
+                    allHaveSamples = false
+                    continue
+                }
+                if head.dts < bestDts {
+                    bestDts = head.dts
+                    best = kind
+                }
+                newest = max(newest, queue.last!.dts)
+            }
+            guard let kind = best else { return }
+            guard flushAll || allHaveSamples || newest - bestDts > 500 else { return }
+            let sample = session.queues[kind]!.removeFirst()
+            write(sample, in: &session)
+        }
+    }
+
+    private func write(_ sample: Sample, in session: inout Session) {
+        if sample.kind == session.masterKind {
+            let events = segmenter.willWrite(timeMs: sample.dts, durationMs: sample.duration, isKeyframe: sample.isKeyframe)
+            apply(events, in: &session)
+        }
+        do {
+            try session.muxer.write(
+                kind: sample.kind, dtsMs: sample.dts, ptsMs: sample.pts, durationMs: sample.duration,
+                isKeyframe: sample.isKeyframe, payload: sample.payload)
+        } catch {
+            metrics.packagerErrors.increment()
+            logger.warning("sample not muxed", metadata: ["error": "\(error)"])
+        }
+        if sample.kind == .video {
+            session.videoFrames += 1
+            session.videoEndMs = sample.dts + sample.duration
+            if sample.isKeyframe, let config = session.tracks[.video] {
+                let intervalMs = configuration.thumbnailInterval.components.seconds * 1000
+                if session.lastThumbnailMs.map({ sample.dts - $0 >= intervalMs }) ?? true {
+                    let store = self.store
+                    if thumbnailer.submit(config: config, keyframe: sample.payload, completion: { jpeg in
+                        if let jpeg { store.setThumbnail(jpeg) }
+                    }) {
+                        session.lastThumbnailMs = sample.dts
+                    }
+                }
+            }
+        }
+    }
+
+    private func apply(_ events: [Segmenter.Event], in session: inout Session) {
+        for event in events {
+            switch event {
+            case .partEnded(let span):
+                let bytes: ByteBuffer
+                do {
+                    bytes = try session.muxer.flushFragment()
+                } catch {
+                    metrics.packagerErrors.increment()
+                    logger.error("fragment flush failed", metadata: ["error": "\(error)"])
+                    continue
+                }
+                store.addPart(
+                    bytes, duration: span.duration, independent: span.independent,
+                    programDateTimeMs: session.wallClockStartMs + span.startMs)
+                metrics.partsProduced.increment()
+            case .segmentEnded(let span):
+                var bytes: ByteBuffer?
+                if !configuration.variant.hasParts {
+                    do {
+                        bytes = try session.muxer.flushFragment()
+                    } catch {
+                        metrics.packagerErrors.increment()
+                        logger.error("fragment flush failed", metadata: ["error": "\(error)"])
+                        bytes = ByteBuffer()
+                    }
+                }
+                if metadata?.frameRate == nil, session.info.hasVideo, session.videoFrames > 1, session.videoEndMs > 0 {
+                    // No frame rate announced: measure it (FRAME-RATE in the multivariant playlist).
+                    let measured = Double(session.videoFrames) * 1000 / Double(session.videoEndMs)
+                    session.info.frameRate = (measured * 1000).rounded() / 1000
+                    store.setStreamInfo(session.info)
+                }
+                store.closeSegment(
+                    duration: span.duration, independent: span.independent, bytes: bytes,
+                    programDateTimeMs: session.wallClockStartMs + span.startMs,
+                    targetDuration: segmenter.targetDuration)
+                programDateTimeEndMs = session.wallClockStartMs + span.startMs + span.durationMs
+                metrics.segmentsProduced.increment()
+            }
+        }
+    }
+
+    /// Flushes everything of the current session and closes its last part and segment.
+    private func endSession() {
+        switch phase {
+        case .idle:
+            return
+        case .discovering:
+            phase = .idle
+            return
+        case .muxing(var session):
+            phase = .idle
+            for (kind, sample) in session.lookahead {
+                session.queues[kind, default: []].append(sample)
+            }
+            session.lookahead = [:]
+            drain(&session, flushAll: true)
+            apply(segmenter.finish(), in: &session)
+            logger.info("HLS session closed")
+        }
+    }
+}

@@ -1,0 +1,334 @@
+/// The HTTP side of LiveHub's HLS, framework-neutral: the Server maps `GET /hls/{roomId}/{file}` to
+/// `HLSService.handle(roomId:file:query:)` and copies the `HLSResponse` onto its HTTP response
+/// (`OPTIONS` pre-flights are answered by the Server).
+///
+/// URL scheme (everything under `/hls/{roomId}/`, `roomId` = `[A-Za-z0-9_-]{1,128}`; file names are
+/// matched exactly against these patterns — anything else, including `..`, `/`, `%2F`, signs or
+/// leading zeros in numbers, is a 404, so no path can leave the room's in-memory store):
+///
+/// | file | what | Content-Type | Cache-Control |
+/// |---|---|---|---|
+/// | `index.m3u8` | multivariant playlist, one `EXT-X-STREAM-INF` (RFC 8216bis §4.4.6.2) | `application/vnd.apple.mpegurl` | `no-cache` |
+/// | `media.m3u8` | media playlist; LL-HLS blocking reload with `_HLS_msn` / `_HLS_part` (§6.2.5.2) | `application/vnd.apple.mpegurl` | `no-cache` |
+/// | `init-{n}.mp4` | fMP4 initialization section `n` (`EXT-X-MAP`, §4.4.4.5) | `video/mp4` | `public, max-age=3600, immutable` |
+/// | `seg-{msn}.m4s` / `seg-{msn}.ts` | segment with media sequence number `msn` | `video/mp4` / `video/mp2t` | `public, max-age=3600, immutable` |
+/// | `part-{msn}-{i}.m4s` | part `i` of segment `msn` (`EXT-X-PART`, §4.4.4.9); the preload-hinted part is held until complete (§4.4.5.3) | `video/mp4` | `public, max-age=3600, immutable` |
+/// | `thumbnail.jpg` | a recent keyframe, ~480 px wide | `image/jpeg` | `no-cache` |
+///
+/// Status codes: 200; 400 for malformed or contradictory delivery directives (`_HLS_part` without
+/// `_HLS_msn`, `_HLS_msn` more than two segments ahead); 503 when a blocking request is still
+/// unsatisfied after `blockingReloadTimeoutMultiplier` × target duration; 404 for unknown rooms and
+/// files. Every response carries `Access-Control-Allow-Origin: *`. Bodies are the stored
+/// `ByteBuffer`s (no copy per request).
+import CLibAV
+import Logging
+import MediaCore
+import Metrics
+import NIOCore
+import Synchronization
+
+/// A response of the HLS handler.
+public struct HLSResponse: Sendable {
+    public var status: Int
+    public var headers: [(String, String)]
+    public var body: ByteBuffer
+
+    public init(status: Int, headers: [(String, String)], body: ByteBuffer) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    /// The value of the first header named `name` (case-insensitive).
+    public func header(_ name: String) -> String? {
+        headers.first { $0.0.lowercased() == name.lowercased() }?.1
+    }
+}
+
+/// Owns one packager per live stream and answers HLS requests from their in-memory stores.
+public final class HLSService: Sendable {
+    private struct Room: Sendable {
+        let token: Int
+        let store: SegmentStore
+        let stream: LiveStream
+        let reader: StreamReader
+        var task: Task<Void, Never>?
+    }
+
+    public let configuration: HLSConfiguration
+    private let metrics: HLSMetrics
+    private let logger: Logger
+    private let wallClock: @Sendable () -> Int64
+    private let rooms = Mutex<[String: Room]>([:])
+    private let tokens = Atomic<Int>(0)
+
+    /// - Parameters:
+    ///   - metricsFactory: where the counters go (default: the bootstrapped `MetricsSystem.factory`).
+    ///   - wallClock: milliseconds since 1970 for `EXT-X-PROGRAM-DATE-TIME` (injectable for tests).
+    public init(
+        configuration: HLSConfiguration = HLSConfiguration(),
+        metricsFactory: any MetricsFactory = MetricsSystem.factory,
+        logger: Logger = Logger(label: "livehub.hls"),
+        wallClock: @escaping @Sendable () -> Int64 = HLSService.systemWallClock
+    ) {
+        self.configuration = configuration
+        self.metrics = HLSMetrics(factory: metricsFactory)
+        self.logger = logger
+        self.wallClock = wallClock
+        // libav logs warnings (e.g. mov's "nonzero dts" note for an audio track that starts a few ms
+        // after the video keyframe, which keeps A/V sync on purpose) to stderr; keep errors only
+        // unless someone chose a level already.
+        if av_log_get_level() == AV_LOG_INFO { av_log_set_level(AV_LOG_ERROR) }
+    }
+
+    /// Milliseconds since 1970 from the system clock.
+    public static let systemWallClock: @Sendable () -> Int64 = {
+        av_gettime() / 1000
+    }
+
+    /// Starts packaging `stream` under its room id. The packager runs until the stream ends, keeps
+    /// the final window for `retainAfterEnd`, then frees the room. Attaching a room id again
+    /// replaces the previous packager.
+    public func attach(stream: LiveStream) {
+        let store = SegmentStore(configuration: configuration)
+        let reader = stream.makeReader(name: "hls", capacity: 2048)
+        let token = tokens.add(1, ordering: .relaxed).newValue
+        let previous = rooms.withLock { rooms in
+            let previous = rooms[stream.id]
+            rooms[stream.id] = Room(token: token, store: store, stream: stream, reader: reader, task: nil)
+            return previous
+        }
+        if let previous { stop(previous) }
+
+        let configuration = self.configuration
+        let metrics = self.metrics
+        let wallClock = self.wallClock
+        var logger = self.logger
+        logger[metadataKey: "room"] = "\(stream.id)"
+        let thumbnailer = Thumbnailer(width: configuration.thumbnailWidth)
+        let task = Task { [weak self, logger] in
+            let packager = HLSPackager(
+                configuration: configuration, store: store, metrics: metrics, thumbnailer: thumbnailer,
+                wallClock: wallClock, logger: logger)
+            await packager.run(reader: reader)
+            try? await Task.sleep(for: configuration.retainAfterEnd)
+            self?.remove(roomId: stream.id, token: token)
+        }
+        let orphan = rooms.withLock { rooms -> Bool in
+            guard rooms[stream.id]?.token == token else { return true }
+            rooms[stream.id]?.task = task
+            return false
+        }
+        if orphan { task.cancel() }
+    }
+
+    /// True while the room has HLS output (live, or ended but within `retainAfterEnd`).
+    public func hasStream(roomId: String) -> Bool {
+        rooms.withLock { $0[roomId] != nil }
+    }
+
+    /// Stops every packager and fails waiting requests.
+    public func shutdown() async {
+        let all = rooms.withLock { rooms -> [Room] in
+            let all = Array(rooms.values)
+            rooms.removeAll()
+            return all
+        }
+        for room in all { stop(room) }
+        for room in all { await room.task?.value }
+    }
+
+    private func stop(_ room: Room) {
+        room.stream.removeReader(room.reader)
+        room.task?.cancel()
+        room.store.cancelWaiters()
+    }
+
+    private func remove(roomId: String, token: Int) {
+        let room = rooms.withLock { rooms -> Room? in
+            guard rooms[roomId]?.token == token else { return nil }
+            return rooms.removeValue(forKey: roomId)
+        }
+        if let room {
+            room.stream.removeReader(room.reader)
+            room.store.cancelWaiters()
+            logger.info("HLS output freed", metadata: ["room": "\(roomId)"])
+        }
+    }
+
+    private func store(for roomId: String) -> SegmentStore? {
+        rooms.withLock { $0[roomId]?.store }
+    }
+
+    // MARK: Requests
+
+    /// Answers `GET /hls/{roomId}/{file}?{query}`.
+    public func handle(roomId: String, file: String, query: [String: String] = [:]) async -> HLSResponse {
+        guard Self.isValidRoomId(roomId), let name = HLSFileName(file), let store = store(for: roomId) else {
+            return Self.error(404, "not found")
+        }
+        let blockingTimeout = { (target: Int?) -> Duration in
+            let seconds = Double(target ?? Int(self.configuration.targetSegmentDuration.rounded(.up)))
+            return .milliseconds(Int64(seconds * self.configuration.blockingReloadTimeoutMultiplier * 1000))
+        }
+        switch name {
+        case .multivariant:
+            metrics.playlistRequestsNonBlocking.increment()
+            guard await store.wait(for: .ready, timeout: blockingTimeout(nil)), let body = store.multivariantPlaylist() else {
+                return Self.error(404, "no media yet")
+            }
+            return served(body, type: "application/vnd.apple.mpegurl", cache: "no-cache")
+
+        case .media:
+            var condition: SegmentStore.Condition?
+            if configuration.variant.hasParts {
+                switch Self.deliveryDirectives(query) {
+                case .failure(let error):
+                    metrics.playlistRequestsBlocking.increment()
+                    return Self.error(400, error.description)
+                case .success(let directive):
+                    condition = directive
+                }
+            }
+            if condition != nil { metrics.playlistRequestsBlocking.increment() } else { metrics.playlistRequestsNonBlocking.increment() }
+            guard await store.wait(for: .ready, timeout: blockingTimeout(nil)) else {
+                return Self.error(condition == nil ? 404 : 503, "no media yet")
+            }
+            if let condition, !store.isEnded {
+                let requested: Int
+                switch condition {
+                case .segment(let msn), .part(let msn, _): requested = msn
+                case .ready: requested = 0
+                }
+                // RFC 8216bis §6.2.5.2: more than two segments ahead of the last one → 400.
+                if requested > store.lastCompleteMSN + 2 { return Self.error(400, "_HLS_msn is too far ahead") }
+                guard await store.wait(for: condition, timeout: blockingTimeout(store.targetDuration)) else {
+                    return Self.error(503, "the requested segment or part did not appear in time")
+                }
+            }
+            guard let body = store.mediaPlaylist() else { return Self.error(404, "no media yet") }
+            return served(body, type: "application/vnd.apple.mpegurl", cache: "no-cache")
+
+        case .initSection(let index):
+            guard configuration.variant.usesFragmentedMP4, let body = store.initSection(index) else {
+                return Self.error(404, "not found")
+            }
+            return served(body, type: "video/mp4", cache: Self.immutable)
+
+        case .segment(let msn, let ext):
+            guard ext == configuration.variant.segmentExtension, let body = store.segmentBytes(msn: msn) else {
+                return Self.error(404, "not found")
+            }
+            return served(body, type: ext == "ts" ? "video/mp2t" : "video/mp4", cache: Self.immutable)
+
+        case .part(let msn, let index):
+            guard configuration.variant.hasParts else { return Self.error(404, "not found") }
+            if let body = store.partBytes(msn: msn, index: index) {
+                return served(body, type: "video/mp4", cache: Self.immutable)
+            }
+            // RFC 8216bis §4.4.5.3: a request for the preload-hinted part is held until it is complete.
+            let next = store.nextPart
+            let isHinted = (msn == next.msn && index >= next.index && index <= next.index + 1) || (msn == next.msn + 1 && index == 0)
+            guard isHinted, !store.isEnded else { return Self.error(404, "not found") }
+            guard await store.wait(for: .part(msn, index), timeout: blockingTimeout(store.targetDuration)),
+                let body = store.partBytes(msn: msn, index: index)
+            else {
+                return Self.error(404, "not found")
+            }
+            return served(body, type: "video/mp4", cache: Self.immutable)
+
+        case .thumbnail:
+            guard let body = store.thumbnail else { return Self.error(404, "no thumbnail yet") }
+            return served(body, type: "image/jpeg", cache: "no-cache")
+        }
+    }
+
+    static let immutable = "public, max-age=3600, immutable"
+    static let cors: [(String, String)] = [
+        ("Access-Control-Allow-Origin", "*"),
+        ("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS"),
+        ("Access-Control-Expose-Headers", "Content-Length, Content-Type"),
+    ]
+
+    private func served(_ body: ByteBuffer, type: String, cache: String) -> HLSResponse {
+        metrics.bytesServed.increment(by: body.readableBytes)
+        return HLSResponse(status: 200, headers: [("Content-Type", type), ("Cache-Control", cache)] + Self.cors, body: body)
+    }
+
+    private static func error(_ status: Int, _ message: String) -> HLSResponse {
+        HLSResponse(
+            status: status,
+            headers: [("Content-Type", "text/plain; charset=utf-8"), ("Cache-Control", "no-cache")] + cors,
+            body: ByteBuffer(string: message + "\n"))
+    }
+
+    static func isValidRoomId(_ roomId: String) -> Bool {
+        let utf8 = roomId.utf8
+        return (1...128).contains(utf8.count)
+            && utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2D || $0 == 0x5F }
+    }
+
+    /// RFC 8216bis §6.2.5.1 delivery directives: `_HLS_msn=M[&_HLS_part=N]`; `_HLS_skip` is ignored
+    /// (CAN-SKIP-UNTIL is not advertised).
+    static func deliveryDirectives(_ query: [String: String]) -> Result<SegmentStore.Condition?, DirectiveError> {
+        let msn = query["_HLS_msn"]
+        let part = query["_HLS_part"]
+        if msn == nil && part == nil { return .success(nil) }
+        guard let msn else { return .failure(DirectiveError("_HLS_part requires _HLS_msn")) }
+        guard let m = HLSFileName.number(Substring(msn)) else { return .failure(DirectiveError("malformed _HLS_msn")) }
+        guard let part else { return .success(.segment(m)) }
+        guard let n = HLSFileName.number(Substring(part)) else { return .failure(DirectiveError("malformed _HLS_part")) }
+        return .success(.part(m, n))
+    }
+
+    struct DirectiveError: Error, CustomStringConvertible {
+        var description: String
+        init(_ description: String) { self.description = description }
+    }
+}
+
+/// The exact file names `HLSService` serves (see the URL scheme above).
+enum HLSFileName: Sendable, Hashable {
+    case multivariant
+    case media
+    case thumbnail
+    case initSection(Int)
+    case segment(msn: Int, ext: String)
+    case part(msn: Int, index: Int)
+
+    init?(_ name: String) {
+        switch name {
+        case "index.m3u8": self = .multivariant
+        case "media.m3u8": self = .media
+        case "thumbnail.jpg": self = .thumbnail
+        default:
+            let s = Substring(name)
+            if let middle = Self.strip(s, prefix: "init-", suffix: ".mp4"), let n = Self.number(middle) {
+                self = .initSection(n)
+            } else if let middle = Self.strip(s, prefix: "seg-", suffix: ".m4s"), let n = Self.number(middle) {
+                self = .segment(msn: n, ext: "m4s")
+            } else if let middle = Self.strip(s, prefix: "seg-", suffix: ".ts"), let n = Self.number(middle) {
+                self = .segment(msn: n, ext: "ts")
+            } else if let middle = Self.strip(s, prefix: "part-", suffix: ".m4s") {
+                let pieces = middle.split(separator: "-", omittingEmptySubsequences: false)
+                guard pieces.count == 2, let m = Self.number(pieces[0]), let i = Self.number(pieces[1]) else { return nil }
+                self = .part(msn: m, index: i)
+            } else {
+                return nil
+            }
+        }
+    }
+
+    private static func strip(_ s: Substring, prefix: String, suffix: String) -> Substring? {
+        guard s.hasPrefix(prefix), s.hasSuffix(suffix), s.count > prefix.count + suffix.count else { return nil }
+        return s.dropFirst(prefix.count).dropLast(suffix.count)
+    }
+
+    /// A non-negative decimal without sign or leading zeros, at most 9 digits.
+    static func number(_ s: Substring) -> Int? {
+        let utf8 = s.utf8
+        guard (1...9).contains(utf8.count), utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+        if utf8.count > 1 && utf8.first == 0x30 { return nil }
+        return Int(s)
+    }
+}

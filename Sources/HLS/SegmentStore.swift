@@ -1,0 +1,408 @@
+import NIOCore
+import Synchronization
+
+/// One room's HLS output in RAM: initialization sections, the sliding window of segments with their
+/// parts, recently removed files that stay downloadable, the thumbnail, and the requests waiting for
+/// something to appear (blocking playlist reload, RFC 8216bis §6.2.5.2; preload-hinted parts,
+/// §4.4.5.3). Written by one packager task, read by any number of HTTP requests.
+final class SegmentStore: Sendable {
+    struct Part: Sendable {
+        var duration: Double
+        var independent: Bool
+        var bytes: ByteBuffer
+    }
+
+    struct Segment: Sendable {
+        var msn: Int
+        var duration: Double
+        var independent: Bool
+        var parts: [Part]
+        var bytes: ByteBuffer
+        var initIndex: Int?
+        var discontinuity: Bool
+        var programDateTimeMs: Int64
+    }
+
+    struct OpenSegment: Sendable {
+        var msn: Int
+        var parts: [Part] = []
+        var initIndex: Int?
+        var discontinuity: Bool
+        var programDateTimeMs: Int64
+    }
+
+    /// What a waiting request needs before it can be answered.
+    enum Condition: Sendable, Hashable {
+        /// The first segment exists (the target duration is known).
+        case ready
+        /// `_HLS_msn=M`: segment M is complete.
+        case segment(Int)
+        /// `_HLS_msn=M&_HLS_part=N`, or a request for part (M, N): that part is complete (an index past
+        /// the end of M is satisfied by a later segment's first part).
+        case part(Int, Int)
+    }
+
+    /// Stream facts for the multivariant playlist.
+    struct StreamInfo: Sendable, Hashable {
+        var codecs: [String] = []
+        var resolution: VideoDimensions?
+        var frameRate: Double?
+        var hasVideo = false
+    }
+
+    fileprivate struct Waiter {
+        var condition: Condition
+        var continuation: CheckedContinuation<Bool, Never>
+        var timer: Task<Void, Never>?
+    }
+
+    struct State {
+        var targetDuration: Int?
+        var inits: [Int: ByteBuffer] = [:]
+        var currentInit: Int?
+        var segments: [Segment] = []
+        var retired: [(segment: Segment, expires: ContinuousClock.Instant)] = []
+        var open: OpenSegment?
+        var nextMSN = 0
+        var lastCompleteMSN = -1
+        var discontinuitySequence = 0
+        var pendingDiscontinuity = false
+        var ended = false
+        var endedAt: ContinuousClock.Instant?
+        var version = 0
+        var cachedPlaylist: (version: Int, body: ByteBuffer)?
+        var cachedMultivariant: (version: Int, body: ByteBuffer)?
+        var thumbnail: ByteBuffer?
+        var info = StreamInfo()
+        fileprivate var waiters: [Int: Waiter] = [:]
+        var nextWaiterID = 0
+
+        var lastPart: (msn: Int, index: Int)? {
+            if let open, !open.parts.isEmpty { return (open.msn, open.parts.count - 1) }
+            if let last = segments.last, !last.parts.isEmpty { return (last.msn, last.parts.count - 1) }
+            return nil
+        }
+
+        func isSatisfied(_ condition: Condition) -> Bool {
+            if ended { return true }
+            switch condition {
+            case .ready:
+                return targetDuration != nil
+            case .segment(let msn):
+                return lastCompleteMSN >= msn
+            case .part(let msn, let index):
+                if let last = lastPart, last.msn > msn || (last.msn == msn && last.index >= index) { return true }
+                // Segments without parts (plain variants) satisfy part requests for earlier segments.
+                return lastCompleteMSN > msn
+            }
+        }
+    }
+
+    let variant: HLSVariant
+    let configuration: HLSConfiguration
+    private let state = Mutex(State())
+
+    init(configuration: HLSConfiguration) {
+        self.configuration = configuration
+        self.variant = configuration.variant
+    }
+
+    // MARK: Packager side
+
+    /// Registers an initialization section; identical bytes reuse the current one (no new EXT-X-MAP).
+    func setInitSection(_ bytes: ByteBuffer) {
+        mutate { state in
+            if let current = state.currentInit, state.inits[current] == bytes { return }
+            let index = (state.inits.keys.max() ?? -1) + 1
+            state.inits[index] = bytes
+            state.currentInit = index
+        }
+    }
+
+    /// The next segment is preceded by `EXT-X-DISCONTINUITY` (publisher reconnect, codec change).
+    func markDiscontinuity() {
+        mutate { state in
+            if state.lastCompleteMSN >= 0 || state.open != nil { state.pendingDiscontinuity = true }
+        }
+    }
+
+    func setStreamInfo(_ info: StreamInfo) {
+        mutate { $0.info = info }
+    }
+
+    func setThumbnail(_ jpeg: ByteBuffer) {
+        state.withLock { $0.thumbnail = jpeg }
+    }
+
+    /// Appends a completed part to the open segment (opening it if needed).
+    func addPart(_ bytes: ByteBuffer, duration: Double, independent: Bool, programDateTimeMs: Int64) {
+        mutate { state in
+            if state.open == nil { state.open = Self.openSegment(&state, programDateTimeMs: programDateTimeMs) }
+            state.open!.parts.append(Part(duration: duration, independent: independent, bytes: bytes))
+        }
+    }
+
+    /// Completes the open segment. With parts, its bytes are the parts' bytes; otherwise `bytes`.
+    func closeSegment(
+        duration: Double, independent: Bool, bytes: ByteBuffer?, programDateTimeMs: Int64, targetDuration: Int?
+    ) {
+        mutate { state in
+            var open = state.open ?? Self.openSegment(&state, programDateTimeMs: programDateTimeMs)
+            state.open = nil
+            var body: ByteBuffer
+            if let bytes {
+                body = bytes
+            } else {
+                body = ByteBufferAllocator().buffer(capacity: open.parts.reduce(0) { $0 + $1.bytes.readableBytes })
+                for part in open.parts { body.writeImmutableBuffer(part.bytes) }
+            }
+            if bytes != nil { open.parts = [] }
+            let segment = Segment(
+                msn: open.msn, duration: duration, independent: independent, parts: open.parts, bytes: body,
+                initIndex: open.initIndex, discontinuity: open.discontinuity, programDateTimeMs: open.programDateTimeMs)
+            state.segments.append(segment)
+            state.lastCompleteMSN = open.msn
+            if state.targetDuration == nil { state.targetDuration = targetDuration ?? Int(duration.rounded(.up)) }
+            let now = ContinuousClock.now
+            let windowSeconds = Double(state.targetDuration ?? 2) * Double(configuration.windowSegments)
+            while state.segments.count > configuration.windowSegments {
+                let removed = state.segments.removeFirst()
+                if removed.discontinuity { state.discontinuitySequence += 1 }
+                // RFC 8216 §6.2.2: keep a removed segment available for its duration plus the
+                // playlist's duration; parts go with it (RFC 8216bis §6.2.2 asks ≥ 3 target durations).
+                let keep = removed.duration + max(windowSeconds, 3 * Double(state.targetDuration ?? 2))
+                state.retired.append((removed, now + .milliseconds(Int64(keep * 1000))))
+            }
+            state.retired.removeAll { $0.expires < now }
+            let referenced = Set(state.segments.compactMap(\.initIndex) + state.retired.compactMap(\.segment.initIndex))
+            for key in state.inits.keys where !referenced.contains(key) && key != state.currentInit {
+                state.inits.removeValue(forKey: key)
+            }
+        }
+    }
+
+    /// `EXT-X-ENDLIST`: wakes every waiting request.
+    func end() {
+        mutate { state in
+            state.ended = true
+            state.endedAt = .now
+        }
+    }
+
+    private static func openSegment(_ state: inout State, programDateTimeMs: Int64) -> OpenSegment {
+        let open = OpenSegment(
+            msn: state.nextMSN, initIndex: state.currentInit, discontinuity: state.pendingDiscontinuity,
+            programDateTimeMs: programDateTimeMs)
+        state.nextMSN += 1
+        state.pendingDiscontinuity = false
+        return open
+    }
+
+    private func mutate(_ body: (inout State) -> Void) {
+        let ready: [CheckedContinuation<Bool, Never>] = state.withLock { state in
+            body(&state)
+            state.version += 1
+            var ready: [CheckedContinuation<Bool, Never>] = []
+            for (id, waiter) in state.waiters where state.isSatisfied(waiter.condition) {
+                ready.append(waiter.continuation)
+                waiter.timer?.cancel()
+                state.waiters.removeValue(forKey: id)
+            }
+            return ready
+        }
+        for continuation in ready { continuation.resume(returning: true) }
+    }
+
+    // MARK: Request side
+
+    var isEnded: Bool { state.withLock { $0.ended } }
+    var targetDuration: Int? { state.withLock { $0.targetDuration } }
+    var lastCompleteMSN: Int { state.withLock { $0.lastCompleteMSN } }
+
+    func isSatisfied(_ condition: Condition) -> Bool { state.withLock { $0.isSatisfied(condition) } }
+
+    /// Waits until `condition` holds (true) or `timeout` passes (false). Cancellation answers false.
+    func wait(for condition: Condition, timeout: Duration) async -> Bool {
+        let id: Int = state.withLock { state in
+            state.nextWaiterID += 1
+            return state.nextWaiterID
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+                let satisfied = state.withLock { state -> Bool in
+                    if state.isSatisfied(condition) { return true }
+                    state.waiters[id] = Waiter(condition: condition, continuation: continuation)
+                    return false
+                }
+                if satisfied {
+                    continuation.resume(returning: true)
+                    return
+                }
+                let timer = Task { [weak self] in
+                    try? await Task.sleep(for: timeout)
+                    guard !Task.isCancelled else { return }
+                    self?.expireWaiter(id)
+                }
+                let resolved = state.withLock { state -> Bool in
+                    guard state.waiters[id] != nil else { return true }
+                    state.waiters[id]?.timer = timer
+                    return false
+                }
+                if resolved { timer.cancel() }
+            }
+        } onCancel: {
+            self.expireWaiter(id)
+        }
+    }
+
+    private func expireWaiter(_ id: Int) {
+        let waiter = state.withLock { $0.waiters.removeValue(forKey: id) }
+        waiter?.timer?.cancel()
+        waiter?.continuation.resume(returning: false)
+    }
+
+    /// Fails every waiting request (shutdown).
+    func cancelWaiters() {
+        let all = state.withLock { state -> [Waiter] in
+            let all = Array(state.waiters.values)
+            state.waiters.removeAll()
+            return all
+        }
+        for waiter in all {
+            waiter.timer?.cancel()
+            waiter.continuation.resume(returning: false)
+        }
+    }
+
+    func initSection(_ index: Int) -> ByteBuffer? { state.withLock { $0.inits[index] } }
+
+    func segmentBytes(msn: Int) -> ByteBuffer? {
+        state.withLock { state in
+            if let segment = state.segments.first(where: { $0.msn == msn }) { return segment.bytes }
+            let now = ContinuousClock.now
+            return state.retired.first { $0.segment.msn == msn && $0.expires >= now }?.segment.bytes
+        }
+    }
+
+    func partBytes(msn: Int, index: Int) -> ByteBuffer? {
+        state.withLock { state in
+            if let open = state.open, open.msn == msn { return index < open.parts.count ? open.parts[index].bytes : nil }
+            if let segment = state.segments.first(where: { $0.msn == msn }) {
+                return index < segment.parts.count ? segment.parts[index].bytes : nil
+            }
+            let now = ContinuousClock.now
+            if let retired = state.retired.first(where: { $0.segment.msn == msn && $0.expires >= now }) {
+                return index < retired.segment.parts.count ? retired.segment.parts[index].bytes : nil
+            }
+            return nil
+        }
+    }
+
+    /// The next part the packager will produce (the preload hint target).
+    var nextPart: (msn: Int, index: Int) {
+        state.withLock { state in
+            if let open = state.open { return (open.msn, open.parts.count) }
+            return (state.nextMSN, 0)
+        }
+    }
+
+    var thumbnail: ByteBuffer? { state.withLock { $0.thumbnail } }
+
+    /// The rendered media playlist (cached per store version). nil before the first segment.
+    func mediaPlaylist() -> ByteBuffer? {
+        let snapshot: (Int, MediaPlaylist)? = state.withLock { state in
+            if let cached = state.cachedPlaylist, cached.version == state.version { return nil }
+            guard let playlist = Self.makeMediaPlaylist(state, variant: variant, configuration: configuration) else {
+                return nil
+            }
+            return (state.version, playlist)
+        }
+        guard let (version, playlist) = snapshot else {
+            return state.withLock { state in
+                guard let cached = state.cachedPlaylist, cached.version == state.version else { return nil }
+                return cached.body
+            }
+        }
+        let body = ByteBuffer(string: playlist.render())
+        state.withLock { state in
+            if (state.cachedPlaylist?.version ?? -1) < version { state.cachedPlaylist = (version, body) }
+        }
+        return body
+    }
+
+    /// The multivariant playlist (RFC 8216bis §4.4.6.2) with measured BANDWIDTH.
+    func multivariantPlaylist() -> ByteBuffer? {
+        state.withLock { state in
+            if let cached = state.cachedMultivariant, cached.version == state.version { return cached.body }
+            guard state.targetDuration != nil else { return nil }
+            var peak = 0.0
+            var totalBits = 0.0
+            var totalSeconds = 0.0
+            for segment in state.segments where segment.duration > 0 {
+                let bits = Double(segment.bytes.readableBytes * 8)
+                peak = max(peak, bits / segment.duration)
+                totalBits += bits
+                totalSeconds += segment.duration
+            }
+            let playlist = MultivariantPlaylist(
+                version: variant == .mpegts ? 3 : 6,
+                independentSegments: false,
+                bandwidth: max(1, Int(peak.rounded(.up))),
+                averageBandwidth: totalSeconds > 0 ? Int((totalBits / totalSeconds).rounded(.up)) : nil,
+                codecs: state.info.codecs,
+                resolution: state.info.resolution,
+                frameRate: state.info.frameRate,
+                uri: "media.m3u8")
+            let body = ByteBuffer(string: playlist.render())
+            state.cachedMultivariant = (state.version, body)
+            return body
+        }
+    }
+
+    static func makeMediaPlaylist(_ state: State, variant: HLSVariant, configuration: HLSConfiguration) -> MediaPlaylist? {
+        guard let targetDuration = state.targetDuration else { return nil }
+        let ext = variant.segmentExtension
+        let partsListedFrom = (state.segments.last?.msn ?? 0) - 1
+        func mapURI(_ index: Int?) -> String? { variant.usesFragmentedMP4 ? index.map { "init-\($0).mp4" } : nil }
+        func parts(_ msn: Int, _ parts: [Part]) -> [MediaPlaylist.Part] {
+            parts.enumerated().map { index, part in
+                MediaPlaylist.Part(duration: part.duration, uri: "part-\(msn)-\(index).m4s", independent: part.independent)
+            }
+        }
+        var segments = state.segments.map { segment in
+            MediaPlaylist.Segment(
+                duration: segment.duration, uri: "seg-\(segment.msn).\(ext)",
+                parts: variant.hasParts && segment.msn >= partsListedFrom ? parts(segment.msn, segment.parts) : [],
+                discontinuity: segment.discontinuity, mapURI: mapURI(segment.initIndex),
+                programDateTimeMs: segment.programDateTimeMs)
+        }
+        if variant.hasParts, let open = state.open, !open.parts.isEmpty {
+            segments.append(
+                MediaPlaylist.Segment(
+                    duration: nil, uri: "seg-\(open.msn).\(ext)", parts: parts(open.msn, open.parts),
+                    discontinuity: open.discontinuity, mapURI: mapURI(open.initIndex),
+                    programDateTimeMs: open.programDateTimeMs))
+        }
+        var hint: String?
+        if variant.hasParts && !state.ended {
+            let next = state.open.map { ($0.msn, $0.parts.count) } ?? (state.nextMSN, 0)
+            hint = "part-\(next.0)-\(next.1).m4s"
+        }
+        let mediaSequence = state.segments.first?.msn ?? state.open?.msn ?? state.nextMSN
+        return MediaPlaylist(
+            version: variant == .mpegts ? 3 : 6,
+            targetDuration: targetDuration,
+            mediaSequence: mediaSequence,
+            discontinuitySequence: state.discontinuitySequence,
+            independentSegments: false,
+            serverControl: variant.hasParts
+                ? .init(
+                    canBlockReload: true, partHoldBack: 3 * configuration.partTargetDuration,
+                    holdBack: 3 * Double(targetDuration))
+                : nil,
+            partTarget: variant.hasParts ? configuration.partTargetDuration : nil,
+            segments: segments,
+            preloadHintURI: hint,
+            ended: state.ended)
+    }
+}

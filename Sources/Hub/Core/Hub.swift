@@ -1,0 +1,446 @@
+public import CoreMetrics
+public import NIOCore
+import Synchronization
+
+/// The protocol-neutral hub: connection registry, topic registry, per-user connection sets,
+/// encode-once fan-out through bounded per-connection queues, history rings, graceful shutdown.
+///
+/// It knows nothing of STOMP or Socket.IO: adapters register connections with a `HubWireFormat`
+/// whose encoder turns a `HubMessage` into bytes. All methods are thread-safe and never wait on a
+/// socket: fan-out only enqueues.
+public final class Hub: Sendable {
+    public enum RegistrationError: Error, Sendable { case shuttingDown }
+
+    public let configuration: HubConfiguration
+    public let clock: HubClock
+    let metrics: HubMetrics
+
+    private struct ConnectionEntry {
+        let connection: HubConnection
+        var userId: String?
+        /// topic → variants (a STOMP client may subscribe twice to one topic with two ids).
+        var subscriptions: [String: [String]] = [:]
+    }
+
+    private struct State {
+        var nextConnectionId: UInt64 = 0
+        var sequence: UInt64 = 0
+        var connections: [HubConnectionID: ConnectionEntry] = [:]
+        /// topic → subscriber → variants
+        var topics: [String: [HubConnectionID: [String]]] = [:]
+        var subscriptionCount = 0
+        var users: [String: Set<HubConnectionID>] = [:]
+        /// protocol name → userId → connections of that protocol
+        var usersByProtocol: [String: [String: Int]] = [:]
+        var connectionsByFormat: [String: Int] = [:]
+        var connectionsByProtocol: [String: Int] = [:]
+        var history: [String: HistoryRing<HubMessage>] = [:]
+        var shuttingDown = false
+        var slowDrops = 0
+        var encodes = 0
+    }
+
+    private let state = Mutex(State())
+
+    public init(
+        configuration: HubConfiguration = .init(),
+        metricsFactory: any MetricsFactory = MetricsSystem.factory,
+        clock: HubClock = .system
+    ) {
+        self.configuration = configuration
+        self.clock = clock
+        self.metrics = HubMetrics(factory: metricsFactory)
+    }
+
+    // MARK: Connections
+
+    /// Registers a connection. Throws once `shutdown()` has begun.
+    public func register(format: HubWireFormat, identity: HubIdentity? = nil) throws(RegistrationError) -> HubConnection {
+        let now = self.clock.now()
+        let result: (HubConnection, Int, Int?)? = self.state.withLock { s in
+            if s.shuttingDown { return nil }
+            s.nextConnectionId += 1
+            let c = HubConnection(
+                id: HubConnectionID(rawValue: s.nextConnectionId), format: format, identity: identity,
+                limits: self.configuration.outboundQueue, now: now)
+            s.connections[c.id] = ConnectionEntry(connection: c)
+            s.connectionsByFormat[format.name, default: 0] += 1
+            s.connectionsByProtocol[format.protocolName, default: 0] += 1
+            var usersOnline: Int?
+            if let identity {
+                usersOnline = Self.attachUser(&s, identity.userId, c)
+            }
+            return (c, s.connectionsByProtocol[format.protocolName] ?? 0, usersOnline)
+        }
+        guard let (connection, count, usersOnline) = result else { throw .shuttingDown }
+        self.metrics.connections(format.protocolName, count)
+        if let usersOnline { self.metrics.usersOnline(format.protocolName, usersOnline) }
+        return connection
+    }
+
+    /// Result of `unregister`.
+    public struct Unregistration: Sendable, Hashable {
+        /// False if it was not (or no longer) registered.
+        public var wasRegistered: Bool
+        /// The user whose set the connection left, if signed in.
+        public var userId: String?
+        /// This was the user's last connection: the user entry is gone.
+        public var wasLastConnectionOfUser: Bool
+    }
+
+    /// Removes the connection from every topic and from its user's set (the last connection of a
+    /// user removes the user entry). Idempotent. Does not close the socket (see `close`).
+    @discardableResult
+    public func unregister(_ connection: HubConnection) -> Unregistration {
+        let proto = connection.format.protocolName
+        let r: (Unregistration, Int, Int, Int, Int?) = self.state.withLock { s in
+            guard let entry = s.connections.removeValue(forKey: connection.id) else {
+                return (Unregistration(wasRegistered: false, userId: nil, wasLastConnectionOfUser: false), 0, 0, 0, nil)
+            }
+            for (topic, variants) in entry.subscriptions {
+                s.subscriptionCount -= variants.count
+                s.topics[topic]?.removeValue(forKey: connection.id)
+                if s.topics[topic]?.isEmpty == true { s.topics.removeValue(forKey: topic) }
+            }
+            s.connectionsByFormat[connection.format.name, default: 1] -= 1
+            if s.connectionsByFormat[connection.format.name] == 0 { s.connectionsByFormat.removeValue(forKey: connection.format.name) }
+            s.connectionsByProtocol[proto, default: 1] -= 1
+            var last = false
+            var usersOnline: Int?
+            if let userId = entry.userId {
+                (last, usersOnline) = Self.detachUser(&s, userId, connection)
+            }
+            return (
+                Unregistration(wasRegistered: true, userId: entry.userId, wasLastConnectionOfUser: last),
+                s.connectionsByProtocol[proto] ?? 0, s.subscriptionCount, s.topics.count, usersOnline
+            )
+        }
+        if r.0.wasRegistered {
+            self.metrics.connections(proto, r.1)
+            self.metrics.subscriptions.record(r.2)
+            self.metrics.topics.record(r.3)
+            if let u = r.4 { self.metrics.usersOnline(proto, u) }
+        }
+        return r.0
+    }
+
+    /// Result of `setIdentity`.
+    public struct IdentityChange: Sendable, Hashable {
+        /// The connection is the first one of the new user.
+        public var isFirstConnectionOfUser: Bool
+        /// The previous user (if different) lost its last connection.
+        public var previousUserRemoved: Bool
+    }
+
+    /// Changes who the connection belongs to (e.g. a Socket.IO `AUTH` event), moving it between
+    /// per-user sets.
+    @discardableResult
+    public func setIdentity(_ identity: HubIdentity?, for connection: HubConnection) -> IdentityChange {
+        let proto = connection.format.protocolName
+        let (change, online): (IdentityChange, Int?) = self.state.withLock { s in
+            connection.setIdentityLocked(identity)
+            guard var entry = s.connections[connection.id] else {
+                return (IdentityChange(isFirstConnectionOfUser: false, previousUserRemoved: false), nil)
+            }
+            if entry.userId == identity?.userId {
+                return (IdentityChange(isFirstConnectionOfUser: false, previousUserRemoved: false), nil)
+            }
+            var removed = false
+            var online: Int?
+            if let old = entry.userId {
+                (removed, online) = Self.detachUser(&s, old, connection)
+            }
+            var first = false
+            if let identity {
+                first = s.users[identity.userId] == nil
+                online = Self.attachUser(&s, identity.userId, connection)
+            }
+            entry.userId = identity?.userId
+            s.connections[connection.id] = entry
+            return (IdentityChange(isFirstConnectionOfUser: first, previousUserRemoved: removed), online)
+        }
+        if let online { self.metrics.usersOnline(proto, online) }
+        return change
+    }
+
+    private static func attachUser(_ s: inout State, _ userId: String, _ c: HubConnection) -> Int {
+        s.users[userId, default: []].insert(c.id)
+        s.connections[c.id]?.userId = userId
+        s.usersByProtocol[c.format.protocolName, default: [:]][userId, default: 0] += 1
+        return s.usersByProtocol[c.format.protocolName]?.count ?? 0
+    }
+
+    private static func detachUser(_ s: inout State, _ userId: String, _ c: HubConnection) -> (Bool, Int) {
+        var last = false
+        if var set = s.users[userId] {
+            set.remove(c.id)
+            if set.isEmpty {
+                s.users.removeValue(forKey: userId)
+                last = true
+            } else {
+                s.users[userId] = set
+            }
+        }
+        let p = c.format.protocolName
+        if let n = s.usersByProtocol[p]?[userId] {
+            if n <= 1 { s.usersByProtocol[p]?.removeValue(forKey: userId) } else { s.usersByProtocol[p]?[userId] = n - 1 }
+        }
+        if s.usersByProtocol[p]?.isEmpty == true { s.usersByProtocol.removeValue(forKey: p) }
+        return (last, s.usersByProtocol[p]?.count ?? 0)
+    }
+
+    /// Connections of a user (any protocol).
+    public func connections(ofUser userId: String) -> [HubConnection] {
+        self.state.withLock { s in
+            (s.users[userId] ?? []).sorted().compactMap { s.connections[$0]?.connection }
+        }
+    }
+
+    // MARK: Topics
+
+    /// Subscribes `connection` to `topic` under `variant` (STOMP: the subscription id).
+    /// Returns false if that exact (topic, variant) already exists or the connection is gone.
+    @discardableResult
+    public func subscribe(_ connection: HubConnection, topic: String, variant: String = "") -> Bool {
+        let r: (Bool, Int, Int) = self.state.withLock { s in
+            guard var entry = s.connections[connection.id] else { return (false, 0, 0) }
+            var variants = entry.subscriptions[topic] ?? []
+            if variants.contains(variant) { return (false, 0, 0) }
+            variants.append(variant)
+            entry.subscriptions[topic] = variants
+            s.connections[connection.id] = entry
+            s.topics[topic, default: [:]][connection.id] = variants
+            s.subscriptionCount += 1
+            return (true, s.subscriptionCount, s.topics.count)
+        }
+        if r.0 {
+            self.metrics.subscriptions.record(r.1)
+            self.metrics.topics.record(r.2)
+        }
+        return r.0
+    }
+
+    /// Removes one subscription. Returns false if it did not exist.
+    @discardableResult
+    public func unsubscribe(_ connection: HubConnection, topic: String, variant: String = "") -> Bool {
+        let r: (Bool, Int, Int) = self.state.withLock { s in
+            guard var entry = s.connections[connection.id], var variants = entry.subscriptions[topic],
+                let i = variants.firstIndex(of: variant)
+            else { return (false, 0, 0) }
+            variants.remove(at: i)
+            if variants.isEmpty {
+                entry.subscriptions.removeValue(forKey: topic)
+                s.topics[topic]?.removeValue(forKey: connection.id)
+                if s.topics[topic]?.isEmpty == true { s.topics.removeValue(forKey: topic) }
+            } else {
+                entry.subscriptions[topic] = variants
+                s.topics[topic]?[connection.id] = variants
+            }
+            s.connections[connection.id] = entry
+            s.subscriptionCount -= 1
+            return (true, s.subscriptionCount, s.topics.count)
+        }
+        if r.0 {
+            self.metrics.subscriptions.record(r.1)
+            self.metrics.topics.record(r.2)
+        }
+        return r.0
+    }
+
+    /// Number of subscriptions on a topic.
+    public func subscriberCount(topic: String) -> Int {
+        self.state.withLock { s in s.topics[topic]?.values.reduce(0) { $0 + $1.count } ?? 0 }
+    }
+
+    // MARK: Fan-out
+
+    private struct EncodeKey: Hashable {
+        var format: String
+        var variant: String
+    }
+
+    /// Publishes to every subscription of `topic`: encodes once per distinct (wire format,
+    /// variant) among the subscribers and enqueues the same buffer on every matching connection.
+    /// Never waits; a subscriber whose queue overflows is dropped as a slow consumer.
+    /// - Parameter keepInHistory: also append to the topic's history ring (chat).
+    /// - Returns: the number of frames enqueued.
+    @discardableResult
+    public func publish(topic: String, payload: ByteBuffer, contentType: String? = "application/json", keepInHistory: Bool = false) -> Int {
+        let (message, recipients): (HubMessage, [(HubConnection, [String])]) = self.state.withLock { s in
+            s.sequence += 1
+            let m = HubMessage(destination: topic, payload: payload, contentType: contentType, sequence: s.sequence)
+            if keepInHistory {
+                s.history[topic, default: HistoryRing(capacity: self.configuration.historyCapacity)].append(m)
+            }
+            guard let subs = s.topics[topic] else { return (m, []) }
+            var list: [(HubConnection, [String])] = []
+            list.reserveCapacity(subs.count)
+            for (id, variants) in subs {
+                if let c = s.connections[id]?.connection { list.append((c, variants)) }
+            }
+            return (m, list)
+        }
+        var cache: [EncodeKey: HubOutboundFrame] = [:]
+        var sent: [String: Int] = [:]
+        for (connection, variants) in recipients {
+            for variant in variants {
+                let key = EncodeKey(format: connection.format.name, variant: variant)
+                let frame: HubOutboundFrame
+                if let f = cache[key] {
+                    frame = f
+                } else {
+                    frame = connection.format.encoder.encode(message, variant: variant)
+                    cache[key] = frame
+                    self.metrics.encode(connection.format.protocolName)
+                }
+                if self.enqueue(frame, on: connection) { sent[connection.format.protocolName, default: 0] += 1 }
+            }
+        }
+        if !cache.isEmpty { self.state.withLock { $0.encodes += cache.count } }
+        for (p, n) in sent { self.metrics.messagesOut(p, n) }
+        return sent.values.reduce(0, +)
+    }
+
+    /// Convenience: publish a UTF-8 string payload (JSON text).
+    @discardableResult
+    public func publish(topic: String, json: String, keepInHistory: Bool = false) -> Int {
+        self.publish(topic: topic, payload: ByteBuffer(string: json), contentType: "application/json", keepInHistory: keepInHistory)
+    }
+
+    /// Pushes an event to every connection of `userId` whose format accepts user messages
+    /// (Socket.IO: every tab of the user). Encoded once per format. Returns the number of sockets reached.
+    @discardableResult
+    public func sendToUser(userId: String, event: String, payload: ByteBuffer) -> Int {
+        let (message, recipients): (HubMessage, [HubConnection]) = self.state.withLock { s in
+            s.sequence += 1
+            let m = HubMessage(destination: event, payload: payload, contentType: "application/json", sequence: s.sequence)
+            let list = (s.users[userId] ?? []).sorted().compactMap { s.connections[$0]?.connection }.filter { $0.format.acceptsUserMessages }
+            return (m, list)
+        }
+        var cache: [String: HubOutboundFrame] = [:]
+        var reached = 0
+        var sent: [String: Int] = [:]
+        for connection in recipients {
+            let frame: HubOutboundFrame
+            if let f = cache[connection.format.name] {
+                frame = f
+            } else {
+                frame = connection.format.encoder.encode(message, variant: "")
+                cache[connection.format.name] = frame
+                self.metrics.encode(connection.format.protocolName)
+            }
+            if self.enqueue(frame, on: connection) {
+                reached += 1
+                sent[connection.format.protocolName, default: 0] += 1
+            }
+        }
+        if !cache.isEmpty { self.state.withLock { $0.encodes += cache.count } }
+        for (p, n) in sent { self.metrics.messagesOut(p, n) }
+        if reached > 0 { self.metrics.userPushes.increment() }
+        return reached
+    }
+
+    /// Convenience: `sendToUser` with a JSON string payload.
+    @discardableResult
+    public func sendToUser(userId: String, event: String, json: String) -> Int {
+        self.sendToUser(userId: userId, event: event, payload: ByteBuffer(string: json))
+    }
+
+    /// Queues a frame for one connection (adapters: replies such as CONNECTED, RECEIPT, acks).
+    /// Returns false if the connection is closing or just overflowed.
+    @discardableResult
+    public func send(_ frame: HubOutboundFrame, to connection: HubConnection) -> Bool {
+        let ok = self.enqueue(frame, on: connection)
+        if ok { self.metrics.messagesOut(connection.format.protocolName, 1) }
+        return ok
+    }
+
+    /// Asks the connection's writer to say goodbye and close after what is already queued.
+    public func close(_ connection: HubConnection, reason: HubCloseReason) {
+        connection.queue.close(reason)
+    }
+
+    private func enqueue(_ frame: HubOutboundFrame, on connection: HubConnection) -> Bool {
+        switch connection.queue.enqueue(frame) {
+        case .enqueued:
+            return true
+        case .closed:
+            return false
+        case .overflowed:
+            self.metrics.slowDrop(connection.format.protocolName)
+            self.state.withLock { $0.slowDrops += 1 }
+            return false
+        }
+    }
+
+    // MARK: Inbound accounting (called by adapters)
+
+    /// Counts one inbound application message (metrics).
+    public func recordInbound(_ connection: HubConnection) {
+        self.metrics.messageIn(connection.format.protocolName)
+    }
+
+    /// Counts one rate-limited inbound message (metrics).
+    public func recordRateLimited(_ connection: HubConnection) {
+        self.metrics.rateLimited(connection.format.protocolName)
+    }
+
+    // MARK: History
+
+    /// The newest `limit` messages kept for `topic` (oldest first).
+    public func history(topic: String, limit: Int? = nil) -> [HubMessage] {
+        self.state.withLock { s in
+            guard let ring = s.history[topic] else { return [] }
+            return limit.map { ring.last($0) } ?? ring.elements
+        }
+    }
+
+    /// Appends to a topic's history without publishing (e.g. seeding from the database at start-up).
+    public func appendHistory(topic: String, payload: ByteBuffer, contentType: String? = "application/json") {
+        self.state.withLock { s in
+            s.sequence += 1
+            let m = HubMessage(destination: topic, payload: payload, contentType: contentType, sequence: s.sequence)
+            s.history[topic, default: HistoryRing(capacity: self.configuration.historyCapacity)].append(m)
+        }
+    }
+
+    /// Forgets a topic's history (e.g. the room ended and was archived).
+    public func clearHistory(topic: String) {
+        _ = self.state.withLock { $0.history.removeValue(forKey: topic) }
+    }
+
+    // MARK: Debug / shutdown
+
+    public func snapshot() -> HubSnapshot {
+        self.state.withLock { s in
+            HubSnapshot(
+                connectionsByFormat: s.connectionsByFormat,
+                users: s.users.count,
+                usersByProtocol: s.usersByProtocol.mapValues(\.count),
+                topics: s.topics.count,
+                subscriptions: s.subscriptionCount,
+                historyTopics: s.history.count,
+                slowClientDrops: s.slowDrops,
+                encodes: s.encodes
+            )
+        }
+    }
+
+    public var isShuttingDown: Bool { self.state.withLock { $0.shuttingDown } }
+
+    /// Refuses new connections, asks every connection to close (`.shutdown`: STOMP ERROR
+    /// "server shutting down", SockJS `c[3000,"Go away!"]`, Engine.IO `1`) and waits up to
+    /// `configuration.shutdownGracePeriod` for the sessions to unregister.
+    public func shutdown() async {
+        let all: [HubConnection] = self.state.withLock { s in
+            s.shuttingDown = true
+            return s.connections.values.map(\.connection)
+        }
+        for c in all { c.queue.close(.shutdown) }
+        let deadline = ContinuousClock.now + self.configuration.shutdownGracePeriod
+        while ContinuousClock.now < deadline {
+            if self.state.withLock({ $0.connections.isEmpty }) { return }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+}

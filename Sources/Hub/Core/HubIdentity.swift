@@ -1,0 +1,40 @@
+/// Who is on the other end of a connection. `nil` wherever a `HubIdentity?` appears means a guest.
+///
+/// The Server builds this from verified JWT claims (`userId` else `sub`, `username` else `sub`,
+/// `avatarUrl?`, `roles`); the hub only uses `userId` (per-user socket sets, rate limits).
+public struct HubIdentity: Sendable, Hashable {
+    public var userId: String
+    public var username: String
+    public var avatarUrl: String?
+    public var roles: [String]
+
+    public init(userId: String, username: String, avatarUrl: String? = nil, roles: [String] = []) {
+        self.userId = userId
+        self.username = username
+        self.avatarUrl = avatarUrl
+        self.roles = roles
+    }
+}
+
+/// Result of checking a bearer token.
+public enum HubAuthResult: Sendable, Hashable {
+    /// A valid token.
+    case identity(HubIdentity)
+    /// Expired, bad signature, `alg: none`, malformed… `reason` is shown to the client
+    /// (STOMP `ERROR` `message` header, Socket.IO `connect_error` message), so keep it short and
+    /// free of secrets, e.g. `"token expired"`.
+    case invalid(reason: String)
+}
+
+/// Implemented by the Server (JWT HS256). Called by the STOMP adapter for the `token` query
+/// parameter / CONNECT `Authorization: Bearer …` / CONNECT `token` header, and by the Socket.IO
+/// adapter for the handshake `auth.token` and the `AUTH` event.
+public protocol HubAuthenticator: Sendable {
+    func authenticate(token: String) async -> HubAuthResult
+}
+
+/// An authenticator that refuses every token (useful in tests and when auth is not wired yet).
+public struct RejectingAuthenticator: HubAuthenticator {
+    public init() {}
+    public func authenticate(token: String) async -> HubAuthResult { .invalid(reason: "authentication unavailable") }
+}

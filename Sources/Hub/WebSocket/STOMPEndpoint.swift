@@ -1,0 +1,279 @@
+public import Logging
+import NIOCore
+import Synchronization
+public import WSCore
+
+/// The live-room STOMP endpoint. The Server creates one and calls `serve` from its WebSocket
+/// routes (`/ws/live`, `/ws/live/websocket` with `.raw`; `/ws/live/{server}/{session}/websocket`
+/// with `.sockJS`), echoing `STOMPSubprotocol.negotiate(offered:)` in the upgrade response.
+public struct STOMPEndpoint: Sendable {
+    public let hub: Hub
+    public let backend: any LiveRoomBackend
+    public let authenticator: any HubAuthenticator
+    public let configuration: STOMPConfiguration
+    /// Per-user SEND limiter (guests are keyed by connection).
+    public let rateLimiter: RateLimiter
+
+    public init(hub: Hub, backend: any LiveRoomBackend, authenticator: any HubAuthenticator, configuration: STOMPConfiguration = .init()) {
+        self.hub = hub
+        self.backend = backend
+        self.authenticator = authenticator
+        self.configuration = configuration
+        self.rateLimiter = RateLimiter(limit: configuration.sendRateLimit, clock: hub.clock)
+    }
+
+    /// Runs one STOMP session on a WSCore WebSocket until it closes, then deregisters it.
+    /// - Parameters:
+    ///   - queryToken: the `token` query parameter of the upgrade request (verified at CONNECT;
+    ///     a CONNECT `Authorization`/`token` header takes precedence).
+    ///   - identity: an identity the Server already verified, used when no token is presented.
+    public func serve(
+        inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, framing: STOMPFraming,
+        queryToken: String? = nil, identity: HubIdentity? = nil, logger: Logger
+    ) async {
+        await self.serve(
+            inbound: WSCoreInboundFrames(inbound), socket: WSCoreSocketWriter(outbound), framing: framing,
+            queryToken: queryToken, identity: identity, logger: logger)
+    }
+
+    /// Transport-neutral variant (tests, other WebSocket libraries).
+    public func serve<Inbound: AsyncSequence & Sendable>(
+        inbound: Inbound, socket: some HubSocketWriter, framing: STOMPFraming,
+        queryToken: String? = nil, identity: HubIdentity? = nil, logger: Logger
+    ) async where Inbound.Element == HubInboundFrame {
+        let encoder = STOMPMessageEncoder(framing: framing)
+        let connection: HubConnection
+        do {
+            connection = try self.hub.register(format: .stomp(framing))
+        } catch {
+            let err = STOMPFrame(.error, headers: ["message": "server shutting down"], body: "server shutting down")
+            try? await socket.write(encoder.encode(err))
+            if framing == .sockJS { try? await socket.write(.text(ByteBuffer(string: SockJSFraming.closeFrame()))) }
+            await socket.close(code: 1001, reason: "server shutting down")
+            return
+        }
+        var logger = logger
+        logger[metadataKey: "hub.connection"] = "\(connection.id)"
+        let driver = STOMPConnectionDriver(
+            endpoint: self, connection: connection, encoder: encoder, framing: framing,
+            session: STOMPSession(
+                configuration: self.configuration, sessionId: SessionID.make(), queryToken: queryToken,
+                identity: identity, now: self.hub.clock.now()),
+            logger: logger)
+        logger.debug("STOMP connection opened", metadata: ["framing": "\(framing)"])
+        if framing == .sockJS {
+            self.hub.send(.text(ByteBuffer(string: SockJSFraming.openFrame)), to: connection)
+        }
+        let parserLimits = self.configuration.parserLimits
+        let maxSockJS = self.configuration.maxSockJSMessageSize
+        await ConnectionRunner.run(
+            connection: connection, socket: socket, inbound: inbound, clock: self.hub.clock,
+            tickInterval: self.configuration.tickInterval,
+            coalesce: { frames in
+                guard framing == .sockJS, frames.count > 1 else { return frames }
+                return Self.coalesceSockJS(frames)
+            },
+            goodbye: { reason in
+                var out: [HubOutboundFrame] = []
+                if reason == .shutdown {
+                    out.append(encoder.encode(STOMPFrame(.error, headers: ["message": "server shutting down"], body: "server shutting down")))
+                }
+                if framing == .sockJS && reason != .slowConsumer {
+                    out.append(.text(ByteBuffer(string: SockJSFraming.closeFrame())))
+                }
+                return out
+            },
+            onFrame: { [reader = STOMPReader(framing: framing, parserLimits: parserLimits, maxSockJSMessageSize: maxSockJS)] frame in
+                await driver.handle(frame, reader: reader)
+            },
+            onTick: { await driver.tick() }
+        )
+        self.hub.unregister(connection)
+        if let context = driver.connectedContext {
+            await self.backend.connectionClosed(context)
+        }
+        logger.debug("STOMP connection closed", metadata: ["slow": "\(connection.wasDroppedAsSlow)"])
+    }
+
+    /// Merges runs of SockJS `a[…]` frames into one.
+    static func coalesceSockJS(_ frames: [HubOutboundFrame]) -> [HubOutboundFrame] {
+        var out: [HubOutboundFrame] = []
+        var run: [ByteBuffer] = []
+        func flush() {
+            if !run.isEmpty { out.append(.text(SockJSFraming.merge(run))) }
+            run = []
+        }
+        for f in frames {
+            if f.isText && SockJSFraming.isMessageFrame(f.buffer) {
+                run.append(f.buffer)
+            } else {
+                flush()
+                out.append(f)
+            }
+        }
+        flush()
+        return out
+    }
+}
+
+/// Reader-side state (frame parser, SockJS message assembly). Only the reader task touches it.
+final class STOMPReader: Sendable {
+    struct State {
+        var parser: STOMPFrameParser
+        var assembler: MessageAssembler
+    }
+    let framing: STOMPFraming
+    let state: Mutex<State>
+
+    init(framing: STOMPFraming, parserLimits: STOMPParserLimits, maxSockJSMessageSize: Int) {
+        self.framing = framing
+        self.state = Mutex(State(parser: STOMPFrameParser(limits: parserLimits), assembler: MessageAssembler(maxSize: maxSockJSMessageSize)))
+    }
+}
+
+/// Performs a `STOMPSession`'s actions for one connection.
+final class STOMPConnectionDriver: Sendable {
+    let endpoint: STOMPEndpoint
+    let connection: HubConnection
+    let encoder: STOMPMessageEncoder
+    let framing: STOMPFraming
+    let session: Mutex<STOMPSession>
+    let logger: Logger
+    private let _context = Mutex<HubConnectionContext?>(nil)
+
+    init(endpoint: STOMPEndpoint, connection: HubConnection, encoder: STOMPMessageEncoder, framing: STOMPFraming, session: STOMPSession, logger: Logger) {
+        self.endpoint = endpoint
+        self.connection = connection
+        self.encoder = encoder
+        self.framing = framing
+        self.session = Mutex(session)
+        self.logger = logger
+    }
+
+    /// Set once CONNECT completed.
+    var connectedContext: HubConnectionContext? { self._context.withLock { $0 } }
+
+    var hub: Hub { self.endpoint.hub }
+
+    /// Returns false once the session is closing.
+    func handle(_ frame: HubInboundFrame, reader: STOMPReader) async -> Bool {
+        let now = self.hub.clock.now()
+        self.session.withLock { $0.noteInbound(now: now) }
+        switch self.framing {
+        case .raw:
+            reader.state.withLock { $0.parser.append(frame.data.readableBytesView) }
+            return await self.drain(reader)
+        case .sockJS:
+            let assembled = reader.state.withLock { $0.assembler.add(frame) }
+            switch assembled {
+            case .partial:
+                return true
+            case .tooLarge:
+                return await self.perform(self.session.withLock { $0.protocolError(message: "message too large") })
+            case .message(_, let buffer):
+                let strings: [String]
+                do {
+                    strings = try SockJSFraming.decodeClientMessage(buffer.readableBytesView)
+                } catch {
+                    return await self.perform(self.session.withLock { $0.protocolError(message: error.description) })
+                }
+                for s in strings {
+                    reader.state.withLock { $0.parser.append(s.utf8) }
+                    if !(await self.drain(reader)) { return false }
+                }
+                return true
+            }
+        }
+    }
+
+    private func drain(_ reader: STOMPReader) async -> Bool {
+        while true {
+            let output: Result<STOMPFrameParser.Output, STOMPParseError> = reader.state.withLock { s in
+                do throws(STOMPParseError) { return .success(try s.parser.next()) } catch { return .failure(error) }
+            }
+            switch output {
+            case .success(.needMoreData):
+                return true
+            case .success(.heartbeat):
+                continue
+            case .success(.frame(let frame)):
+                let now = self.hub.clock.now()
+                let actions = self.session.withLock { $0.receive(frame, now: now) }
+                if !(await self.perform(actions)) { return false }
+            case .failure(let error):
+                self.logger.debug("STOMP protocol error", metadata: ["error": "\(error)"])
+                return await self.perform(self.session.withLock { $0.protocolError(error) })
+            }
+        }
+    }
+
+    func tick() async -> Bool {
+        let now = self.hub.clock.now()
+        let lastWrite = self.connection.lastWriteAt
+        let actions = self.session.withLock { $0.tick(now: now, lastOutboundAt: lastWrite) }
+        if self.framing == .sockJS && !actions.contains(.sendHeartbeat)
+            && now - lastWrite >= self.endpoint.configuration.sockJSHeartbeatInterval
+        {
+            self.hub.send(.text(ByteBuffer(string: SockJSFraming.heartbeatFrame)), to: self.connection)
+        }
+        if actions.isEmpty { return !self.connection.isClosing }
+        let ok = await self.perform(actions)
+        return ok
+    }
+
+    private func context() -> HubConnectionContext {
+        HubConnectionContext(connectionId: self.connection.id, sessionId: self.session.withLock { $0.sessionId }, identity: self.connection.identity)
+    }
+
+    /// Performs actions in order (async follow-ups are performed before the rest). Returns false
+    /// once a close was requested.
+    func perform(_ initial: [STOMPSession.Action]) async -> Bool {
+        var work = initial[...]
+        var open = true
+        while let action = work.popFirst() {
+            var next: [STOMPSession.Action] = []
+            switch action {
+            case .send(let frame):
+                self.hub.send(self.encoder.encode(frame), to: self.connection)
+            case .sendHeartbeat:
+                self.hub.send(self.encoder.heartbeat, to: self.connection)
+            case .authenticate(let token):
+                let result = await self.endpoint.authenticator.authenticate(token: token)
+                if case .invalid(let reason) = result {
+                    self.logger.debug("STOMP CONNECT with invalid token", metadata: ["reason": "\(reason)"])
+                }
+                next = self.session.withLock { $0.authenticationFinished(result) }
+            case .connected(let identity):
+                if let identity { self.hub.setIdentity(identity, for: self.connection) }
+                let ctx = self.context()
+                self._context.withLock { $0 = ctx }
+            case .authorizeSubscription(let request):
+                let decision = await self.endpoint.backend.canSubscribe(destination: request.destination, connection: self.context())
+                next = self.session.withLock { $0.subscriptionDecided(request, decision) }
+            case .subscribe(let topic, let id):
+                self.hub.subscribe(self.connection, topic: topic, variant: id)
+            case .unsubscribe(let topic, let id):
+                self.hub.unsubscribe(self.connection, topic: topic, variant: id)
+            case .deliver(let request):
+                self.hub.recordInbound(self.connection)
+                let key = self.connection.identity.map { "u:" + $0.userId } ?? "c:\(self.connection.id)"
+                let outcome: SendOutcome
+                if self.endpoint.rateLimiter.allow(key) {
+                    outcome = await self.endpoint.backend.handleSend(
+                        destination: request.destination, body: ByteBuffer(bytes: request.body),
+                        contentType: request.contentType, connection: self.context())
+                } else {
+                    self.hub.recordRateLimited(self.connection)
+                    let rate = self.endpoint.configuration.sendRateLimit.ratePerSecond
+                    outcome = .refused(code: "rate-limited", message: "too many messages (limit \(Int(rate))/s)")
+                }
+                next = self.session.withLock { $0.sendFinished(request, outcome) }
+            case .close(let reason):
+                self.hub.close(self.connection, reason: reason)
+                open = false
+            }
+            if !next.isEmpty { work = next[...] + work }
+        }
+        return open
+    }
+}

@@ -1,0 +1,187 @@
+public import Logging
+import NIOCore
+import Synchronization
+public import WSCore
+
+/// The notification-bell Socket.IO endpoint (Engine.IO v4 WebSocket transport, default
+/// namespace). The Server calls `serve` from its `/socket.io/` WebSocket route (after checking
+/// `EIO=4&transport=websocket`), optionally with an identity it verified from the upgrade request.
+/// Pushes go through `hub.sendToUser(userId:event:payload:)`.
+public struct SocketIOEndpoint: Sendable {
+    public let hub: Hub
+    public let backend: any BellBackend
+    public let authenticator: any HubAuthenticator
+    public let configuration: SocketIOConfiguration
+    /// Per-user inbound event limiter (guests are keyed by connection).
+    public let rateLimiter: RateLimiter
+
+    public init(hub: Hub, backend: any BellBackend, authenticator: any HubAuthenticator, configuration: SocketIOConfiguration = .init()) {
+        self.hub = hub
+        self.backend = backend
+        self.authenticator = authenticator
+        self.configuration = configuration
+        self.rateLimiter = RateLimiter(limit: configuration.inboundRateLimit, clock: hub.clock)
+    }
+
+    /// Runs one Engine.IO/Socket.IO session on a WSCore WebSocket until it closes.
+    /// Configure the WebSocket route's max frame size ≥ `configuration.maxPayload` (or accept
+    /// that WSCore rejects larger frames first).
+    public func serve(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, identity: HubIdentity? = nil, logger: Logger) async {
+        await self.serve(inbound: WSCoreInboundFrames(inbound), socket: WSCoreSocketWriter(outbound), identity: identity, logger: logger)
+    }
+
+    /// Transport-neutral variant (tests, other WebSocket libraries).
+    public func serve<Inbound: AsyncSequence & Sendable>(
+        inbound: Inbound, socket: some HubSocketWriter, identity: HubIdentity? = nil, logger: Logger
+    ) async where Inbound.Element == HubInboundFrame {
+        let connection: HubConnection
+        do {
+            connection = try self.hub.register(format: .socketIO)
+        } catch {
+            await socket.close(code: 1001, reason: "server shutting down")
+            return
+        }
+        var logger = logger
+        logger[metadataKey: "hub.connection"] = "\(connection.id)"
+        let session = SocketIOSession(
+            configuration: self.configuration, engineSid: SessionID.make(), socketSid: SessionID.make(),
+            identity: identity, now: self.hub.clock.now())
+        let driver = SocketIOConnectionDriver(endpoint: self, connection: connection, session: session, logger: logger)
+        _ = await driver.perform(session.open())
+        let assembler = Mutex(MessageAssembler(maxSize: self.configuration.maxPayload))
+        await ConnectionRunner.run(
+            connection: connection, socket: socket, inbound: inbound, clock: self.hub.clock,
+            tickInterval: self.configuration.tickInterval,
+            coalesce: { $0 },
+            goodbye: { reason in
+                reason == .shutdown ? [.text(ByteBuffer(string: EngineIOPacket.close.encoded))] : []
+            },
+            onFrame: { frame in
+                switch assembler.withLock({ $0.add(frame) }) {
+                case .partial:
+                    return true
+                case .tooLarge:
+                    driver.logger.debug("Socket.IO packet above maxPayload")
+                    return await driver.perform(driver.session.withLock { $0.closeForOversize() })
+                case .message(let isText, let buffer):
+                    let now = driver.endpoint.hub.clock.now()
+                    if !isText {
+                        return await driver.perform(driver.session.withLock { $0.receiveBinary(now: now) })
+                    }
+                    let text = String(buffer: buffer)
+                    return await driver.perform(driver.session.withLock { $0.receive(text, now: now) })
+                }
+            },
+            onTick: {
+                let now = driver.endpoint.hub.clock.now()
+                return await driver.perform(driver.session.withLock { $0.tick(now: now) })
+            }
+        )
+        let unregistration = self.hub.unregister(connection)
+        if let identity = driver.takeJoinedIdentity() {
+            await self.backend.userDisconnected(
+                driver.context(identity: identity), identity: identity,
+                wasLastConnectionOfUser: unregistration.wasLastConnectionOfUser)
+        }
+        logger.debug("Socket.IO connection closed", metadata: ["slow": "\(connection.wasDroppedAsSlow)"])
+    }
+}
+
+extension SocketIOSession {
+    /// An Engine.IO packet above `maxPayload`: close.
+    mutating func closeForOversize() -> [Action] {
+        var actions: [Action] = []
+        if self.isConnected { actions.append(.left(identity: self.identity)) }
+        actions.append(.close(.tooLarge))
+        self.markClosed()
+        return actions
+    }
+}
+
+/// Performs a `SocketIOSession`'s actions for one connection.
+final class SocketIOConnectionDriver: Sendable {
+    let endpoint: SocketIOEndpoint
+    let connection: HubConnection
+    let session: Mutex<SocketIOSession>
+    let logger: Logger
+    /// The identity registered with the backend (`userConnected` called, `userDisconnected` not yet).
+    private let joined = Mutex<HubIdentity?>(nil)
+
+    init(endpoint: SocketIOEndpoint, connection: HubConnection, session: SocketIOSession, logger: Logger) {
+        self.endpoint = endpoint
+        self.connection = connection
+        self.session = Mutex(session)
+        self.logger = logger
+    }
+
+    var hub: Hub { self.endpoint.hub }
+
+    func takeJoinedIdentity() -> HubIdentity? {
+        self.joined.withLock { j in
+            let v = j
+            j = nil
+            return v
+        }
+    }
+
+    func context(identity: HubIdentity?) -> HubConnectionContext {
+        HubConnectionContext(connectionId: self.connection.id, sessionId: self.session.withLock { $0.socketSid }, identity: identity)
+    }
+
+    private func send(_ text: String) {
+        self.hub.send(.text(ByteBuffer(string: text)), to: self.connection)
+    }
+
+    func perform(_ initial: [SocketIOSession.Action]) async -> Bool {
+        var work = initial[...]
+        var open = true
+        while let action = work.popFirst() {
+            var next: [SocketIOSession.Action] = []
+            switch action {
+            case .send(let text):
+                self.send(text)
+            case .authenticate(let token, let purpose):
+                self.hub.recordInbound(self.connection)
+                let result = await self.endpoint.authenticator.authenticate(token: token)
+                next = self.session.withLock { $0.authenticationFinished(result, purpose: purpose) }
+            case .joined(let identity):
+                guard let identity else { continue }  // waiting for AUTH
+                let change = self.hub.setIdentity(identity, for: self.connection)
+                self.joined.withLock { $0 = identity }
+                await self.endpoint.backend.userConnected(self.context(identity: identity), identity: identity, isFirstConnectionOfUser: change.isFirstConnectionOfUser)
+            case .identityChanged(let previous, let identity):
+                let change = self.hub.setIdentity(identity, for: self.connection)
+                self.joined.withLock { $0 = identity }
+                if let previous, previous.userId != identity.userId {
+                    await self.endpoint.backend.userDisconnected(self.context(identity: previous), identity: previous, wasLastConnectionOfUser: change.previousUserRemoved)
+                }
+                if previous?.userId != identity.userId {
+                    await self.endpoint.backend.userConnected(self.context(identity: identity), identity: identity, isFirstConnectionOfUser: change.isFirstConnectionOfUser)
+                }
+            case .left(let identity):
+                let change = self.hub.setIdentity(nil, for: self.connection)
+                self.joined.withLock { $0 = nil }
+                if let identity {
+                    await self.endpoint.backend.userDisconnected(self.context(identity: identity), identity: identity, wasLastConnectionOfUser: change.previousUserRemoved)
+                }
+            case .dispatch(let request):
+                self.hub.recordInbound(self.connection)
+                let key = self.connection.identity.map { "u:" + $0.userId } ?? "c:\(self.connection.id)"
+                guard self.endpoint.rateLimiter.allow(key) else {
+                    self.hub.recordRateLimited(self.connection)
+                    next = self.session.withLock { $0.rateLimited(request) }
+                    break
+                }
+                guard let identity = self.connection.identity else { continue }
+                let result = await self.endpoint.backend.handleEvent(
+                    name: request.name, payload: request.payload, connection: self.context(identity: identity), identity: identity)
+                next = self.session.withLock { $0.eventFinished(request, result) }
+            case .close(let reason):
+                self.hub.close(self.connection, reason: reason)
+                open = false
+            }
+            if !next.isEmpty { work = next[...] + work }
+        }
+        return open
+    }
+}

@@ -1,0 +1,207 @@
+import NIOCore
+import Testing
+
+@testable import HLS
+
+@Suite struct MediaPlaylistRenderTests {
+    let t0: Int64 = 1_764_038_400_000  // 2025-11-25T02:40:00.000Z
+
+    @Test func aLiveLowLatencyFMP4PlaylistListsPartsOfTheLastSegmentsAndAPreloadHint() {
+        let parts: (Int) -> [MediaPlaylist.Part] = { msn in
+            (0..<4).map { MediaPlaylist.Part(duration: 0.5, uri: "part-\(msn)-\($0).m4s", independent: $0 == 0) }
+        }
+        let playlist = MediaPlaylist(
+            version: 6, targetDuration: 2, mediaSequence: 10,
+            serverControl: .init(canBlockReload: true, partHoldBack: 1.5, holdBack: 6), partTarget: 0.5,
+            segments: [
+                .init(duration: 2, uri: "seg-10.m4s", mapURI: "init-0.mp4", programDateTimeMs: t0),
+                .init(duration: 2.002, uri: "seg-11.m4s", parts: parts(11), mapURI: "init-0.mp4", programDateTimeMs: t0 + 2000),
+                .init(duration: nil, uri: "seg-12.m4s", parts: Array(parts(12).prefix(2)), mapURI: "init-0.mp4", programDateTimeMs: t0 + 4002),
+            ],
+            preloadHintURI: "part-12-2.m4s")
+        #expect(
+            playlist.render() == """
+                #EXTM3U
+                #EXT-X-VERSION:6
+                #EXT-X-TARGETDURATION:2
+                #EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.500,HOLD-BACK=6.000
+                #EXT-X-PART-INF:PART-TARGET=0.500
+                #EXT-X-MEDIA-SEQUENCE:10
+                #EXT-X-MAP:URI="init-0.mp4"
+                #EXT-X-PROGRAM-DATE-TIME:2025-11-25T02:40:00.000Z
+                #EXTINF:2.000,
+                seg-10.m4s
+                #EXT-X-PROGRAM-DATE-TIME:2025-11-25T02:40:02.000Z
+                #EXT-X-PART:DURATION=0.500,URI="part-11-0.m4s",INDEPENDENT=YES
+                #EXT-X-PART:DURATION=0.500,URI="part-11-1.m4s"
+                #EXT-X-PART:DURATION=0.500,URI="part-11-2.m4s"
+                #EXT-X-PART:DURATION=0.500,URI="part-11-3.m4s"
+                #EXTINF:2.002,
+                seg-11.m4s
+                #EXT-X-PROGRAM-DATE-TIME:2025-11-25T02:40:04.002Z
+                #EXT-X-PART:DURATION=0.500,URI="part-12-0.m4s",INDEPENDENT=YES
+                #EXT-X-PART:DURATION=0.500,URI="part-12-1.m4s"
+                #EXT-X-PRELOAD-HINT:TYPE=PART,URI="part-12-2.m4s"
+
+                """)
+    }
+
+    @Test func aPlainFMP4PlaylistHasNoPartsNoServerControlAndNoHint() {
+        let playlist = MediaPlaylist(
+            version: 6, targetDuration: 4, mediaSequence: 0,
+            segments: [
+                .init(duration: 4, uri: "seg-0.m4s", mapURI: "init-0.mp4", programDateTimeMs: t0),
+                .init(duration: 3.967, uri: "seg-1.m4s", mapURI: "init-0.mp4", programDateTimeMs: t0 + 4000),
+            ])
+        #expect(
+            playlist.render() == """
+                #EXTM3U
+                #EXT-X-VERSION:6
+                #EXT-X-TARGETDURATION:4
+                #EXT-X-MEDIA-SEQUENCE:0
+                #EXT-X-MAP:URI="init-0.mp4"
+                #EXT-X-PROGRAM-DATE-TIME:2025-11-25T02:40:00.000Z
+                #EXTINF:4.000,
+                seg-0.m4s
+                #EXT-X-PROGRAM-DATE-TIME:2025-11-25T02:40:04.000Z
+                #EXTINF:3.967,
+                seg-1.m4s
+
+                """)
+    }
+
+    @Test func aTransportStreamPlaylistHasNoMap() {
+        let playlist = MediaPlaylist(
+            version: 3, targetDuration: 2, mediaSequence: 7,
+            segments: [.init(duration: 2, uri: "seg-7.ts", programDateTimeMs: t0)])
+        #expect(
+            playlist.render() == """
+                #EXTM3U
+                #EXT-X-VERSION:3
+                #EXT-X-TARGETDURATION:2
+                #EXT-X-MEDIA-SEQUENCE:7
+                #EXT-X-PROGRAM-DATE-TIME:2025-11-25T02:40:00.000Z
+                #EXTINF:2.000,
+                seg-7.ts
+
+                """)
+    }
+
+    @Test func aDiscontinuityWithNewCodecsRepeatsTheMapAfterTheTag() {
+        let playlist = MediaPlaylist(
+            version: 6, targetDuration: 2, mediaSequence: 3, discontinuitySequence: 1,
+            segments: [
+                .init(duration: 1.5, uri: "seg-3.m4s", mapURI: "init-0.mp4"),
+                .init(duration: 2, uri: "seg-4.m4s", discontinuity: true, mapURI: "init-1.mp4"),
+                .init(duration: 2, uri: "seg-5.m4s", mapURI: "init-1.mp4"),
+            ])
+        #expect(
+            playlist.render() == """
+                #EXTM3U
+                #EXT-X-VERSION:6
+                #EXT-X-TARGETDURATION:2
+                #EXT-X-MEDIA-SEQUENCE:3
+                #EXT-X-DISCONTINUITY-SEQUENCE:1
+                #EXT-X-MAP:URI="init-0.mp4"
+                #EXTINF:1.500,
+                seg-3.m4s
+                #EXT-X-DISCONTINUITY
+                #EXT-X-MAP:URI="init-1.mp4"
+                #EXTINF:2.000,
+                seg-4.m4s
+                #EXTINF:2.000,
+                seg-5.m4s
+
+                """)
+    }
+
+    @Test func anEndedPlaylistHasEndlistAndNoPreloadHint() {
+        let playlist = MediaPlaylist(
+            version: 6, targetDuration: 2, mediaSequence: 0,
+            serverControl: .init(canBlockReload: true, partHoldBack: 1.5, holdBack: 6), partTarget: 0.5,
+            segments: [.init(duration: 1.2, uri: "seg-0.m4s", mapURI: "init-0.mp4")],
+            preloadHintURI: "part-1-0.m4s", ended: true)
+        #expect(
+            playlist.render() == """
+                #EXTM3U
+                #EXT-X-VERSION:6
+                #EXT-X-TARGETDURATION:2
+                #EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.500,HOLD-BACK=6.000
+                #EXT-X-PART-INF:PART-TARGET=0.500
+                #EXT-X-MEDIA-SEQUENCE:0
+                #EXT-X-MAP:URI="init-0.mp4"
+                #EXTINF:1.200,
+                seg-0.m4s
+                #EXT-X-ENDLIST
+
+                """)
+    }
+
+    @Test func aMultivariantPlaylistDescribesTheOneVariant() {
+        let playlist = MultivariantPlaylist(
+            version: 6, independentSegments: false, bandwidth: 1_234_567, averageBandwidth: 1_000_000,
+            codecs: ["avc1.64001f", "mp4a.40.2"], resolution: VideoDimensions(width: 1280, height: 720), frameRate: 29.97,
+            uri: "media.m3u8")
+        #expect(
+            playlist.render() == """
+                #EXTM3U
+                #EXT-X-VERSION:6
+                #EXT-X-STREAM-INF:BANDWIDTH=1234567,AVERAGE-BANDWIDTH=1000000,CODECS="avc1.64001f,mp4a.40.2",RESOLUTION=1280x720,FRAME-RATE=29.970
+                media.m3u8
+
+                """)
+    }
+
+    @Test func programDateTimeFormatsLeapDaysAndMilliseconds() {
+        #expect(ProgramDateTime.format(milliseconds: 0) == "1970-01-01T00:00:00.000Z")
+        #expect(ProgramDateTime.format(milliseconds: 951_782_400_007) == "2000-02-29T00:00:00.007Z")
+        #expect(ProgramDateTime.format(milliseconds: 4_102_444_799_999) == "2099-12-31T23:59:59.999Z")
+    }
+}
+
+@Suite struct SegmentStoreTests {
+    func bytes(_ count: Int) -> ByteBuffer { ByteBuffer(repeating: 0xAB, count: count) }
+
+    @Test func theWindowSlidesAndCountsRemovedDiscontinuities() {
+        let store = SegmentStore(configuration: HLSConfiguration(variant: .fmp4, windowSegments: 2))
+        store.setInitSection(bytes(10))
+        store.closeSegment(duration: 2, independent: true, bytes: bytes(100), programDateTimeMs: 0, targetDuration: 2)
+        store.markDiscontinuity()
+        store.setInitSection(bytes(11))
+        store.closeSegment(duration: 2, independent: true, bytes: bytes(100), programDateTimeMs: 2000, targetDuration: 2)
+        store.closeSegment(duration: 2, independent: true, bytes: bytes(100), programDateTimeMs: 4000, targetDuration: 2)
+        let text = String(buffer: store.mediaPlaylist()!)
+        #expect(text.contains("#EXT-X-MEDIA-SEQUENCE:1\n"))
+        #expect(text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init-1.mp4\"\n"))
+        store.closeSegment(duration: 2, independent: true, bytes: bytes(100), programDateTimeMs: 6000, targetDuration: 2)
+        let later = String(buffer: store.mediaPlaylist()!)
+        #expect(later.contains("#EXT-X-MEDIA-SEQUENCE:2\n#EXT-X-DISCONTINUITY-SEQUENCE:1\n#EXT-X-MAP:URI=\"init-1.mp4\"\n"))
+        // Removed segments stay downloadable for a while (RFC 8216 §6.2.2).
+        #expect(store.segmentBytes(msn: 0) != nil)
+        #expect(store.segmentBytes(msn: 4) == nil)
+    }
+
+    @Test func identicalInitSectionsDoNotStartANewMap() {
+        let store = SegmentStore(configuration: HLSConfiguration(variant: .fmp4))
+        store.setInitSection(bytes(10))
+        store.setInitSection(bytes(10))
+        #expect(store.initSection(0) != nil)
+        #expect(store.initSection(1) == nil)
+    }
+
+    @Test func partsAreListedOnlyForTheLastTwoSegmentsAndTheOpenOne() {
+        let store = SegmentStore(configuration: HLSConfiguration())
+        store.setInitSection(bytes(10))
+        for msn in 0..<4 {
+            for _ in 0..<4 { store.addPart(bytes(10), duration: 0.5, independent: false, programDateTimeMs: Int64(msn) * 2000) }
+            store.closeSegment(duration: 2, independent: true, bytes: nil, programDateTimeMs: 0, targetDuration: 2)
+        }
+        store.addPart(bytes(10), duration: 0.5, independent: true, programDateTimeMs: 8000)
+        let text = String(buffer: store.mediaPlaylist()!)
+        #expect(!text.contains("part-1-"))
+        #expect(text.contains("part-2-3.m4s"))
+        #expect(text.contains("part-3-0.m4s"))
+        #expect(text.contains("#EXT-X-PART:DURATION=0.500,URI=\"part-4-0.m4s\",INDEPENDENT=YES\n#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part-4-1.m4s\"\n"))
+        #expect(store.segmentBytes(msn: 2)?.readableBytes == 40)
+    }
+}

@@ -1,0 +1,218 @@
+import Hub
+import NIOCore
+import Synchronization
+import Testing
+
+@Suite("Hub core")
+struct HubCoreTests {
+    let counting = CountingEncoder()
+    var testFormat: HubWireFormat { HubWireFormat(name: "test", encoder: self.counting, acceptsUserMessages: true) }
+
+    @Test func aPublishIsEncodedOncePerFormatAndVariantAndTheBytesAreShared() throws {
+        let hub = Hub()
+        let conns = try (0..<10).map { _ in try hub.register(format: testFormat) }
+        for c in conns { hub.subscribe(c, topic: "/topic/a", variant: "sub-0") }
+        let odd = try hub.register(format: testFormat)
+        hub.subscribe(odd, topic: "/topic/a", variant: "sub-7")
+        #expect(hub.publish(topic: "/topic/a", json: "{}") == 11)
+        #expect(counting.calls == 2)
+        #expect(hub.snapshot().encodes == 2)
+        let frames = conns.map { c -> HubOutboundFrame? in
+            if case .frame(let f) = c.takePendingOutbound().first { return f }
+            return nil
+        }
+        let first = try #require(frames[0])
+        #expect(first.string == "sub-0|/topic/a|{}")
+        for f in frames { #expect(f.map(first.sharesStorage) == true) }
+        #expect(odd.pendingStrings() == ["sub-7|/topic/a|{}"])
+    }
+
+    @Test func stompSubscribersWithTheSameSubscriptionIdShareOneEncodedMessage() throws {
+        let hub = Hub()
+        let a = try hub.register(format: .stomp)
+        let b = try hub.register(format: .stomp)
+        let c = try hub.register(format: .stompSockJS)
+        for x in [a, b, c] { hub.subscribe(x, topic: "/topic/live/1/chat", variant: "sub-0") }
+        hub.publish(topic: "/topic/live/1/chat", json: #"{"m":"hi"}"#)
+        guard case .frame(let fa) = a.takePendingOutbound().first, case .frame(let fb) = b.takePendingOutbound().first,
+            case .frame(let fc) = c.takePendingOutbound().first
+        else { Issue.record("missing frames"); return }
+        #expect(fa.sharesStorage(with: fb))
+        #expect(!fa.sharesStorage(with: fc))
+        #expect(hub.snapshot().encodes == 2)  // one per wire format
+        var parser = STOMPFrameParser()
+        parser.append(fa.bytes)
+        guard case .frame(let m) = try parser.next() else { Issue.record("not STOMP"); return }
+        #expect(m.command == .message)
+        #expect(m.headers["subscription"] == "sub-0")
+        #expect(m.headers["destination"] == "/topic/live/1/chat")
+        #expect(m.headers["message-id"] != nil)
+        #expect(m.headers["content-type"] == "application/json")
+        #expect(m.bodyString == #"{"m":"hi"}"#)
+        #expect(fc.string.hasPrefix(#"a["MESSAGE\ndestination:/topic/live/1/chat\n"#))
+        #expect(fc.string.hasSuffix(#"\u0000"]"#))
+    }
+
+    @Test func aSlowClientIsDroppedAndCountedWhileOthersKeepReceiving() throws {
+        let hub = Hub(configuration: .init(outboundQueue: .init(maxFrames: 3, maxBytes: 1 << 20)))
+        let slow = try hub.register(format: testFormat)
+        let fast = try hub.register(format: testFormat)
+        hub.subscribe(slow, topic: "t")
+        hub.subscribe(fast, topic: "t")
+        var fastReceived = 0
+        for i in 0..<10 {
+            hub.publish(topic: "t", json: "\(i)")
+            fastReceived += fast.pendingStrings().count
+        }
+        #expect(fastReceived == 10)
+        #expect(slow.wasDroppedAsSlow)
+        #expect(slow.isClosing)
+        #expect(slow.takePendingOutbound() == [.close(.slowConsumer)])
+        #expect(hub.snapshot().slowClientDrops == 1)
+        #expect(!fast.isClosing)
+    }
+
+    @Test func theByteLimitAlsoDropsASlowClient() throws {
+        let hub = Hub(configuration: .init(outboundQueue: .init(maxFrames: 1000, maxBytes: 100)))
+        let c = try hub.register(format: testFormat)
+        hub.subscribe(c, topic: "t")
+        hub.publish(topic: "t", json: String(repeating: "x", count: 60))
+        #expect(!c.isClosing)
+        hub.publish(topic: "t", json: String(repeating: "x", count: 60))
+        #expect(c.wasDroppedAsSlow)
+    }
+
+    @Test func perUserSetsAreEmptiedWhenTheLastConnectionLeaves() throws {
+        let hub = Hub()
+        let alice = HubIdentity(userId: "alice", username: "Alice")
+        let tab1 = try hub.register(format: .socketIO, identity: alice)
+        let tab2 = try hub.register(format: .socketIO)
+        let change = hub.setIdentity(alice, for: tab2)
+        #expect(!change.isFirstConnectionOfUser)
+        hub.subscribe(tab1, topic: "x")
+        #expect(hub.snapshot().users == 1)
+        #expect(hub.snapshot().usersByProtocol["socketio"] == 1)
+        #expect(hub.connections(ofUser: "alice").count == 2)
+        #expect(hub.sendToUser(userId: "alice", event: "unreadCount:updated", json: #"{"count":3}"#) == 2)
+        #expect(tab1.pendingStrings() == [#"42["unreadCount:updated",{"count":3}]"#])
+        let first = hub.unregister(tab1)
+        #expect(first.wasRegistered && !first.wasLastConnectionOfUser)
+        let last = hub.unregister(tab2)
+        #expect(last.wasLastConnectionOfUser)
+        #expect(last.userId == "alice")
+        let snap = hub.snapshot()
+        #expect(snap.users == 0)
+        #expect(snap.usersByProtocol.isEmpty)
+        #expect(snap.connections == 0)
+        #expect(snap.topics == 0)
+        #expect(snap.subscriptions == 0)
+        #expect(hub.unregister(tab2).wasRegistered == false)
+    }
+
+    @Test func sendToUserSkipsFormatsThatDoNotAcceptUserMessages() throws {
+        let hub = Hub()
+        let bob = HubIdentity(userId: "bob", username: "Bob")
+        let stomp = try hub.register(format: .stomp, identity: bob)
+        let bell = try hub.register(format: .socketIO, identity: bob)
+        #expect(hub.sendToUser(userId: "bob", event: "e", json: "1") == 1)
+        #expect(stomp.pendingStrings().isEmpty)
+        #expect(bell.pendingStrings() == [#"42["e",1]"#])
+        #expect(hub.sendToUser(userId: "nobody", event: "e", json: "1") == 0)
+    }
+
+    @Test func unsubscribeRemovesOnlyThatSubscription() throws {
+        let hub = Hub()
+        let c = try hub.register(format: testFormat)
+        hub.subscribe(c, topic: "t", variant: "a")
+        hub.subscribe(c, topic: "t", variant: "b")
+        #expect(!hub.subscribe(c, topic: "t", variant: "a"))
+        #expect(hub.subscriberCount(topic: "t") == 2)
+        #expect(hub.publish(topic: "t", json: "1") == 2)
+        #expect(hub.unsubscribe(c, topic: "t", variant: "a"))
+        #expect(hub.publish(topic: "t", json: "2") == 1)
+        #expect(hub.unsubscribe(c, topic: "t", variant: "b"))
+        #expect(hub.snapshot().topics == 0)
+    }
+
+    @Test func historyKeepsTheLastNMessagesOfATopic() {
+        let hub = Hub(configuration: .init(historyCapacity: 3))
+        for i in 1...5 { hub.publish(topic: "chat", json: "\(i)", keepInHistory: true) }
+        hub.publish(topic: "chat", json: "not kept")
+        #expect(hub.history(topic: "chat").map(\.payloadString) == ["3", "4", "5"])
+        #expect(hub.history(topic: "chat", limit: 2).map(\.payloadString) == ["4", "5"])
+        hub.clearHistory(topic: "chat")
+        #expect(hub.history(topic: "chat").isEmpty)
+    }
+
+    @Test func historyRingWrapsInOrder() {
+        var ring = HistoryRing<Int>(capacity: 4)
+        for i in 0..<10 { ring.append(i) }
+        #expect(ring.elements == [6, 7, 8, 9])
+        #expect(ring.count == 4)
+    }
+
+    @Test func rateLimiterAllowsTheBurstThenRefillsWithTime() {
+        let clock = ManualHubClock()
+        let limiter = RateLimiter(limit: RateLimit(ratePerSecond: 5), clock: clock.clock)
+        #expect((0..<5).allSatisfy { _ in limiter.allow("u1") })
+        #expect(!limiter.allow("u1"))
+        #expect(limiter.allow("u2"))
+        clock.advance(by: .milliseconds(199))
+        #expect(!limiter.allow("u1"))
+        clock.advance(by: .milliseconds(2))
+        #expect(limiter.allow("u1"))
+        #expect(!limiter.allow("u1"))
+        clock.advance(by: .seconds(10))
+        #expect((0..<5).allSatisfy { _ in limiter.allow("u1") })
+        #expect(!limiter.allow("u1"))
+    }
+
+    @Test func shutdownClosesEveryConnectionAndRefusesNewOnes() async throws {
+        let hub = Hub(configuration: .init(shutdownGracePeriod: .milliseconds(50)))
+        let c = try hub.register(format: testFormat)
+        await hub.shutdown()
+        #expect(c.takePendingOutbound() == [.close(.shutdown)])
+        #expect(throws: Hub.RegistrationError.shuttingDown) { try hub.register(format: testFormat) }
+    }
+}
+
+@Suite("Outbound queue")
+struct OutboundQueueTests {
+    @Test func aClientThatKeepsUpIsNeverDroppedWhateverTheTotalTraffic() async throws {
+        let hub = Hub(configuration: .init(outboundQueue: .init(maxFrames: 4, maxBytes: 1000)))
+        let c = try hub.register(format: .socketIO)
+        hub.subscribe(c, topic: "t")
+        let received = Counter()
+        let writer = Task {
+            while true {
+                let items = await c.nextOutbound()
+                if items.isEmpty { return }
+                received.add(items.count)
+            }
+        }
+        let payload = "\"" + String(repeating: "x", count: 300) + "\""
+        for i in 1...50 {
+            hub.publish(topic: "t", json: payload)
+            #expect(await eventually { received.value == i })
+        }
+        #expect(!c.wasDroppedAsSlow)
+        writer.cancel()
+        await writer.value
+    }
+
+    @Test func sockJSFramesAreMergedIntoOneArray() {
+        let a = HubWireFormat.stompSockJS.encoder.encode(HubMessage(destination: "/t", payload: .init(string: "1")), variant: "s")
+        let b = HubWireFormat.stompSockJS.encoder.encode(HubMessage(destination: "/t", payload: .init(string: "2")), variant: "s")
+        let merged = SockJSFraming.merge([a.buffer, b.buffer])
+        let text = String(buffer: merged)
+        #expect(text.hasPrefix(#"a["MESSAGE"#))
+        #expect(text.contains(#"\u0000","MESSAGE"#))
+        #expect(text.hasSuffix(#"\u0000"]"#))
+    }
+}
+
+final class Counter: Sendable {
+    private let v = Mutex(0)
+    func add(_ n: Int) { self.v.withLock { $0 += n } }
+    var value: Int { self.v.withLock { $0 } }
+}
