@@ -53,7 +53,10 @@ public struct FLVMediaDemuxer: Sendable {
         return pendingNotices
     }
 
+    /// Each distinct notice is said once; at most 32 are remembered so that a peer cycling
+    /// through FourCCs cannot grow this set (or the log) without bound.
     private mutating func notice(_ text: String) {
+        guard noticed.count < 32 else { return }
         if noticed.insert(text).inserted { pendingNotices.append(text) }
     }
 

@@ -43,13 +43,19 @@ public struct RTMPServerConfiguration: Sendable {
     public var amf: AMF0Decoder
     /// Bytes a connection may buffer while its publish is being authorised.
     public var maxBufferedBytes: Int
+    /// Queue capacity (packets) suggested for consumers' `LiveStream.makeReader(name:capacity:)`.
+    /// The ingest itself never queues: `LiveStream.publish` does not block and each reader drops
+    /// and counts on its own (MediaCore `StreamReader.droppedPackets`). Default 512 ≈ 8 s of
+    /// 30 fps video + AAC.
+    public var consumerQueueCapacity: Int
 
     public init(
         listeners: [RTMPListener] = [RTMPListener()], app: String = "live", maxChunkSize: Int = 65536,
         maxMessageSize: Int = 8 << 20, maxChunkStreams: Int = 64, handshakeTimeout: TimeAmount = .seconds(10),
         idleTimeout: TimeAmount = .seconds(10), outboundChunkSize: Int = 4096, windowAckSize: Int = 2_500_000,
-        amf: AMF0Decoder = AMF0Decoder(), maxBufferedBytes: Int = 16 << 20
+        amf: AMF0Decoder = AMF0Decoder(), maxBufferedBytes: Int = 16 << 20, consumerQueueCapacity: Int = 512
     ) {
+        self.consumerQueueCapacity = consumerQueueCapacity
         self.listeners = listeners
         self.app = app
         self.maxChunkSize = maxChunkSize

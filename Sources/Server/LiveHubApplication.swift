@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HLS
 import HummingbirdWebSocket
 import Ingest
 import Logging
@@ -19,6 +20,7 @@ public struct LiveHub: Sendable {
     /// One `LiveStream` per live room: the ingest publishes into it, HLS reads from it.
     public let streams: StreamRegistry
     public let rtmp: RTMPServer
+    public let hls: HLSService
     public let jwt: JWTCodec
     public let internalToken: String
     public let metrics: LiveHubMetrics
@@ -39,6 +41,7 @@ public struct LiveHub: Sendable {
         let jwt = JWTCodec(secret: jwtSecret)
         let auth = Authenticator(jwt: jwt, internalToken: internalToken)
         let metrics = LiveHubMetrics()
+        let hls = HLSService(configuration: HLSConfiguration(configuration), metricsFactory: metrics.factory, logger: logger)
         let roomStore = SQLiteRoomStore(database: database)
         let rooms = RoomService(store: roomStore, reconnectGrace: configuration.reconnectGrace, logger: logger)
         let live = LiveRoomService(rooms: rooms, store: SQLiteLiveRoomStore(database: database), logger: logger)
@@ -51,7 +54,7 @@ public struct LiveHub: Sendable {
         SystemController(metrics: metrics, database: database, rooms: roomStore).addRoutes(to: router)
         let urls = PublicURLs(publicHost: configuration.publicHost, rtmpPort: configuration.rtmpPort)
         let liveAPI = router.group("v1/notifications/live")
-        RoomController(rooms: rooms, auth: auth, urls: urls, maxBodyBytes: configuration.maxRequestBodyBytes)
+        RoomController(rooms: rooms, auth: auth, urls: urls, maxBodyBytes: configuration.maxRequestBodyBytes, hasLiveThumbnail: { hls.hasStream(roomId: $0) })
             .addRoutes(to: liveAPI)
         LiveRoomController(live: live, auth: auth, maxBodyBytes: configuration.maxRequestBodyBytes)
             .addRoutes(to: liveAPI)
@@ -80,17 +83,20 @@ public struct LiveHub: Sendable {
             await onRTMPReady(Array(zip(schemes, ports)).map { (scheme: $0.0, port: $0.1) })
         }
 
+        HLSController(hls: hls).addRoutes(to: router)
+        let packaging = PackagingService(streams: streams, hls: hls, logger: logger)
+
         let webSocketRouter = Router(context: LiveHubRequestContext.self)
         let lifecycle = LifecycleService(rooms: rooms, database: database, logger: logger)
         let application = Application(
             router: router,
             server: .http1WebSocketUpgrade(webSocketRouter: webSocketRouter),
             configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "LiveHub"),
-            services: [lifecycle, ingest],
+            services: [lifecycle, packaging, ingest],
             onServerRunning: { channel in await onHTTPReady(channel.localAddress?.port ?? configuration.httpPort) },
             logger: logger)
         return LiveHub(
-            configuration: configuration, database: database, rooms: rooms, live: live, notifications: notifications, streams: streams, rtmp: rtmp, jwt: jwt, internalToken: internalToken,
+            configuration: configuration, database: database, rooms: rooms, live: live, notifications: notifications, streams: streams, rtmp: rtmp, hls: hls, jwt: jwt, internalToken: internalToken,
             metrics: metrics, logger: logger, application: application)
     }
 

@@ -9,6 +9,8 @@ struct RoomController {
     let auth: Authenticator
     let urls: PublicURLs
     let maxBodyBytes: Int
+    /// True while HLS has output for the room; its thumbnail then stands in for a missing `thumbnailUrl`.
+    let hasLiveThumbnail: @Sendable (String) -> Bool
 
     func addRoutes(to group: RouterGroup<LiveHubRequestContext>) {
         group.post("rooms", use: create)
@@ -142,7 +144,9 @@ struct RoomController {
         let isOwner = user?.userId == room.shopOwnerId
         return RoomView(
             id: room.id, shopOwnerId: room.shopOwnerId, shopOwnerName: room.shopOwnerName, title: room.title,
-            description: room.description, thumbnailUrl: room.thumbnailUrl, status: room.status,
+            description: room.description,
+            thumbnailUrl: room.thumbnailUrl ?? (hasLiveThumbnail(room.id) ? urls.thumbnailURL(roomId: room.id, request: request) : nil),
+            status: room.status,
             reconnecting: await rooms.isReconnecting(room.id), viewerCount: await rooms.viewerCount(room.id),
             peakViewers: room.peakViewers, totalOrders: room.totalOrders, totalRevenue: room.totalRevenue,
             createdAt: ISOTime.string(room.createdAt), startedAt: room.startedAt.map(ISOTime.string),
@@ -201,6 +205,10 @@ struct PublicURLs: Sendable {
 
     func rtmpURL(request: Request) -> String {
         "rtmp://\(host(from: request).name):\(rtmpPort)/\(app)"
+    }
+
+    func thumbnailURL(roomId: String, request: Request) -> String {
+        "http://\(host(from: request).withPort)/hls/\(roomId)/thumbnail.jpg"
     }
 
     func hlsURL(roomId: String, request: Request) -> String {
