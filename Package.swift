@@ -86,7 +86,7 @@ let package = Package(
         .target(
             name: "Server",
             dependencies: [
-                "MediaCore", "CLibAV", "Ingest", "HLS",
+                "MediaCore", "CLibAV", "Ingest", "HLS", "Hub",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import HLS
+import Hub
 import HummingbirdWebSocket
 import Ingest
 import Logging
@@ -21,6 +22,7 @@ public struct LiveHub: Sendable {
     public let streams: StreamRegistry
     public let rtmp: RTMPServer
     public let hls: HLSService
+    public let hub: Hub
     public let jwt: JWTCodec
     public let internalToken: String
     public let metrics: LiveHubMetrics
@@ -87,16 +89,21 @@ public struct LiveHub: Sendable {
         let packaging = PackagingService(streams: streams, hls: hls, logger: logger)
 
         let webSocketRouter = Router(context: LiveHubRequestContext.self)
+        let realtime = await RealtimeWiring.make(
+            rooms: rooms, live: live, notifications: notifications, jwt: jwt, metrics: metrics, logger: logger)
+        realtime.addRoutes(router: router, webSocketRouter: webSocketRouter)
         let lifecycle = LifecycleService(rooms: rooms, database: database, logger: logger)
         let application = Application(
             router: router,
-            server: .http1WebSocketUpgrade(webSocketRouter: webSocketRouter),
+            // Frames up to 1 MiB reach the hub, which enforces STOMP's 64 KiB and Socket.IO's maxPayload
+            // itself with protocol-level errors.
+            server: .http1WebSocketUpgrade(webSocketRouter: webSocketRouter, configuration: .init(ws: .init(maxFrameSize: 1 << 20))),
             configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "LiveHub"),
-            services: [lifecycle, packaging, ingest],
+            services: [lifecycle, packaging, ingest, HubService(hub: realtime.hub)],
             onServerRunning: { channel in await onHTTPReady(channel.localAddress?.port ?? configuration.httpPort) },
             logger: logger)
         return LiveHub(
-            configuration: configuration, database: database, rooms: rooms, live: live, notifications: notifications, streams: streams, rtmp: rtmp, hls: hls, jwt: jwt, internalToken: internalToken,
+            configuration: configuration, database: database, rooms: rooms, live: live, notifications: notifications, streams: streams, rtmp: rtmp, hls: hls, hub: realtime.hub, jwt: jwt, internalToken: internalToken,
             metrics: metrics, logger: logger, application: application)
     }
 

@@ -18,7 +18,9 @@ public enum PublishRefusal: String, Error, Sendable {
 /// start-up recovery. Every transition is persisted first (one transaction through `RoomStore`),
 /// then announced to `statusObservers` (the hub broadcasts them on `/topic/live/{id}/status`).
 public actor RoomService {
-    public typealias StatusObserver = @Sendable (RoomStatusMessage) async -> Void
+    /// Receives every announced status (after it is persisted), the room, and whether this
+    /// announcement is the room going LIVE for the first time.
+    public typealias StatusObserver = @Sendable (_ status: RoomStatusMessage, _ room: RoomRecord, _ wentLive: Bool) async -> Void
     public typealias RoomHook = @Sendable (String) async -> Void
 
     let store: any RoomStore
@@ -28,6 +30,8 @@ public actor RoomService {
     private var reconnecting: Set<String> = []
     private var graceTimers: [String: Task<Void, Never>] = [:]
     private var viewerCounts: [String: Int] = [:]
+    /// Persisted peak viewers per room (a cache so that joins below the peak cost no write).
+    private var peaks: [String: Int] = [:]
     private var statusObservers: [StatusObserver] = []
     /// Called when the owner ends a LIVE room: disconnect its publisher.
     private var disconnectPublisher: RoomHook?
@@ -156,7 +160,7 @@ public actor RoomService {
             let room = try await transition(id: roomId, on: .publish, now: now)
             if before?.status != .live {
                 logger.info("room is live", metadata: ["room": "\(roomId)"])
-                await announce(room, message: "The live stream has started")
+                await announce(room, message: "The live stream has started", wentLive: true)
             } else if wasReconnecting {
                 logger.info("publisher reconnected", metadata: ["room": "\(roomId)"])
                 await announce(room, message: "The stream is back")
@@ -194,11 +198,17 @@ public actor RoomService {
 
     // MARK: Viewers (fed by the hub)
 
-    public func setViewerCount(_ count: Int, roomId: String) async {
+    /// Records the live viewer count; the peak is persisted when it grows. Returns the peak.
+    @discardableResult
+    public func setViewerCount(_ count: Int, roomId: String) async -> Int {
         viewerCounts[roomId] = count
-        _ = try? await store.update(id: roomId) { room in
+        if let known = peaks[roomId], count <= known { return known }
+        let room = try? await store.update(id: roomId) { room in
             if count > room.peakViewers { room.peakViewers = count }
         }
+        let peak = room?.peakViewers ?? count
+        peaks[roomId] = peak
+        return peak
     }
 
     // MARK: Internals
@@ -247,11 +257,11 @@ public actor RoomService {
         }
     }
 
-    private func announce(_ room: RoomRecord, message: String, stats: RoomStats? = nil) async {
+    private func announce(_ room: RoomRecord, message: String, stats: RoomStats? = nil, wentLive: Bool = false) async {
         let payload = RoomStatusMessage(
             roomId: room.id, status: room.status, reconnecting: reconnecting.contains(room.id),
             startedAt: room.startedAt.map(ISOTime.string), endedAt: room.endedAt.map(ISOTime.string),
             message: message, stats: stats)
-        for observer in statusObservers { await observer(payload) }
+        for observer in statusObservers { await observer(payload, room, wentLive) }
     }
 }
