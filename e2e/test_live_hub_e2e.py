@@ -254,3 +254,21 @@ def test_bad_frames_get_errors_store_nothing_and_leave_others_untouched(livehub,
         assert requests.get(f"{livehub.base}/healthz").status_code == 200
     finally:
         bystander.close()
+
+
+def test_forged_and_expired_tokens_get_an_error_frame_and_are_closed(livehub, data_dir):
+    import jwt_helper
+    for token in [jwt_helper.expired_token(data_dir), jwt_helper.expired_like(livehub.tokens["viewer"]), "garbage"]:
+        client = StompWS(ws_url(livehub), connect=False)
+        try:
+            client.send_frame("CONNECT", {"accept-version": "1.2", "Authorization": f"Bearer {token}"})
+            _, headers, _ = client.expect("ERROR")
+            assert headers.get("message")
+            assert client.closed.wait(5)
+        finally:
+            client.close()
+    # The token as a query parameter is checked the same way.
+    client = StompWS(ws_url(livehub, token=jwt_helper.expired_token(data_dir)), connect=False)
+    client.send_frame("CONNECT", {"accept-version": "1.2"})
+    assert "expired" in client.expect("ERROR")[1]["message"]
+    client.close()

@@ -1,0 +1,755 @@
+"""HLS end to end: real ffmpeg publishes RTMP into the real `livehub` binary, and real HLS clients
+(ffprobe/ffmpeg, plain HTTP, a headless Chromium) read what it serves under /hls/{roomId}/.
+
+One server + one publisher per variant is shared by the tests of this module (a module-scoped
+fixture, parametrized indirectly); tests that need other settings (1 s GOP, reconnect grace) start
+their own. Start-up and blocking-reload timings are recorded (never asserted tightly) into
+e2e/artifacts/hls-measurements.json.
+"""
+import http.client
+import http.server
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import FIXTURES, LiveHubProcess
+from media import FIXTURE_2S, publish, stop
+
+FIXTURE_1S = FIXTURES / "h264-aac-1s-gop.flv"
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+FRAME = 1 / 30  # the fixtures are 30 fps
+PARTS_PER_SEGMENT = 4  # 2 s segments / 0.5 s parts, and the fixtures' GOPs divide 2 s exactly
+MEASUREMENTS = {}
+
+
+# ---------------------------------------------------------------------------------------------
+# Playlist parsing
+
+
+def attributes(text):
+    """`KEY=VALUE,KEY="quoted, value"` → dict (RFC 8216bis §4.2 attribute lists)."""
+    return {key: value.strip('"') for key, value in re.findall(r'([A-Z0-9-]+)=("[^"]*"|[^,]*)', text)}
+
+
+def parse_media_playlist(text):
+    """A media playlist as a dict: header values, `segments` (complete ones: msn, duration, uri,
+    parts, discontinuity, map), `open_parts` (parts of the still-open segment), `hint`, `ended`."""
+    lines = text.splitlines()
+    assert lines and lines[0] == "#EXTM3U", text
+    playlist = {"target": None, "media_sequence": 0, "discontinuity_sequence": 0, "part_target": None,
+                "server_control": None, "segments": [], "open_parts": [], "hint": None, "ended": False}
+    pending_parts, pending_discontinuity, pending_duration, current_map = [], False, None, None
+    for line in lines[1:]:
+        if line.startswith("#EXT-X-TARGETDURATION:"):
+            playlist["target"] = int(line.split(":", 1)[1])
+        elif line.startswith("#EXT-X-MEDIA-SEQUENCE:"):
+            playlist["media_sequence"] = int(line.split(":", 1)[1])
+        elif line.startswith("#EXT-X-DISCONTINUITY-SEQUENCE:"):
+            playlist["discontinuity_sequence"] = int(line.split(":", 1)[1])
+        elif line.startswith("#EXT-X-PART-INF:"):
+            playlist["part_target"] = float(attributes(line.split(":", 1)[1])["PART-TARGET"])
+        elif line.startswith("#EXT-X-SERVER-CONTROL:"):
+            playlist["server_control"] = attributes(line.split(":", 1)[1])
+        elif line == "#EXT-X-DISCONTINUITY":
+            pending_discontinuity = True
+        elif line.startswith("#EXT-X-MAP:"):
+            current_map = attributes(line.split(":", 1)[1])["URI"]
+        elif line.startswith("#EXT-X-PART:"):
+            a = attributes(line.split(":", 1)[1])
+            pending_parts.append({"duration": float(a["DURATION"]), "uri": a["URI"],
+                                  "independent": a.get("INDEPENDENT") == "YES"})
+        elif line.startswith("#EXTINF:"):
+            pending_duration = float(line.split(":", 1)[1].split(",")[0])
+        elif line.startswith("#EXT-X-PRELOAD-HINT:"):
+            a = attributes(line.split(":", 1)[1])
+            assert a["TYPE"] == "PART", line
+            playlist["hint"] = a["URI"]
+        elif line == "#EXT-X-ENDLIST":
+            playlist["ended"] = True
+        elif line and not line.startswith("#"):
+            assert pending_duration is not None, f"URI without EXTINF: {line}\n{text}"
+            playlist["segments"].append({
+                "msn": playlist["media_sequence"] + len(playlist["segments"]), "duration": pending_duration,
+                "uri": line, "parts": pending_parts, "discontinuity": pending_discontinuity, "map": current_map})
+            pending_parts, pending_discontinuity, pending_duration = [], False, None
+    playlist["open_parts"] = pending_parts
+    playlist["open_discontinuity"] = pending_discontinuity
+    return playlist
+
+
+def part_ids(playlist):
+    """(msn, index) of every part the playlist lists."""
+    ids = set()
+    for part in [p for s in playlist["segments"] for p in s["parts"]] + playlist["open_parts"]:
+        ids.add(part_id(part["uri"]))
+    return ids
+
+
+def part_id(uri):
+    match = re.fullmatch(r"part-(\d+)-(\d+)\.m4s", uri)
+    assert match, uri
+    return int(match.group(1)), int(match.group(2))
+
+
+def last_msn(playlist):
+    return playlist["segments"][-1]["msn"] if playlist["segments"] else -1
+
+
+# ---------------------------------------------------------------------------------------------
+# Live server fixture (one server + publisher per variant, shared by the module)
+
+
+class LiveRoom:
+    def __init__(self, hub, room, variant):
+        self.hub, self.room, self.variant = hub, room, variant
+        self.id = room["id"]
+        self.publisher = None
+
+    def url(self, name):
+        return f"{self.hub.base}/hls/{self.id}/{name}"
+
+    @property
+    def index_url(self):
+        return self.url("index.m3u8")
+
+    @property
+    def media_url(self):
+        return self.url("media.m3u8")
+
+    def media(self, **params):
+        response = requests.get(self.media_url, params=params, timeout=15)
+        assert response.status_code == 200, (response.status_code, response.text)
+        return parse_media_playlist(response.text)
+
+    def wait_for_segments(self, count, timeout=40):
+        """Waits until `count` complete segments are listed; returns that playlist."""
+        def ready():
+            response = requests.get(self.media_url, timeout=15)
+            if response.status_code != 200:
+                return None
+            playlist = parse_media_playlist(response.text)
+            return playlist if len(playlist["segments"]) >= count else None
+        return self.hub.wait_for(ready, timeout=timeout, interval=0.25, what=f"{count} segments in {self.media_url}")
+
+
+def time_first_success(url, accept, timeout=30):
+    """Polls `url` until `accept(response)`; returns seconds since the call (or None)."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        try:
+            response = requests.get(url, timeout=15)
+            if response.status_code == 200 and accept(response):
+                return time.monotonic() - start
+        except requests.RequestException:
+            pass
+        time.sleep(0.02)
+    return None
+
+
+def start_live(hub, variant, fixture=FIXTURE_2S, measure=True):
+    """Creates a room, starts ffmpeg publishing `fixture`, and (optionally) records how long it
+    takes until index.m3u8 answers 200 and media.m3u8 lists a part (fmp4-ll) / a segment."""
+    room = LiveRoom(hub, hub.create_room(f"hls {variant}"), variant)
+    results = {}
+
+    def probe(name, url, accept):
+        results[name] = time_first_success(url, accept)
+
+    has_entry = (lambda r: "#EXT-X-PART:" in r.text) if variant == "fmp4-ll" else (lambda r: "#EXTINF:" in r.text)
+    threads = [threading.Thread(target=probe, args=("index.m3u8", room.index_url, lambda r: "#EXT-X-STREAM-INF" in r.text)),
+               threading.Thread(target=probe, args=("media.m3u8", room.media_url, has_entry))]
+    room.publisher = publish(hub.rtmp_url(room.room["streamKey"]))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if measure:
+        MEASUREMENTS[f"startup[{variant}]"] = {
+            "ffmpeg start → index.m3u8 200 (s)": results["index.m3u8"],
+            f"ffmpeg start → media.m3u8 lists a {'part' if variant == 'fmp4-ll' else 'segment'} (s)": results["media.m3u8"]}
+    assert results["index.m3u8"] is not None and results["media.m3u8"] is not None, \
+        f"no HLS output within 30 s: {results}\n{hub.output()[-3000:]}"
+    return room
+
+
+def stop_live(room):
+    if room.publisher:
+        stop(room.publisher)
+
+
+@pytest.fixture(scope="module")
+def live(request):
+    """A running server with `LIVEHUB_HLS_VARIANT=request.param` and ffmpeg publishing the 2 s-GOP
+    fixture into one room (module scope: shared by the tests that ask for the same variant)."""
+    variant = request.param
+    with tempfile.TemporaryDirectory(prefix="livehub-hls-e2e-") as directory:
+        hub = LiveHubProcess(Path(directory) / "data", env={"LIVEHUB_HLS_VARIANT": variant}).start()
+        room = None
+        try:
+            room = start_live(hub, variant)
+            yield room
+        finally:
+            if room:
+                stop_live(room)
+            hub.stop()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def write_measurements():
+    yield
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "hls-measurements.json").write_text(json.dumps(MEASUREMENTS, indent=2, ensure_ascii=False) + "\n")
+    print("\nHLS measurements:", json.dumps(MEASUREMENTS, indent=2, ensure_ascii=False))
+
+
+def raw_get(base, path, timeout=15):
+    """GET with the request target sent byte for byte (requests/urllib3 would normalize `..`)."""
+    host, port = base.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        connection.putrequest("GET", path, skip_accept_encoding=True)
+        connection.endheaders()
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def ffprobe_streams(url):
+    result = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "stream=codec_type,codec_name,width,height", "-of", "json", url],
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["streams"]
+
+
+def ffmpeg_decode(url, seconds=None, extra_input=()):
+    """`ffmpeg -v error [-live_start_index …] -i URL [-t N] -f null -`: returns (exit code, stderr)."""
+    args = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", *extra_input, "-i", url]
+    if seconds:
+        args += ["-t", str(seconds)]
+    args += ["-f", "null", "-"]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=90)
+    return result.returncode, result.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. ffprobe / ffmpeg read the live stream
+
+
+@pytest.mark.parametrize("live", ["fmp4-ll", "fmp4", "mpegts"], indirect=True)
+def test_ffprobe_and_ffmpeg_decode_the_live_stream(live):
+    """ffprobe of index.m3u8 finds one H.264 640x360 video and one AAC audio stream, and
+    `ffmpeg -v error -i index.m3u8 -t 6 -f null -` decodes 6 s of the live stream with exit 0 and
+    nothing on stderr (no decode, demux or continuity errors)."""
+    streams = ffprobe_streams(live.index_url)
+    video = [s for s in streams if s["codec_type"] == "video"]
+    audio = [s for s in streams if s["codec_type"] == "audio"]
+    assert [s["codec_name"] for s in video] == ["h264"], streams
+    assert (video[0]["width"], video[0]["height"]) == (640, 360), streams
+    assert [s["codec_name"] for s in audio] == ["aac"], streams
+
+    code, stderr = ffmpeg_decode(live.index_url, seconds=6)
+    assert code == 0, stderr
+    assert stderr.strip() == "", f"ffmpeg reported errors decoding {live.variant}:\n{stderr}"
+
+    multivariant = requests.get(live.index_url, timeout=15).text
+    stream_inf = attributes(re.search(r"#EXT-X-STREAM-INF:(.*)", multivariant).group(1))
+    assert stream_inf["RESOLUTION"] == "640x360", multivariant
+    assert re.fullmatch(r"avc1\.[0-9A-Fa-f]{6},mp4a\.40\.2", stream_inf["CODECS"]), multivariant
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. Segment and part durations follow the keyframe grid
+
+
+def collect_playlists(room, minimum_segments, reloads, interval=0.7):
+    """Waits for `minimum_segments` complete segments, then reloads the playlist `reloads` times."""
+    playlists = [room.wait_for_segments(minimum_segments)]
+    for _ in range(reloads):
+        time.sleep(interval)
+        playlists.append(room.media())
+    return playlists
+
+
+def check_grid(playlists, *, keyframes_mid_segment):
+    """Shared assertions of test 2 on a list of reloads of one live fmp4-ll playlist."""
+    targets = {p["target"] for p in playlists}
+    assert targets == {2}, f"EXT-X-TARGETDURATION must stay 2 across reloads, saw {targets}"
+    segments = {s["msn"]: s for p in playlists for s in p["segments"]}
+    # msn 0 starts at the publisher's first keyframe; every later one is a full keyframe-to-keyframe
+    # segment. The loop of `-stream_loop` adds ~17 ms (< one frame) to one GOP per loop.
+    full = [s for msn, s in sorted(segments.items()) if msn > 0]
+    assert len(full) >= 3, segments
+    for segment in full:
+        assert abs(segment["duration"] - 2.0) <= FRAME + 0.001, f"segment {segment['msn']} lasts {segment['duration']} s"
+    listed = [s for s in segments.values() if s["parts"]]
+    assert listed, "parts must be listed for the last segments"
+    for segment in listed:
+        parts = segment["parts"]
+        # Four 0.5 s parts; where -stream_loop stretches a GOP by < 1 frame, the surplus becomes a
+        # short fifth part (parts never exceed PART-TARGET; only a segment's last part may be short).
+        assert len(parts) in (PARTS_PER_SEGMENT, PARTS_PER_SEGMENT + 1), segment
+        assert abs(sum(p["duration"] for p in parts) - segment["duration"]) <= 0.001 * len(parts) + 0.001, segment
+        offset = 0.0
+        for index, part in enumerate(parts):
+            assert 0 < part["duration"] <= 0.5 + 0.001, f"a part exceeds PART-TARGET: {segment}"
+            if index < PARTS_PER_SEGMENT:
+                assert abs(part["duration"] - 0.5) <= FRAME + 0.001, f"part {index} not ≈ 0.5 s: {segment}"
+            else:
+                assert part["duration"] <= FRAME + 0.001, f"only a < 1 frame remainder may follow 4 parts: {segment}"
+            # keyframes: at the segment start, and for a 1 s GOP 1.0 s into the segment
+            on_keyframe = abs(offset) < 0.002 or (keyframes_mid_segment and abs(offset - 1.0) < 0.002)
+            assert part["independent"] == on_keyframe, \
+                f"INDEPENDENT=YES must mark exactly the parts that start on a keyframe (part {index}): {segment}"
+            offset += part["duration"]
+    for playlist in playlists:
+        assert playlist["part_target"] == 0.5
+        if playlist["open_parts"]:
+            assert playlist["open_parts"][0]["independent"], playlist
+        for part in playlist["open_parts"]:
+            assert part["duration"] <= 0.5 + 0.001
+
+
+@pytest.mark.parametrize("live", ["fmp4-ll"], indirect=True)
+def test_segments_follow_the_2s_keyframe_grid(live):
+    """2 s GOP: full segments last 2.0 s (± one frame), EXT-X-TARGETDURATION stays 2 across reloads,
+    each segment has four ≈ 0.5 s parts (none above PART-TARGET), and exactly the parts that start a
+    segment (the keyframes) carry INDEPENDENT=YES."""
+    playlists = collect_playlists(live, minimum_segments=4, reloads=6)
+    check_grid(playlists, keyframes_mid_segment=False)
+
+
+def test_segments_are_cut_at_the_first_keyframe_after_the_target_with_a_1s_gop(make_livehub):
+    """1 s GOP with LIVEHUB_HLS_SEGMENT_SECONDS=2: segments are still 2.0 s (cut on the first
+    keyframe at/after the 2 s target, not on every keyframe); the mid-segment keyframe part is
+    independent; TARGETDURATION stays 2."""
+    hub = make_livehub(env={"LIVEHUB_HLS_VARIANT": "fmp4-ll", "LIVEHUB_HLS_SEGMENT_SECONDS": "2"}).start()
+    room = LiveRoom(hub, hub.create_room("1s gop"), "fmp4-ll")
+    room.publisher = publish(hub.rtmp_url(room.room["streamKey"]), fixture=FIXTURE_1S)
+    try:
+        playlists = collect_playlists(room, minimum_segments=4, reloads=4)
+        check_grid(playlists, keyframes_mid_segment=True)
+    finally:
+        stop_live(room)
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. Blocking playlist reload and preload-hinted parts
+
+
+def expected_listing(playlist, msn, index):
+    """The part that satisfies `_HLS_msn=msn&_HLS_part=index` in `playlist`: (msn, index) itself, or
+    — when the hint named an index past the end of segment msn, which the next keyframe then
+    closed — part 0 of msn+1 (RFC 8216bis §6.2.5.2)."""
+    ids = part_ids(playlist)
+    if (msn, index) in ids:
+        return (msn, index)
+    closed = next((s for s in playlist["segments"] if s["msn"] == msn), None)
+    if closed is not None and index >= len(closed["parts"]) and (msn + 1, 0) in ids:
+        return (msn + 1, 0)
+    return None
+
+
+@pytest.mark.parametrize("live", ["fmp4-ll"], indirect=True)
+def test_blocking_reload_waits_for_the_hinted_part(live):
+    """`media.m3u8?_HLS_msn=M&_HLS_part=P` for the part named by EXT-X-PRELOAD-HINT (not yet listed)
+    is held until that part exists: the answer is 200, lists the part, and took > 50 ms (the part
+    was still being produced) but well under 3× the target duration. Then a GET of a hinted part
+    URI is held until the part is complete and returns its bytes (200, video/mp4, a moof)."""
+    session = requests.Session()
+    playlist = live.media()
+    # The first blocking request synchronises us with the part clock (its wait is not asserted).
+    msn, index = part_id(playlist["hint"])
+    response = session.get(live.media_url, params={"_HLS_msn": msn, "_HLS_part": index}, timeout=15)
+    assert response.status_code == 200, response.text
+    waits = []
+    for _ in range(5):
+        before = parse_media_playlist(response.text)
+        msn, index = part_id(before["hint"])
+        assert (msn, index) not in part_ids(before), "the hinted part must not be listed yet"
+        started = time.monotonic()
+        response = session.get(live.media_url, params={"_HLS_msn": msn, "_HLS_part": index}, timeout=15)
+        waited = time.monotonic() - started
+        assert response.status_code == 200, response.text
+        assert response.headers["Content-Type"] == "application/vnd.apple.mpegurl"
+        after = parse_media_playlist(response.text)
+        assert expected_listing(after, msn, index), f"answer does not list part {msn}.{index}:\n{response.text}"
+        assert 0.05 < waited < 1.5, f"blocking reload for part {msn}.{index} took {waited:.3f} s"
+        waits.append(round(waited, 3))
+    MEASUREMENTS["blocking reload _HLS_msn/_HLS_part: request → answer (s)"] = waits
+
+    # A request for the hinted part itself. A hint past the segment's last part may be invalidated by
+    # the next keyframe, so use a hint that names part 0 or 1 (those always come).
+    part_waits = []
+    for _ in range(12):
+        playlist = parse_media_playlist(response.text)
+        msn, index = part_id(playlist["hint"])
+        if index in (0, 1):
+            started = time.monotonic()
+            part = session.get(live.url(playlist["hint"]), timeout=15)
+            waited = time.monotonic() - started
+            assert part.status_code == 200, (part.status_code, part.text)
+            assert part.headers["Content-Type"] == "video/mp4"
+            assert len(part.content) > 100 and part.content[4:8] in (b"moof", b"styp"), part.content[:16]
+            assert 0.05 < waited < 1.5, f"hinted part {msn}.{index} was answered after {waited:.3f} s"
+            again = session.get(live.url(playlist["hint"]), timeout=15)
+            assert again.status_code == 200 and again.content == part.content, "a part's bytes never change"
+            assert part_id(playlist["hint"]) in part_ids(live.media())
+            part_waits.append(round(waited, 3))
+            if len(part_waits) == 2:
+                break
+        response = session.get(live.media_url, params={"_HLS_msn": msn, "_HLS_part": index}, timeout=15)
+        assert response.status_code == 200, response.text
+    assert len(part_waits) == 2, "never saw a preload hint for part 0 or 1"
+    MEASUREMENTS["hinted part GET: request → bytes (s)"] = part_waits
+
+    # _HLS_msn alone waits for the next complete segment.
+    playlist = parse_media_playlist(response.text)
+    target_msn = last_msn(playlist) + 1
+    started = time.monotonic()
+    response = session.get(live.media_url, params={"_HLS_msn": target_msn}, timeout=15)
+    waited = time.monotonic() - started
+    assert response.status_code == 200, response.text
+    assert last_msn(parse_media_playlist(response.text)) >= target_msn
+    assert waited < 6.5, waited
+    MEASUREMENTS["blocking reload _HLS_msn only (next segment): request → answer (s)"] = round(waited, 3)
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. Bad requests
+
+
+@pytest.mark.parametrize("live", ["fmp4-ll"], indirect=True)
+def test_bad_requests_are_refused_and_do_not_disturb_viewers(live):
+    """Malformed delivery directives → 400; traversal-ish or non-canonical file names and unknown
+    rooms → 404 (400 accepted if the router refuses first; never 200, never 5xx); meanwhile a normal
+    viewer keeps getting 200s and the server stays healthy."""
+    statuses, stop_viewer = [], threading.Event()
+
+    def viewer():
+        session = requests.Session()
+        while not stop_viewer.is_set():
+            response = session.get(live.media_url, timeout=15)
+            statuses.append(("media.m3u8", response.status_code))
+            if response.status_code == 200:
+                playlist = parse_media_playlist(response.text)
+                newest = playlist["segments"][-1]["uri"]
+                statuses.append((newest, session.get(live.url(newest), timeout=15).status_code))
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=viewer)
+    thread.start()
+    try:
+        playlist = live.media()
+        last = last_msn(playlist)
+        for params in [{"_HLS_part": "1"}, {"_HLS_msn": str(last + 10)}, {"_HLS_msn": str(last + 10), "_HLS_part": "0"},
+                       {"_HLS_msn": "abc"}, {"_HLS_msn": "-1"}, {"_HLS_msn": "1.5"}, {"_HLS_msn": str(last), "_HLS_part": "x"}]:
+            response = requests.get(live.media_url, params=params, timeout=15)
+            assert response.status_code == 400, (params, response.status_code, response.text)
+
+        room = live.id
+        segment = playlist["segments"][-1]["msn"]
+        not_found = [
+            f"/hls/{room}/../{room}/index.m3u8",
+            f"/hls/{room}/..%2Findex.m3u8",
+            f"/hls/{room}/..%2F..%2F..%2Fetc%2Fpasswd",
+            f"/hls/{room}/%2e%2e/%2e%2e/etc/passwd",
+            f"/hls/{room}/%2e%2e%2fmedia.m3u8",
+            f"/hls/{room}/seg-0{segment}.m4s",
+            f"/hls/{room}/seg-01.m4s",
+            f"/hls/{room}/seg--1.m4s",
+            f"/hls/{room}/seg-+{segment}.m4s",
+            f"/hls/{room}/seg-{segment}.ts",  # wrong extension for this variant
+            f"/hls/{room}/seg-{segment}.m4s%00",
+            f"/hls/{room}/seg-99999999999999999999.m4s",
+            f"/hls/{room}/part-{segment}--1.m4s",
+            f"/hls/{room}/part-{segment}-0-0.m4s",
+            f"/hls/{room}/init-00.mp4",
+            f"/hls/{room}/init-7.mp4",
+            f"/hls/{room}/index.m3u8/..",
+            f"/hls/{room}/INDEX.M3U8",
+            f"/hls/{room}/",
+            f"/hls/{room}%2F..%2Fother/index.m3u8",
+            "/hls/../../etc/passwd",
+            "/hls/no-such-room/index.m3u8",
+            "/hls/no-such-room/media.m3u8",
+            "/hls/bad.room/index.m3u8",
+            f"/hls/{'a' * 129}/index.m3u8",
+        ]
+        for path in not_found:
+            status, body = raw_get(live.hub.base, path)
+            assert status in (400, 404), f"{path} → {status} {body[:200]!r}"
+
+        assert requests.get(f"{live.hub.base}/healthz", timeout=5).status_code == 200
+        assert requests.get(live.index_url, timeout=15).status_code == 200
+        time.sleep(1)
+    finally:
+        stop_viewer.set()
+        thread.join()
+    assert statuses, "the viewer made no requests"
+    assert all(code == 200 for _, code in statuses), [s for s in statuses if s[1] != 200]
+    assert live.hub.proc.poll() is None, "the server must still run"
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. Reconnect continuity and the end of the room
+
+
+def test_reconnect_continues_the_sequence_with_a_discontinuity_and_end_keeps_segments(make_livehub):
+    """The publisher leaves and comes back within LIVEHUB_RECONNECT_GRACE: media sequence numbers keep
+    counting (no reset), #EXT-X-DISCONTINUITY marks the new session, and ffmpeg decodes across it.
+    The owner then ends the room: #EXT-X-ENDLIST appears, every listed segment stays downloadable,
+    and the whole final playlist (both sessions) decodes without errors."""
+    hub = make_livehub(env={"LIVEHUB_HLS_VARIANT": "fmp4-ll", "LIVEHUB_RECONNECT_GRACE": "10"}).start()
+    room = LiveRoom(hub, hub.create_room("reconnect"), "fmp4-ll")
+    room.publisher = publish(hub.rtmp_url(room.room["streamKey"]))
+    try:
+        before = room.wait_for_segments(2)
+        stop(room.publisher)
+        hub.wait_for(lambda: hub.room(room.id)["reconnecting"], timeout=15, what="reconnecting")
+        after_stop = room.media()
+        last_before = last_msn(after_stop)
+        assert last_before >= last_msn(before)
+
+        room.publisher = publish(hub.rtmp_url(room.room["streamKey"]))
+        hub.wait_for(lambda: hub.room(room.id)["status"] == "LIVE" and not hub.room(room.id)["reconnecting"],
+                     timeout=15, what="LIVE again")
+
+        def continued():
+            playlist = room.media()
+            new = [s for s in playlist["segments"] if s["msn"] > last_before]
+            return playlist if len(new) >= 2 else None
+        playlist = hub.wait_for(continued, timeout=30, interval=0.25, what="two segments after the reconnect")
+        assert playlist["media_sequence"] >= before["media_sequence"], "the media sequence must not reset"
+        msns = [s["msn"] for s in playlist["segments"]]
+        assert msns == list(range(msns[0], msns[0] + len(msns))), msns
+        first_new = next(s for s in playlist["segments"] if s["msn"] > last_before)
+        assert first_new["msn"] == last_before + 1, "the new session continues right after the last segment"
+        assert first_new["discontinuity"], f"#EXT-X-DISCONTINUITY must precede segment {first_new['msn']}:\n{playlist}"
+        assert sum(s["discontinuity"] for s in playlist["segments"]) == 1
+        assert hub.room(room.id)["status"] == "LIVE"
+
+        # Decode the live playlist from its first segment, across the discontinuity, into the new session.
+        span = sum(s["duration"] for s in playlist["segments"])
+        code, stderr = ffmpeg_decode(room.media_url, seconds=round(span + 1, 1), extra_input=("-live_start_index", "0"))
+        assert code == 0 and stderr.strip() == "", f"decoding across the discontinuity failed ({code}):\n{stderr}"
+
+        response = requests.put(f"{hub.api}/rooms/{room.id}/end", headers=hub.headers(), timeout=15)
+        assert response.status_code == 200, response.text
+        ended = hub.wait_for(lambda: (p := room.media())["ended"] and p, timeout=15, what="#EXT-X-ENDLIST")
+        assert ended["hint"] is None, "no preload hint after the end"
+        stop(room.publisher)
+        assert any(s["discontinuity"] for s in ended["segments"]), "the final window still spans both sessions"
+        for segment in ended["segments"]:
+            data = requests.get(room.url(segment["uri"]), timeout=15)
+            assert data.status_code == 200 and len(data.content) > 0, segment
+        # blocking directives are ignored once ended (answered at once)
+        started = time.monotonic()
+        response = requests.get(room.media_url, params={"_HLS_msn": last_msn(ended) + 1}, timeout=15)
+        assert response.status_code == 200 and time.monotonic() - started < 1.0
+        code, stderr = ffmpeg_decode(room.media_url)
+        assert code == 0 and stderr.strip() == "", f"decoding the ended playlist failed ({code}):\n{stderr}"
+        assert hub.room(room.id)["status"] == "ENDED"
+    finally:
+        stop_live(room)
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. A real browser plays the stream
+
+
+class _Pages(http.server.BaseHTTPRequestHandler):
+    pages = {}
+
+    def do_GET(self):  # noqa: N802
+        body = self.pages.get(self.path.split("?")[0])
+        if body is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def page_server():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Pages)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", _Pages.pages
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        pytest.fail("chromium and chromium-driver must be installed (apt-get install chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for argument in ["--headless=new", "--no-sandbox", "--autoplay-policy=no-user-gesture-required", "--mute-audio",
+                     "--disable-dev-shm-usage", "--window-size=800,600"]:
+        options.add_argument(argument)
+    driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+NATIVE_PAGE = """<!doctype html><meta charset="utf-8"><title>native HLS</title>
+<body style="margin:0;background:#000">
+<video id="v" muted autoplay playsinline width="640" height="360" src="{src}"></video>
+</body>"""
+
+VIDEO_STATE = """const v = document.getElementById('v');
+return {currentTime: v.currentTime, readyState: v.readyState, networkState: v.networkState, paused: v.paused,
+        error: v.error && {code: v.error.code, message: v.error.message},
+        width: v.videoWidth, height: v.videoHeight, log: window.loaderLog || null};"""
+
+
+def watch(driver, timeout=45):
+    """Polls the <video> until currentTime > 2.5 s; fails as soon as video.error is set."""
+    deadline = time.monotonic() + timeout
+    state = None
+    while time.monotonic() < deadline:
+        state = driver.execute_script(VIDEO_STATE)
+        assert state["error"] is None, f"video.error: {state}"
+        if state["currentTime"] > 2.5:
+            return state
+        time.sleep(0.25)
+    raise AssertionError(f"playback did not advance past 2.5 s in {timeout} s: {state}")
+
+
+def screenshot(driver, name):
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    driver.find_element("id", "v").screenshot(str(path))
+    return path
+
+
+@pytest.mark.parametrize("live", ["mpegts", "fmp4-ll"], indirect=True)
+def test_chromium_plays_the_stream_natively(live, browser, page_server):
+    """Headless Chromium with `<video src=…/index.m3u8>`: it claims native HLS support
+    (canPlayType), playback advances past 2.5 s, video.error stays null, the decoded frame is
+    640x360; a screenshot is saved to e2e/artifacts/."""
+    base, pages = page_server
+    pages[f"/native-{live.variant}.html"] = NATIVE_PAGE.format(src=live.index_url).encode()
+    browser.get(f"{base}/native-{live.variant}.html")
+    support = browser.execute_script("return document.createElement('video').canPlayType('application/vnd.apple.mpegurl')")
+    MEASUREMENTS["chromium canPlayType(application/vnd.apple.mpegurl)"] = support
+    MEASUREMENTS["chromium version"] = browser.capabilities.get("browserVersion")
+    assert support in ("maybe", "probably"), f"this Chromium does not claim native HLS: canPlayType → {support!r}"
+    started = time.monotonic()
+    state = watch(browser)
+    MEASUREMENTS[f"chromium native [{live.variant}]: page load → currentTime > 2.5 s (s)"] = round(time.monotonic() - started, 2)
+    assert (state["width"], state["height"]) == (640, 360), state
+    screenshot(browser, f"chromium-native-{live.variant}.png")
+
+
+# Fallback player, independent of native HLS support: Media Source Extensions fed by a tiny fMP4
+# loader (init section + complete segments from media.m3u8, CODECS from index.m3u8).
+MSE_PAGE = """<!doctype html><meta charset="utf-8"><title>MSE fMP4 loader</title>
+<body style="margin:0;background:#000">
+<video id="v" muted autoplay playsinline width="640" height="360"></video>
+<script>
+const index = "{index}";
+window.loaderLog = [];
+const log = (m) => window.loaderLog.push(String(m));
+(async () => {
+  try {
+    const multivariant = await (await fetch(index)).text();
+    const codecs = /CODECS="([^"]+)"/.exec(multivariant)[1];
+    const mediaUrl = new URL(/^[^#\\s].*$/m.exec(multivariant)[0], index).href;
+    const mime = `video/mp4; codecs="${codecs}"`;
+    log('mime ' + mime + ' supported=' + MediaSource.isTypeSupported(mime));
+    const v = document.getElementById('v');
+    const ms = new MediaSource();
+    v.src = URL.createObjectURL(ms);
+    await new Promise((r) => ms.addEventListener('sourceopen', r, {once: true}));
+    const sb = ms.addSourceBuffer(mime);
+    const append = (data) => new Promise((resolve, reject) => {
+      sb.addEventListener('updateend', resolve, {once: true});
+      sb.addEventListener('error', reject, {once: true});
+      sb.appendBuffer(data);
+    });
+    const fetchBytes = async (url) => { const r = await fetch(url); if (!r.ok) throw new Error(url + ' ' + r.status); return r.arrayBuffer(); };
+    let next = null, initUrl = null;
+    for (;;) {
+      const text = await (await fetch(mediaUrl)).text();
+      const map = /#EXT-X-MAP:URI="([^"]+)"/.exec(text)[1];
+      const sequence = parseInt(/#EXT-X-MEDIA-SEQUENCE:(\\d+)/.exec(text)[1], 10);
+      const uris = text.split('\\n').filter((l) => l && !l.startsWith('#'));
+      if (map !== initUrl) { initUrl = map; await append(await fetchBytes(new URL(map, mediaUrl).href)); log('init ' + map); }
+      if (next === null) next = sequence + Math.max(0, uris.length - 3);
+      for (let i = next - sequence; i < uris.length; i++) {
+        await append(await fetchBytes(new URL(uris[i], mediaUrl).href));
+        log('segment ' + uris[i]);
+        next = sequence + i + 1;
+      }
+      if (v.paused && sb.buffered.length) { v.currentTime = sb.buffered.start(0); v.play().catch((e) => log('play ' + e)); }
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  } catch (e) { log('error ' + e); window.loaderError = String(e); }
+})();
+</script>
+</body>"""
+
+
+@pytest.mark.parametrize("live", ["fmp4-ll"], indirect=True)
+def test_chromium_plays_the_fmp4_segments_through_media_source_extensions(live, browser, page_server):
+    """FALLBACK PLAYER (not native HLS): an inline JS loader appends the init section and complete
+    fMP4 segments to a SourceBuffer created with the CODECS of index.m3u8. This proves that
+    Chromium's MSE accepts the CODECS string and decodes the fMP4/CMAF bytes; playback advances past
+    2.5 s with no error (also exercises CORS: the page is on another origin)."""
+    base, pages = page_server
+    pages["/mse.html"] = MSE_PAGE.replace("{index}", live.index_url).encode()
+    browser.get(f"{base}/mse.html")
+    try:
+        state = watch(browser)
+    finally:
+        error = browser.execute_script("return window.loaderError || null")
+    assert error is None, (error, browser.execute_script("return window.loaderLog"))
+    assert (state["width"], state["height"]) == (640, 360), state
+    screenshot(browser, "chromium-mse-fmp4-ll.png")
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. Thumbnail
+
+
+@pytest.mark.parametrize("live", ["fmp4-ll"], indirect=True)
+def test_thumbnail_is_a_480px_jpeg_and_the_room_points_to_it(live):
+    """thumbnail.jpg is a JPEG (FFD8) that ffprobe decodes as 480 px wide (270 high for 16:9), and the
+    room's thumbnailUrl (the owner set none) points to it."""
+    response = live.hub.wait_for(lambda: (r := requests.get(live.url("thumbnail.jpg"), timeout=15)).status_code == 200 and r,
+                                 timeout=20, what="thumbnail.jpg")
+    assert response.headers["Content-Type"] == "image/jpeg"
+    assert response.content[:2] == b"\xff\xd8", response.content[:8]
+    with tempfile.NamedTemporaryFile(suffix=".jpg") as file:
+        file.write(response.content)
+        file.flush()
+        streams = ffprobe_streams(file.name)
+    assert [(s["codec_name"], s["width"], s["height"]) for s in streams] == [("mjpeg", 480, 270)], streams
+
+    room = live.hub.room(live.id)
+    assert live.room.get("thumbnailUrl") in (None, ""), "this room was created without a thumbnailUrl"
+    assert room["thumbnailUrl"] and room["thumbnailUrl"].endswith(f"/hls/{live.id}/thumbnail.jpg"), room
+    linked = requests.get(room["thumbnailUrl"], timeout=15)
+    assert linked.status_code == 200 and linked.content[:2] == b"\xff\xd8"
