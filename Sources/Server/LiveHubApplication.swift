@@ -90,7 +90,7 @@ public struct LiveHub: Sendable {
 
         let webSocketRouter = Router(context: LiveHubRequestContext.self)
         let realtime = await RealtimeWiring.make(
-            rooms: rooms, live: live, notifications: notifications, jwt: jwt, metrics: metrics, logger: logger)
+            rooms: rooms, live: live, notifications: notifications, jwt: jwt, metrics: metrics, configuration: configuration, logger: logger)
         realtime.addRoutes(router: router, webSocketRouter: webSocketRouter)
         let lifecycle = LifecycleService(rooms: rooms, database: database, logger: logger)
         let application = Application(

@@ -49,6 +49,13 @@ public struct LiveHubConfiguration: Sendable {
     public var hlsRetainAfterEnd: Duration = .seconds(300)
     /// `LIVEHUB_MAX_BODY_BYTES` (1 MiB): request bodies above this are refused with 413.
     public var maxRequestBodyBytes = 1 << 20
+    /// `LIVEHUB_SOCKETIO_PING_INTERVAL` / `LIVEHUB_SOCKETIO_PING_TIMEOUT` seconds (25 / 20, Engine.IO v4
+    /// defaults): the bell pings every interval and drops a socket silent for interval + timeout.
+    public var socketIOPingInterval: Duration = .seconds(25)
+    public var socketIOPingTimeout: Duration = .seconds(20)
+    /// `LIVEHUB_SOCKETIO_AUTH_TIMEOUT` seconds (10): a bell socket that connected without
+    /// `auth.token` must send an `AUTH {token}` event within this time.
+    public var socketIOAuthTimeout: Duration = .seconds(10)
     /// `LIVEHUB_LOG_LEVEL` (info).
     public var logLevel = "info"
 
@@ -126,6 +133,9 @@ public struct LiveHubConfiguration: Sendable {
             }
             maxRequestBodyBytes = bytes
         }
+        if let interval = try seconds("LIVEHUB_SOCKETIO_PING_INTERVAL") { socketIOPingInterval = .milliseconds(Int64(interval * 1000)) }
+        if let timeout = try seconds("LIVEHUB_SOCKETIO_PING_TIMEOUT") { socketIOPingTimeout = .milliseconds(Int64(timeout * 1000)) }
+        if let timeout = try seconds("LIVEHUB_SOCKETIO_AUTH_TIMEOUT") { socketIOAuthTimeout = .milliseconds(Int64(timeout * 1000)) }
         if let level = value("LIVEHUB_LOG_LEVEL") { logLevel = level }
     }
 }

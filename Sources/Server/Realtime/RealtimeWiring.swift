@@ -26,7 +26,7 @@ struct RealtimeWiring: Sendable {
 
     static func make(
         rooms: RoomService, live: LiveRoomService, notifications: NotificationService, jwt: JWTCodec,
-        metrics: LiveHubMetrics, logger: Logger
+        metrics: LiveHubMetrics, configuration: LiveHubConfiguration, logger: Logger
     ) async -> RealtimeWiring {
         let hub = Hub(metricsFactory: metrics.factory)
         let viewers = ViewerTracker { roomId, count in
@@ -38,7 +38,12 @@ struct RealtimeWiring: Sendable {
             hub: hub, backend: LiveRoomHubBackend(rooms: rooms, live: live, viewers: viewers, logger: logger),
             authenticator: authenticator)
         let bell = SocketIOEndpoint(
-            hub: hub, backend: BellHubBackend(notifications: notifications, hub: hub, logger: logger), authenticator: authenticator)
+            hub: hub, backend: BellHubBackend(notifications: notifications, hub: hub, logger: logger), authenticator: authenticator,
+            configuration: SocketIOConfiguration(
+                pingInterval: Int(configuration.socketIOPingInterval / .milliseconds(1)),
+                pingTimeout: Int(configuration.socketIOPingTimeout / .milliseconds(1)),
+                // Clients that connect first and authenticate after send `AUTH {token}` (DESIGN.md).
+                missingToken: .requireAuthEvent(timeout: configuration.socketIOAuthTimeout)))
 
         await rooms.onStatusChange { status, room, wentLive in
             hub.publish(topic: LiveDestination.topic(room.id, .status), payload: json(status))
