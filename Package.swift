@@ -96,6 +96,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            // The web pages, embedded (DESIGN.md: no build step, no CDN).
+            resources: [.copy("Web")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

@@ -86,6 +86,13 @@ public struct LiveHub: Sendable {
         }
 
         HLSController(hls: hls).addRoutes(to: router)
+        var devTokens: (@Sendable (String, String, [String]) -> String)?
+        if configuration.isDevMode {
+            devTokens = { userId, username, roles in
+                jwt.sign(AuthUser(userId: userId, username: username, roles: roles), lifetime: 7 * 24 * 3600)
+            }
+        }
+        WebController(assets: WebController.loadAssets(logger: logger), devTokens: devTokens).addRoutes(to: router)
         let packaging = PackagingService(streams: streams, hls: hls, logger: logger)
 
         let webSocketRouter = Router(context: LiveHubRequestContext.self)

@@ -1,0 +1,78 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+
+/// The web pages (studio `/`, viewer `/watch/{roomId}`, room list `/rooms`) and their assets,
+/// embedded as package resources (`Sources/Server/Web`) and held in memory — no build step, no CDN.
+struct WebController {
+    struct Asset: Sendable {
+        var bytes: ByteBuffer
+        var contentType: String
+    }
+
+    let assets: [String: Asset]
+    let devTokens: (@Sendable (_ userId: String, _ username: String, _ roles: [String]) -> String)?
+
+    /// Loads every file of the `Web` resource folder.
+    static func loadAssets(logger: Logger) -> [String: Asset] {
+        guard let base = Bundle.module.resourceURL?.appendingPathComponent("Web"),
+            let names = try? FileManager.default.contentsOfDirectory(atPath: base.path)
+        else {
+            logger.error("web assets are missing from the resource bundle")
+            return [:]
+        }
+        var assets: [String: Asset] = [:]
+        for name in names {
+            guard let data = FileManager.default.contents(atPath: base.appendingPathComponent(name).path) else { continue }
+            assets[name] = Asset(bytes: ByteBuffer(bytes: data), contentType: contentType(for: name))
+        }
+        return assets
+    }
+
+    static func contentType(for name: String) -> String {
+        switch (name as NSString).pathExtension.lowercased() {
+        case "html": return "text/html; charset=utf-8"
+        case "js": return "text/javascript; charset=utf-8"
+        case "css": return "text/css; charset=utf-8"
+        case "svg": return "image/svg+xml"
+        case "png": return "image/png"
+        case "json": return "application/json"
+        default: return "application/octet-stream"
+        }
+    }
+
+    func addRoutes(to router: Router<LiveHubRequestContext>) {
+        router.get("") { _, _ in try page("index.html") }
+        router.get("watch/:roomId") { _, _ in try page("watch.html") }
+        router.get("rooms") { _, _ in try page("rooms.html") }
+        router.get("static/:file") { _, context -> Response in
+            let name = try context.parameters.require("file")
+            guard let asset = assets[name], !name.hasSuffix(".html") else { throw APIError.notFound("no asset \(name)") }
+            return Response(
+                status: .ok, headers: [.contentType: asset.contentType, .cacheControl: "public, max-age=300"],
+                body: .init(byteBuffer: asset.bytes))
+        }
+        // Dev mode only (no LIVEHUB_JWT_SECRET), loopback callers only: the studio's "generate a dev token".
+        router.post("v1/dev/tokens") { request, context -> Response in
+            guard let devTokens else { throw APIError.notFound("dev tokens exist only in dev mode") }
+            guard context.isLoopbackPeer else { throw APIError.forbidden("dev tokens are handed out to loopback callers only") }
+            struct Body: Decodable { var userId: String?; var username: String?; var role: String? }
+            let body = try await JSONBody.decode(Body.self, from: request, limit: 4096)
+            let role = body.role ?? "USER"
+            guard ["USER", "SHOP_OWNER"].contains(role) else { throw APIError.validation("role must be USER or SHOP_OWNER") }
+            let userId = body.userId ?? "dev-\(role.lowercased())-\(Int.random(in: 1000...9999))"
+            guard !userId.isEmpty, userId.count <= 64 else { throw APIError.validation("userId must be 1-64 characters") }
+            let username = body.username ?? userId
+            return try JSONBody.response(["token": devTokens(userId, username, [role]), "userId": userId, "username": username])
+        }
+    }
+
+    func page(_ name: String) throws -> Response {
+        guard let asset = assets[name] else { throw APIError.notFound("page \(name) is not available") }
+        return Response(
+            status: .ok,
+            headers: [.contentType: asset.contentType, .cacheControl: "no-cache", HTTPField.Name("Content-Security-Policy")!: "default-src 'self'; media-src 'self' blob:; img-src 'self' data: http: https:; connect-src 'self' ws: wss:; style-src 'self'; script-src 'self'"],
+            body: .init(byteBuffer: asset.bytes))
+    }
+}
