@@ -2,28 +2,35 @@ import Hub
 
 /// Live viewers per room, counted per connection (a connection counts once however often it
 /// joins; a dropped connection leaves every room it joined). DESIGN.md "viewers".
+///
+/// Count broadcasts are throttled per room: the first change is announced at once, changes within
+/// `minimumInterval` after it are folded into one trailing announcement of the latest count — a
+/// crowd of 2,000 joining costs a handful of broadcasts, not 2,000 × 2,000 frames.
 actor ViewerTracker {
     private var viewersByRoom: [String: Set<HubConnectionID>] = [:]
     private var roomsByConnection: [HubConnectionID: Set<String>] = [:]
+    private var lastAnnounced: [String: ContinuousClock.Instant] = [:]
+    private var pendingAnnouncement: Set<String> = []
+    private let minimumInterval: Duration
     private let onChange: @Sendable (_ roomId: String, _ count: Int) async -> Void
 
-    init(onChange: @escaping @Sendable (_ roomId: String, _ count: Int) async -> Void) {
+    init(minimumInterval: Duration = .milliseconds(250), onChange: @escaping @Sendable (_ roomId: String, _ count: Int) async -> Void) {
+        self.minimumInterval = minimumInterval
         self.onChange = onChange
     }
 
     func join(roomId: String, connection: HubConnectionID) async {
         guard viewersByRoom[roomId, default: []].insert(connection).inserted else { return }
         roomsByConnection[connection, default: []].insert(roomId)
-        await onChange(roomId, viewersByRoom[roomId]?.count ?? 0)
+        await changed(roomId)
     }
 
     func leave(roomId: String, connection: HubConnectionID) async {
         guard viewersByRoom[roomId]?.remove(connection) != nil else { return }
         roomsByConnection[connection]?.remove(roomId)
         if roomsByConnection[connection]?.isEmpty == true { roomsByConnection.removeValue(forKey: connection) }
-        let count = viewersByRoom[roomId]?.count ?? 0
-        if count == 0 { viewersByRoom.removeValue(forKey: roomId) }
-        await onChange(roomId, count)
+        if viewersByRoom[roomId]?.isEmpty == true { viewersByRoom.removeValue(forKey: roomId) }
+        await changed(roomId)
     }
 
     func leaveAll(connection: HubConnectionID) async {
@@ -36,4 +43,27 @@ actor ViewerTracker {
 
     /// Connections tracked (a leak check for tests and metrics).
     var trackedConnections: Int { roomsByConnection.count }
+
+    private func changed(_ roomId: String) async {
+        let now = ContinuousClock.now
+        if let last = lastAnnounced[roomId], now - last < minimumInterval {
+            guard pendingAnnouncement.insert(roomId).inserted else { return }
+            let delay = minimumInterval - (now - last)
+            Task {
+                try? await Task.sleep(for: delay)
+                await self.flush(roomId)
+            }
+            return
+        }
+        lastAnnounced[roomId] = now
+        await onChange(roomId, count(roomId: roomId))
+        if viewersByRoom[roomId] == nil && !pendingAnnouncement.contains(roomId) { lastAnnounced.removeValue(forKey: roomId) }
+    }
+
+    private func flush(_ roomId: String) async {
+        pendingAnnouncement.remove(roomId)
+        lastAnnounced[roomId] = ContinuousClock.now
+        await onChange(roomId, count(roomId: roomId))
+        if viewersByRoom[roomId] == nil { lastAnnounced.removeValue(forKey: roomId) }
+    }
 }
