@@ -22,7 +22,7 @@ public enum StartupBanner {
         }
     }
 
-    public static func printDevMode(ownerToken: String, viewerToken: String, internalToken: String, httpPort: Int) {
+    public static func printDevMode(ownerToken: String, viewerToken: String, internalToken: String, httpPort: Int, rtmpPort: Int) {
         line("")
         line("dev mode: no LIVEHUB_JWT_SECRET set; a secret was generated and kept in the data directory.")
         line("shop-owner token: \(ownerToken)")
@@ -32,8 +32,8 @@ public enum StartupBanner {
         line("create a room:  curl -s -X POST http://localhost:\(httpPort)/v1/notifications/live/rooms \\")
         line("                  -H 'Authorization: Bearer <shop-owner token>' -H 'Content-Type: application/json' \\")
         line("                  -d '{\"title\":\"My first live\"}'")
-        line("publish (OBS):  Server rtmp://localhost:1935/live, Stream Key = the room's streamKey")
-        line("watch:          http://localhost:\(httpPort)/hls/<roomId>/index.m3u8")
+        line("publish (OBS):  Server rtmp://localhost:\(rtmpPort)/live, Stream Key = the room's streamKey")
+        line("studio:         http://localhost:\(httpPort)/   watch: http://localhost:\(httpPort)/watch/<roomId>")
         line("")
     }
 }

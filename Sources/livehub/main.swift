@@ -43,7 +43,7 @@ struct LiveHubCommand: AsyncParsableCommand {
         StartupBanner.printHeader(configuration: configuration)
         if configuration.isDevMode {
             let tokens = hub.devTokens()
-            StartupBanner.printDevMode(ownerToken: tokens.owner, viewerToken: tokens.viewer, internalToken: hub.internalToken, httpPort: configuration.httpPort)
+            StartupBanner.printDevMode(ownerToken: tokens.owner, viewerToken: tokens.viewer, internalToken: hub.internalToken, httpPort: configuration.httpPort, rtmpPort: configuration.rtmpPort)
         }
         try await hub.run()
     }

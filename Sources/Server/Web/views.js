@@ -1,0 +1,46 @@
+// Small view builders shared by the studio and the viewer page (text only — no innerHTML).
+import { el, formatTime } from './common.js';
+
+const AVATAR_COLORS = ['#ff3d71', '#ff8a3d', '#ffc94d', '#3ddc97', '#3dc4ff', '#8a7dff', '#ff7dd8'];
+
+function colorFor(text) {
+  let hash = 0;
+  for (const ch of String(text || '')) hash = (hash * 31 + ch.codePointAt(0)) >>> 0;
+  return AVATAR_COLORS[hash % AVATAR_COLORS.length];
+}
+
+/** One chat line: CHAT, SYSTEM or ORDER. */
+export function renderChatLine(chat, { me } = {}) {
+  const type = (chat.type || 'CHAT').toUpperCase();
+  const name = chat.username || chat.userId || 'guest';
+  const mine = me && chat.userId && chat.userId === me.userId;
+  const item = el('li', { class: `chat-line chat-${type.toLowerCase()}${mine ? ' mine' : ''}${chat.isPinned ? ' pinned' : ''}`, dataset: { chatId: chat.id, type } });
+  if (type === 'SYSTEM') {
+    item.append(el('span', { class: 'chat-text', text: chat.message }));
+    return item;
+  }
+  if (type === 'ORDER') {
+    item.append(el('span', { class: 'chat-icon', text: '🛍' }), el('span', { class: 'chat-text', text: chat.message }));
+    return item;
+  }
+  const avatar = el('span', { class: 'avatar avatar-sm', text: name.slice(0, 1).toUpperCase() });
+  avatar.dataset.color = String(AVATAR_COLORS.indexOf(colorFor(chat.userId || name)));
+  item.append(avatar, el('div', { class: 'chat-body' },
+    el('span', { class: 'chat-name', text: name }),
+    el('span', { class: 'chat-time', text: formatTime(chat.createdAt) }),
+    el('span', { class: 'chat-text', text: chat.message })));
+  return item;
+}
+
+/** A product image box with an initial-letter fallback. */
+export function productThumb(p, name) {
+  const box = el('div', { class: 'thumb' }, el('span', { text: (name || '?').slice(0, 1).toUpperCase() }));
+  box.dataset.color = String(AVATAR_COLORS.indexOf(colorFor(p.productId || name)));
+  if (p.productImageUrl) {
+    const img = el('img', { alt: '', loading: 'lazy', referrerpolicy: 'no-referrer' });
+    img.addEventListener('error', () => img.remove());
+    img.src = p.productImageUrl;
+    box.append(img);
+  }
+  return box;
+}
