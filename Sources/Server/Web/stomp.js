@@ -160,7 +160,8 @@ export class StompClient {
         break;
       }
       case 'ERROR': {
-        if (this.options.onError) this.options.onError(frame.headers.message || frame.body, frame);
+        // An ERROR before CONNECTED is a refused CONNECT (e.g. a bad token): the caller decides.
+        if (this.options.onError) this.options.onError(frame.headers.message || frame.body, frame, this.connected);
         break;
       }
       default:

@@ -67,11 +67,13 @@ $('#sign-out').addEventListener('click', signOut);
 
 // --- hub ----------------------------------------------------------------------------------------
 
+// The owner's own preview does not join the room: it would count as a viewer.
 function connectHub() {
   state.stomp = new StompClient(wsURL('/ws/live'), {
     token: state.token,
-    onConnect: () => {
-      if (state.room) state.stomp.publish(`/app/live/${state.room.id}/join`, {});
+    onError: (message, frame, wasConnected) => {
+      toast(message || 'The live hub refused the connection.', { kind: 'error', title: 'Live hub' });
+      if (!wasConnected) state.stomp.deactivate(); // a refused token: no retry loop
     },
   });
   state.stomp.subscribe('/user/queue/errors', (error) => toast(error.message || String(error), { kind: 'error', title: 'Refused' }));
@@ -112,7 +114,6 @@ function watchRoom(roomId) {
       }
     }),
   );
-  if (stomp.connected) stomp.publish(`/app/live/${roomId}/join`, {});
 }
 
 // --- rooms ----------------------------------------------------------------------------------
@@ -336,7 +337,7 @@ function renderFigures() {
   $('#stat-peak').textContent = formatCount(room.peakViewers);
   $('#stat-orders').textContent = formatCount(room.totalOrders);
   $('#stat-revenue').textContent = formatMoney(room.totalRevenue);
-  $('#preview-viewers').textContent = `👁 ${formatCount(room.viewerCount)}`;
+  $('#preview-viewers').textContent = formatCount(room.viewerCount);
 }
 
 function startPreview() {

@@ -20,7 +20,7 @@ export function renderChatLine(chat, { me } = {}) {
     return item;
   }
   if (type === 'ORDER') {
-    item.append(el('span', { class: 'chat-icon', text: '🛍' }), el('span', { class: 'chat-text', text: chat.message }));
+    item.append(el('span', { class: 'icon-bag', 'aria-hidden': 'true' }), el('span', { class: 'chat-text', text: chat.message }));
     return item;
   }
   const avatar = el('span', { class: 'avatar avatar-sm', text: name.slice(0, 1).toUpperCase() });

@@ -1,0 +1,477 @@
+// The viewer page (`/watch/{roomId}`): video (native HLS or our MSE player), status, viewers,
+// chat over STOMP, products with the featured one highlighted, order toasts, and the bell.
+import { API, $, el, show, api, identity, tokens, devToken, toast, wsURL, formatMoney, formatCount, formatDuration, statusLabel, statusClass } from './common.js';
+import { StompClient } from './stomp.js';
+import { SocketIOClient } from './socketio.js';
+import { createLivePlayer } from './mse-player.js';
+import { renderChatLine, productThumb } from './views.js';
+
+const roomId = decodeURIComponent(location.pathname.split('/').filter(Boolean)[1] || '');
+const params = new URLSearchParams(location.search);
+const playerMode = params.get('player') || 'auto';
+
+const state = {
+  token: '',
+  me: null,
+  room: null,
+  products: [],
+  seenChat: new Set(),
+  player: null,
+  bell: null,
+  stomp: null,
+  notifications: [],
+};
+
+// --- identity -------------------------------------------------------------------------------
+
+function applyIdentity() {
+  const me = state.me;
+  show($('#who'), !!me);
+  show($('#sign-in-open'), !me);
+  show($('#chat-form'), !!me);
+  show($('#chat-guest'), !me);
+  show($('#bell'), !!me);
+  if (me) {
+    $('#who-name').textContent = me.username || me.userId;
+    $('#who-avatar').textContent = (me.username || me.userId || '?').slice(0, 1).toUpperCase();
+  }
+}
+
+function useToken(token) {
+  const me = identity(token);
+  if (!me) throw new Error('That does not look like a token (three dot-separated parts).');
+  if (me.expired) throw new Error('That token has expired.');
+  state.token = token;
+  state.me = me;
+  tokens.set('viewer', token);
+  applyIdentity();
+  if (state.stomp) state.stomp.setToken(token);
+  connectBell();
+}
+
+function signOut() {
+  tokens.set('viewer', '');
+  state.token = '';
+  state.me = null;
+  if (state.bell) { state.bell.disconnect(); state.bell = null; }
+  if (state.stomp) state.stomp.setToken('');
+  applyIdentity();
+}
+
+const dialog = $('#signin-dialog');
+function openSignIn() {
+  $('#signin-error').textContent = '';
+  if (typeof dialog.showModal === 'function') dialog.showModal(); else dialog.setAttribute('open', '');
+}
+$('#sign-in-open').addEventListener('click', openSignIn);
+$('#sign-in-chat').addEventListener('click', openSignIn);
+$('#signin-cancel').addEventListener('click', () => dialog.close());
+$('#sign-out').addEventListener('click', signOut);
+
+$('#signin-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  try {
+    useToken($('#token-input').value.trim());
+    dialog.close();
+  } catch (error) {
+    $('#signin-error').textContent = error.message;
+  }
+});
+
+$('#dev-viewer').addEventListener('click', async () => {
+  $('#signin-error').textContent = '';
+  try {
+    const name = $('#dev-name').value.trim();
+    const { token } = await devToken('USER', name || undefined);
+    useToken(token);
+    dialog.close();
+    toast(`Signed in as ${state.me.username}.`, { kind: 'success' });
+  } catch (error) {
+    $('#signin-error').textContent = error.status === 404 ? 'Dev tokens exist only in dev mode — paste a token instead.' : error.message;
+  }
+});
+
+// --- room, status, player -------------------------------------------------------------------
+
+async function loadRoom() {
+  try {
+    state.room = await api(`${API}/rooms/${encodeURIComponent(roomId)}`, { token: state.token || undefined });
+  } catch (error) {
+    $('#room-title').textContent = error.status === 404 ? 'This room does not exist' : 'The room cannot be loaded';
+    setOverlay('!', error.status === 404 ? 'Room not found' : error.message);
+    setBadge('ended', 'Unavailable');
+    return false;
+  }
+  document.title = `${state.room.title} — LiveHub`;
+  $('#room-title').textContent = state.room.title;
+  $('#room-host').textContent = state.room.shopOwnerName ? `Hosted by ${state.room.shopOwnerName}` : '';
+  $('#room-description').textContent = state.room.description || '';
+  setViewers(state.room.viewerCount);
+  renderStatus();
+  return true;
+}
+
+function setOverlay(icon, message, sub = '') {
+  $('#overlay-icon').textContent = icon;
+  $('#overlay-message').textContent = message;
+  $('#overlay-sub').textContent = sub;
+  show($('#overlay'), !!message);
+}
+
+function setBadge(kind, text) {
+  const badge = $('#status-badge');
+  badge.dataset.status = kind;
+  badge.textContent = text;
+}
+
+function setBanner(kind, text) {
+  const banner = $('#status-banner');
+  banner.dataset.kind = kind || '';
+  banner.textContent = text || '';
+  show(banner, !!text);
+}
+
+function renderStatus(message) {
+  const room = state.room;
+  if (!room) return;
+  const kind = statusClass(room.status, room.reconnecting);
+  const waiting = room.status === 'PENDING' || room.status === 'WAITING_STREAM';
+  setBadge(kind, room.status === 'LIVE' && !room.reconnecting ? 'LIVE' : waiting ? 'Starting soon' : statusLabel(room.status, room.reconnecting));
+  const playing = state.player && state.player.state === 'playing';
+  const previous = state.shownStatus; // undefined on the first render
+  state.shownStatus = kind;
+  switch (room.status) {
+    case 'PENDING':
+    case 'WAITING_STREAM':
+      setOverlay('◷', 'The show starts soon', 'Stay here — the video starts by itself.');
+      setBanner('waiting', message || 'Waiting for the host to go live…');
+      break;
+    case 'LIVE':
+      if (room.reconnecting) {
+        setBanner('reconnecting', message || 'The host\u2019s stream dropped — reconnecting…');
+        if (!playing) setOverlay('↻', 'Reconnecting…', 'The host\u2019s stream will be back in a moment.');
+      } else {
+        // A transition to live (not the first load of a live room) is announced for a few seconds.
+        if (message && previous && previous !== 'live') {
+          setBanner('live', message);
+          clearTimeout(state.bannerTimer);
+          state.bannerTimer = setTimeout(() => { if (state.shownStatus === 'live') setBanner('', ''); }, 5000);
+        } else if (previous !== 'live') {
+          setBanner('', '');
+        }
+        if (playing) show($('#overlay'), false); else setOverlay('●', 'Loading the live stream…');
+      }
+      if (!state.player) startPlayer();
+      break;
+    case 'ENDED': {
+      const stats = room.stats || {};
+      const parts = [];
+      if (stats.duration !== undefined) parts.push(`${formatDuration(stats.duration)} long`);
+      parts.push(plural(stats.peakViewers ?? room.peakViewers ?? 0, 'peak viewer'));
+      parts.push(plural(stats.totalOrders ?? room.totalOrders ?? 0, 'order'));
+      setBanner('ended', `This show has ended · ${parts.join(' · ')}`);
+      setOverlay('■', 'This show has ended', `Thanks for watching · ${parts.join(' · ')}`);
+      if (state.player) { state.player.stop(); state.player = null; }
+      show($('#unmute'), false);
+      show($('#featured-spot'), false);
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+function plural(count, word) {
+  return `${formatCount(count)} ${word}${Number(count) === 1 ? '' : 's'}`;
+}
+
+function startPlayer() {
+  const video = $('#video');
+  const player = createLivePlayer(video, `/hls/${encodeURIComponent(roomId)}/index.m3u8`, {
+    mode: playerMode,
+    onState: (s) => {
+      player.state = s;
+      if (s === 'error' && state.player === player) {
+        setTimeout(() => {
+          if (state.player !== player) return;
+          player.stop();
+          state.player = null;
+          if (state.room && state.room.status === 'LIVE') startPlayer();
+        }, 3000);
+      }
+    },
+  });
+  state.player = player;
+  video.dataset.player = player.kind;
+  player.start();
+}
+
+const video = $('#video');
+video.addEventListener('playing', () => {
+  if (state.player) state.player.state = 'playing';
+  if (state.room && state.room.status === 'LIVE') show($('#overlay'), false);
+  show($('#unmute'), video.muted);
+});
+$('#unmute').addEventListener('click', () => { video.muted = false; video.play().catch(() => {}); show($('#unmute'), false); });
+
+function setViewers(count) {
+  const node = $('#viewer-count');
+  node.dataset.count = String(count || 0);
+  node.textContent = formatCount(count || 0);
+}
+
+// --- products -------------------------------------------------------------------------------
+
+function renderProducts() {
+  const list = $('#products');
+  list.replaceChildren(...state.products.map((p) => {
+    const name = p.productName || `Product ${p.productId}`;
+    const soldOut = typeof p.stockAvailable === 'number' && p.stockAvailable <= 0;
+    return el('li', { class: `product-card${p.isFeatured ? ' featured' : ''}${soldOut ? ' sold-out' : ''}`, dataset: { productId: p.productId, liveProductId: p.id } },
+      el('div', { class: 'product-media' },
+        productThumb(p, name),
+        p.discountPercent ? el('span', { class: 'tag-discount', text: `-${p.discountPercent}%` }) : null),
+      el('div', { class: 'product-body' },
+        p.isFeatured ? el('span', { class: 'tag-featured', text: '★ Now showing' }) : null,
+        el('span', { class: 'product-name', text: name, title: name }),
+        el('span', { class: 'product-price' },
+          el('b', { class: 'live-price', text: formatMoney(p.livePrice) }),
+          p.originalPrice && p.originalPrice > p.livePrice ? el('s', { class: 'original-price', text: formatMoney(p.originalPrice) }) : null),
+        el('span', { class: 'product-meta muted' },
+          `${formatCount(p.soldCount || 0)} sold`,
+          typeof p.stockAvailable === 'number' ? ` · ${soldOut ? 'sold out' : `${formatCount(p.stockAvailable)} left`}` : '',
+          p.quantityLimit ? ` · max ${p.quantityLimit}/order` : '')));
+  }));
+  $('#product-count').textContent = state.products.length ? `(${state.products.length})` : '';
+  show($('#no-products'), state.products.length === 0);
+  const featured = state.products.find((p) => p.isFeatured);
+  renderFeaturedSpot(state.room && state.room.status === 'ENDED' ? null : featured);
+  const featuredCard = list.querySelector('.featured');
+  if (featured && featuredCard && state.lastFeatured !== featured.id) {
+    state.lastFeatured = featured.id;
+    featuredCard.scrollIntoView({ block: 'nearest', inline: 'nearest' });
+  }
+}
+
+/** The featured product, pinned over the video. */
+function renderFeaturedSpot(p) {
+  const spot = $('#featured-spot');
+  if (!p) { spot.replaceChildren(); show(spot, false); return; }
+  const name = p.productName || `Product ${p.productId}`;
+  spot.dataset.productId = p.productId;
+  spot.replaceChildren(
+    productThumb(p, name),
+    el('div', { class: 'spot-body' },
+      el('span', { class: 'spot-label', text: 'Now showing' }),
+      el('span', { class: 'spot-name', text: name }),
+      el('span', { class: 'product-price' },
+        el('b', { class: 'live-price', text: formatMoney(p.livePrice) }),
+        p.discountPercent ? el('span', { class: 'discount', text: `-${p.discountPercent}%` }) : null)));
+  show(spot, true);
+}
+
+// --- chat -----------------------------------------------------------------------------------
+
+function addChat(chat, { live = false } = {}) {
+  if (!chat || !chat.id || state.seenChat.has(chat.id)) return;
+  state.seenChat.add(chat.id);
+  const list = $('#chat');
+  const stick = list.scrollHeight - list.scrollTop - list.clientHeight < 60;
+  list.append(renderChatLine(chat, { me: state.me }));
+  while (list.children.length > 300) list.firstElementChild.remove();
+  if (stick || !live) list.scrollTop = list.scrollHeight;
+  if (live && chat.type === 'ORDER') orderToast(chat);
+}
+
+function orderToast(chat) {
+  const box = $('#order-toasts');
+  const node = el('div', { class: 'order-toast', role: 'status' },
+    el('span', { class: 'icon-bag', 'aria-hidden': 'true' }),
+    el('span', { class: 'order-text', text: chat.message }));
+  box.append(node);
+  while (box.children.length > 3) box.firstElementChild.remove();
+  setTimeout(() => node.classList.add('leaving'), 6000);
+  setTimeout(() => node.remove(), 6500);
+}
+
+function systemLine(text) {
+  addChat({ id: `local-${Date.now()}-${Math.random()}`, type: 'SYSTEM', message: text }, { live: true });
+}
+
+$('#chat-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const input = $('#chat-input');
+  const message = input.value.trim();
+  if (!message) return;
+  if (state.stomp && state.stomp.publish(`/app/live/${roomId}/chat`, { message })) {
+    input.value = '';
+  } else {
+    toast('Not connected to the chat yet — try again in a moment.', { kind: 'error' });
+  }
+});
+
+// --- hub ------------------------------------------------------------------------------------
+
+function setConn(kind) {
+  const node = $('#conn-state');
+  node.dataset.state = kind;
+  node.textContent = kind === 'live' ? 'connected' : kind;
+}
+
+function connectHub() {
+  const stomp = new StompClient(wsURL('/ws/live'), {
+    token: state.token,
+    onConnect: () => {
+      setConn('live');
+      stomp.publish(`/app/live/${roomId}/join`, {});
+    },
+    onDisconnect: () => setConn('reconnecting'),
+    onError: (message, frame, wasConnected) => {
+      if (!wasConnected && state.token) { // the hub refused our token: continue as a guest
+        toast(message || 'The chat refused your sign-in.', { kind: 'error', title: 'Signed out' });
+        signOut();
+      } else if (message) {
+        systemLine(`Chat: ${message}`);
+      }
+    },
+  });
+  state.stomp = stomp;
+  const base = `/topic/live/${roomId}`;
+  stomp.subscribe(`${base}/status`, (message) => {
+    if (!state.room) return;
+    Object.assign(state.room, { status: message.status, reconnecting: !!message.reconnecting, startedAt: message.startedAt, endedAt: message.endedAt });
+    if (message.stats) state.room.stats = message.stats;
+    renderStatus(message.message);
+  });
+  stomp.subscribe(`${base}/viewers`, (message) => setViewers(message.count));
+  stomp.subscribe(`${base}/product`, (products) => {
+    if (!Array.isArray(products)) return;
+    state.products = products;
+    renderProducts();
+  });
+  stomp.subscribe(`${base}/chat`, (chat) => addChat(chat, { live: true }));
+  stomp.subscribe('/user/queue/errors', (error) => {
+    const text = (error && error.message) || String(error);
+    toast(text, { kind: 'error', title: 'Not sent' });
+  });
+  stomp.activate();
+  addEventListener('pagehide', () => { stomp.publish(`/app/live/${roomId}/leave`, {}); });
+}
+
+// --- bell -----------------------------------------------------------------------------------
+
+function setUnread(count) {
+  const badge = $('#bell-badge');
+  count = Math.max(0, Number(count) || 0);
+  badge.dataset.count = String(count);
+  badge.textContent = count > 99 ? '99+' : String(count);
+  show(badge, count > 0);
+  $('#bell-button').setAttribute('aria-label', count ? `Notifications (${count} unread)` : 'Notifications');
+}
+
+function connectBell() {
+  if (state.bell) state.bell.disconnect();
+  if (!state.token) return;
+  const bell = new SocketIOClient(wsURL(''), {
+    auth: { token: state.token },
+    onConnect: async () => {
+      try { setUnread((await api('/v1/notifications/unread-count', { token: state.token })).count); } catch { /* keep */ }
+    },
+    onConnectError: (error) => toast(error.message || 'The notification service refused the token.', { kind: 'error', title: 'Notifications' }),
+  });
+  bell.on('notification:new', (n) => {
+    if (n.unreadCount !== undefined) setUnread(n.unreadCount);
+    toast(n.body || '', { title: n.title || 'Notification', kind: 'info' });
+    state.notifications.unshift({ id: n.notificationId, type: n.type, title: n.title, body: n.body, createdAt: n.createdAt, readAt: null });
+    if (!$('#bell-panel').classList.contains('hidden')) renderNotifications();
+  });
+  bell.on('unreadCount:updated', (m) => setUnread(m.count));
+  bell.on('notification:updated', (m) => {
+    if (m.unreadCount !== undefined) setUnread(m.unreadCount);
+    const now = new Date().toISOString();
+    for (const n of state.notifications) {
+      if (m.action === 'read-all' || n.id === m.notificationId) n.readAt = n.readAt || now;
+    }
+    renderNotifications();
+  });
+  state.bell = bell;
+  bell.connect();
+}
+
+function renderNotifications() {
+  const list = $('#bell-list');
+  list.replaceChildren(...state.notifications.map((n) => el('li', { class: `bell-item${n.readAt ? '' : ' unread'}`, dataset: { id: n.id } },
+    el('button', { type: 'button', onclick: () => markRead(n) },
+      el('span', { class: 'bell-title', text: n.title || n.type }),
+      n.body ? el('span', { class: 'bell-body', text: n.body }) : null,
+      el('span', { class: 'bell-time', text: new Date(n.createdAt).toLocaleString() })))));
+  show($('#bell-empty'), state.notifications.length === 0);
+}
+
+async function markRead(n) {
+  if (n.readAt || !state.bell) return;
+  n.readAt = new Date().toISOString();
+  renderNotifications();
+  try {
+    const ack = await state.bell.emit('notification:read', { notificationId: n.id });
+    if (ack && ack.unreadCount !== undefined) setUnread(ack.unreadCount);
+  } catch {
+    await api(`/v1/notifications/${encodeURIComponent(n.id)}/read`, { method: 'POST', token: state.token }).catch(() => {});
+  }
+}
+
+$('#bell-button').addEventListener('click', async (event) => {
+  event.stopPropagation();
+  const panel = $('#bell-panel');
+  const open = panel.classList.contains('hidden');
+  show(panel, open);
+  $('#bell-button').setAttribute('aria-expanded', String(open));
+  if (!open) return;
+  renderNotifications();
+  try {
+    const page = await api('/v1/notifications?limit=20', { token: state.token });
+    state.notifications = (page && page.items) || (Array.isArray(page) ? page : []);
+    renderNotifications();
+  } catch (error) {
+    toast(error.message, { kind: 'error' });
+  }
+});
+$('#bell-panel').addEventListener('click', (event) => event.stopPropagation());
+document.addEventListener('click', () => { show($('#bell-panel'), false); $('#bell-button').setAttribute('aria-expanded', 'false'); });
+
+$('#read-all').addEventListener('click', async () => {
+  try {
+    if (state.bell && state.bell.connected) await state.bell.emit('notification:read-all');
+    else await api('/v1/notifications/read-all', { method: 'POST', token: state.token });
+    for (const n of state.notifications) n.readAt = n.readAt || new Date().toISOString();
+    renderNotifications();
+    setUnread(0);
+  } catch (error) {
+    toast(error.message, { kind: 'error' });
+  }
+});
+
+// --- start ----------------------------------------------------------------------------------
+
+async function main() {
+  const saved = tokens.get('viewer');
+  const me = saved && identity(saved);
+  if (me && !me.expired) { state.token = saved; state.me = me; }
+  applyIdentity();
+  if (!roomId) { $('#room-title').textContent = 'No room given'; return; }
+  if (!(await loadRoom())) return;
+  connectHub();
+  if (state.token) connectBell();
+  const [products, chats] = await Promise.allSettled([
+    api(`${API}/rooms/${encodeURIComponent(roomId)}/products`),
+    api(`${API}/rooms/${encodeURIComponent(roomId)}/chats?limit=50`),
+  ]);
+  if (products.status === 'fulfilled' && Array.isArray(products.value) && !state.products.length) { state.products = products.value; }
+  renderProducts();
+  if (chats.status === 'fulfilled') {
+    const items = Array.isArray(chats.value) ? chats.value : (chats.value && chats.value.items) || [];
+    for (const chat of items) addChat(chat);
+  }
+}
+
+main();
