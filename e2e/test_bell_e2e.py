@@ -40,6 +40,16 @@ class Tab:
             time.sleep(0.02)
         raise AssertionError(f"{self.name}: {count}× {event} not received; got {self.events}")
 
+    def wait_last(self, event, expected, timeout=5):
+        """Waits until the latest `event` received equals `expected` (pushes may still be in flight)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            got = self.of(event)
+            if got and got[-1] == expected:
+                return got
+            time.sleep(0.02)
+        raise AssertionError(f"{self.name}: last {event} is not {expected}; got {self.events}")
+
     def clear(self):
         with self.lock:
             self.events.clear()
@@ -79,7 +89,7 @@ def test_three_tabs_stay_in_sync_and_other_users_see_nothing(livehub):
         for tab in tabs:
             updated = tab.wait("notification:updated")[0]
             assert updated == {"action": "read", "notificationId": first["id"], "unreadCount": 1}
-            assert tab.wait("unreadCount:updated")[-1] == {"count": 1}
+            tab.wait_last("unreadCount:updated", {"count": 1})
 
         # A repeated read is idempotent: same count, no new push.
         for tab in tabs:
@@ -93,16 +103,17 @@ def test_three_tabs_stay_in_sync_and_other_users_see_nothing(livehub):
         assert ack["unreadCount"] == 0
         for tab in tabs:
             assert tab.wait("notification:updated")[-1]["action"] == "read-all"
+            tab.wait_last("unreadCount:updated", {"count": 0})
         # REST reads push the same way.
         third = create(livehub, "dev-viewer", "Restock")
         for tab in tabs:
             assert tab.wait("notification:new")[-1]["title"] == "Restock"
-            tab.wait("unreadCount:updated")
+            tab.wait_last("unreadCount:updated", {"count": 1})
             tab.clear()
         r = requests.post(f"{livehub.base}/v1/notifications/{third['id']}/read", headers=livehub.headers("viewer"))
         assert r.status_code == 200
         for tab in tabs:
-            assert tab.wait("unreadCount:updated")[-1] == {"count": 0}
+            tab.wait_last("unreadCount:updated", {"count": 0})
         assert other.of("notification:updated") == []
     finally:
         for tab in tabs + [other]:

@@ -7,7 +7,9 @@ import NIOCore
 ///
 /// Per publish session: wait for the sequence headers of the tracks that exist (decided from
 /// metadata, configs and the first packets, with a short media-time timeout), open a
-/// `FragmentMuxer`, rebase each track to start at 0, give each sample its exact duration (one
+/// `FragmentMuxer`, rebase the tracks onto the output timeline (the first session starts at 0, a
+/// later one where the previous one ended, so timestamps never run backwards across an
+/// `EXT-X-DISCONTINUITY`), give each sample its exact duration (one
 /// sample of look-ahead per track), interleave tracks in dts order, and let the `Segmenter` decide
 /// where parts and segments end. A new session (`publishStarted(session > 1)`) or a codec change
 /// closes the open segment and marks a discontinuity; the next init section becomes a new
@@ -30,6 +32,9 @@ final class HLSPackager {
         var lookahead: [TrackKind: Sample] = [:]
         var queues: [TrackKind: [Sample]] = [:]
         var wallClockStartMs: Int64
+        /// Where this session starts on the output timeline, and the end of what it has written.
+        var startMs: Int64
+        var endMs: Int64
         var videoFrames = 0
         var videoEndMs: Int64 = 0
         var lastThumbnailMs: Int64?
@@ -58,6 +63,11 @@ final class HLSPackager {
     /// End of the last closed segment on the program-date-time clock: a new session never starts
     /// before it, so EXT-X-PROGRAM-DATE-TIME keeps increasing across reconnects.
     private var programDateTimeEndMs: Int64 = .min
+    /// End of the output timeline so far (latest pts + duration of any track). A new session (a
+    /// reconnect, a codec change) continues from here instead of restarting at 0: players that
+    /// follow timestamps rather than the discontinuity (ffmpeg's HLS demuxer) otherwise realign
+    /// the tracks on whichever packet comes first and drop or overlap frames.
+    private var timelineEndMs: Int64 = 0
 
     init(
         configuration: HLSConfiguration, store: SegmentStore, metrics: HLSMetrics, thumbnailer: Thumbnailer,
@@ -234,12 +244,13 @@ final class HLSPackager {
                 let rate = tracks[kind].flatMap { CodecDescription($0)?.sampleRate } ?? 48000
                 defaultDelta = Int64((1024_000 / Double(rate)).rounded())
             }
-            timelines[kind] = TrackTimeline(defaultDeltaMs: defaultDelta, origin: origin)
+            timelines[kind] = TrackTimeline(defaultDeltaMs: defaultDelta, origin: origin, base: timelineEndMs)
         }
         logger.info("HLS session started", metadata: ["codecs": "\(info.codecs)"])
         return Session(
             muxer: muxer, tracks: tracks, masterKind: masterKind, timelines: timelines,
-            queues: tracks.mapValues { _ in [] }, wallClockStartMs: max(wallClock(), programDateTimeEndMs), info: info)
+            queues: tracks.mapValues { _ in [] }, wallClockStartMs: max(wallClock(), programDateTimeEndMs),
+            startMs: timelineEndMs, endMs: timelineEndMs, info: info)
     }
 
     // MARK: Muxing
@@ -299,6 +310,8 @@ final class HLSPackager {
             metrics.packagerErrors.increment()
             logger.warning("sample not muxed", metadata: ["error": "\(error)"])
         }
+        // pts, not dts: with B-frames the last frames are presented after the last decode time.
+        session.endMs = max(session.endMs, sample.pts + sample.duration)
         if sample.kind == .video {
             session.videoFrames += 1
             session.videoEndMs = sample.dts + sample.duration
@@ -330,7 +343,7 @@ final class HLSPackager {
                 }
                 store.addPart(
                     bytes, duration: span.duration, independent: span.independent,
-                    programDateTimeMs: session.wallClockStartMs + span.startMs)
+                    programDateTimeMs: session.wallClockStartMs + span.startMs - session.startMs)
                 metrics.partsProduced.increment()
             case .segmentEnded(let span):
                 var bytes: ByteBuffer?
@@ -343,17 +356,17 @@ final class HLSPackager {
                         bytes = ByteBuffer()
                     }
                 }
-                if metadata?.frameRate == nil, session.info.hasVideo, session.videoFrames > 1, session.videoEndMs > 0 {
+                if metadata?.frameRate == nil, session.info.hasVideo, session.videoFrames > 1, session.videoEndMs > session.startMs {
                     // No frame rate announced: measure it (FRAME-RATE in the multivariant playlist).
-                    let measured = Double(session.videoFrames) * 1000 / Double(session.videoEndMs)
+                    let measured = Double(session.videoFrames) * 1000 / Double(session.videoEndMs - session.startMs)
                     session.info.frameRate = (measured * 1000).rounded() / 1000
                     store.setStreamInfo(session.info)
                 }
                 store.closeSegment(
                     duration: span.duration, independent: span.independent, bytes: bytes,
-                    programDateTimeMs: session.wallClockStartMs + span.startMs,
+                    programDateTimeMs: session.wallClockStartMs + span.startMs - session.startMs,
                     targetDuration: segmenter.targetDuration)
-                programDateTimeEndMs = session.wallClockStartMs + span.startMs + span.durationMs
+                programDateTimeEndMs = session.wallClockStartMs + span.startMs - session.startMs + span.durationMs
                 metrics.segmentsProduced.increment()
             }
         }
@@ -375,6 +388,7 @@ final class HLSPackager {
             session.lookahead = [:]
             drain(&session, flushAll: true)
             apply(segmenter.finish(), in: &session)
+            timelineEndMs = max(timelineEndMs, session.endMs)
             logger.info("HLS session closed")
         }
     }

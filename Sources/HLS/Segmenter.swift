@@ -152,9 +152,10 @@ public struct Segmenter: Sendable {
     }
 }
 
-/// Maps one track's incoming millisecond timestamps onto the packager's output timeline: starts at 0,
-/// strictly increasing decode times, forward gaps above `maximumGapMs` and backward jumps squashed to
-/// one typical sample duration (an encoder restart or clock jump must not stall the playlist).
+/// Maps one track's incoming millisecond timestamps onto the packager's output timeline: starts at
+/// `base` (0 for the first session), strictly increasing decode times, forward gaps above
+/// `maximumGapMs` and backward jumps squashed to one typical sample duration (an encoder restart or
+/// clock jump must not stall the playlist).
 /// Timestamps arrive already unwrapped to 64 bits (PROTOCOLS.md §1), so values near or beyond 2^32
 /// need nothing special here.
 public struct TrackTimeline: Sendable {
@@ -163,21 +164,25 @@ public struct TrackTimeline: Sendable {
     private var lastOutput: Int64 = 0
     public private(set) var typicalDeltaMs: Int64
 
-    /// - Parameter origin: the input time that maps to 0 (a session-wide origin keeps the tracks
-    ///   in sync); nil: the track's first sample.
-    public init(defaultDeltaMs: Int64, origin: Int64? = nil, maximumGapMs: Int64 = 5000) {
+    /// - Parameters:
+    ///   - origin: the input time that maps to `base` (a session-wide origin keeps the tracks in
+    ///     sync); nil: the track's first sample.
+    ///   - base: the output time of `origin` (where the previous session's timeline ended).
+    public init(defaultDeltaMs: Int64, origin: Int64? = nil, base: Int64 = 0, maximumGapMs: Int64 = 5000) {
         self.typicalDeltaMs = max(1, defaultDeltaMs)
         self.maximumGapMs = maximumGapMs
         self.origin = origin
+        self.base = max(0, base)
     }
 
     private let origin: Int64?
+    private let base: Int64
 
     /// Output (dts, pts) for an input sample.
     public mutating func map(dts: Int64, pts: Int64) -> (dts: Int64, pts: Int64) {
         let compositionOffset = pts - dts
         guard let currentOffset = offset else {
-            let first = max(0, dts - (origin ?? dts))
+            let first = base + max(0, dts - (origin ?? dts))
             offset = first - dts
             lastOutput = first
             return (first, first + compositionOffset)

@@ -253,4 +253,37 @@ import Testing
         #expect(try dump.decodeErrors() == "")
         await service.shutdown()
     }
+
+    /// After a reconnect the output timeline continues where the previous session ended (it does not
+    /// restart at 0): every track's timestamps keep increasing across the discontinuity. With a
+    /// restart, ffmpeg's HLS demuxer realigned the tracks on whichever packet came first and
+    /// reported "non monotonically increasing dts" for MPEG-TS (seen end to end, e2e/test_hls_e2e.py).
+    @Test(arguments: [HLSVariant.mpegts, .fmp4LowLatency])
+    func timestampsKeepIncreasingAcrossAReconnect(variant: HLSVariant) async throws {
+        let fixture = try MediaFixture.h264(seconds: 6)
+        let service = HLSService(configuration: HLSConfiguration(variant: variant))
+        let stream = LiveStream(id: "continuous")
+        service.attach(stream: stream)
+        fixture.publish(on: stream, packets: 0..<fixture.index(atMs: 3000))
+        stream.endPublish()
+        fixture.publish(on: stream, packets: 0..<fixture.index(atMs: 4000), offsetMs: 90_000)
+        stream.end()
+        let playlist = try await PlaylistDump.waitForEnd(service, room: "continuous")
+        let dump = try await PlaylistDump.dump(service, room: "continuous", playlist: playlist)
+        let ext = variant == .mpegts ? "ts" : "m4s"
+        #expect(playlist.contains("seg-1.\(ext)\n#EXT-X-DISCONTINUITY\n"))
+        let initURI: String? = variant == .mpegts ? nil : "init-0.mp4"
+        for track in ["v", "a"] {
+            let before = try dump.frames(ofSegment: "seg-1.\(ext)", initURI: initURI, stream: track).map(\.pts)
+            let after = try dump.frames(ofSegment: "seg-2.\(ext)", initURI: initURI, stream: track).map(\.pts)
+            let lastBefore = try #require(before.max()), firstAfter = try #require(after.min())
+            #expect(firstAfter > lastBefore, "\(track): \(firstAfter) after \(lastBefore)")
+            #expect(firstAfter - lastBefore < 0.2, "\(track): no gap beyond a frame or two (\(firstAfter) after \(lastBefore))")
+        }
+        #expect(try dump.decodeErrors() == "")
+        // EXT-X-PROGRAM-DATE-TIME stays on the wall clock (not shifted by the continued timeline).
+        let dates = playlist.split(separator: "\n").filter { $0.hasPrefix("#EXT-X-PROGRAM-DATE-TIME:") }.map(String.init)
+        #expect(dates == dates.sorted())
+        await service.shutdown()
+    }
 }
