@@ -4,7 +4,8 @@ Chromium driven by selenium, against the real `livehub` binary and a real ffmpeg
 The tests of this module run in order and share one server, one room and the browsers: the studio
 creates the room through its UI, ffmpeg publishes with the key the studio shows, two viewers (two
 separate browser profiles, two dev users) watch, chat, see the featured product, order toasts and the
-bell. Screenshots go to e2e/artifacts/ (and one of each page to docs/screenshots/).
+bell. Screenshots go to e2e/artifacts/; with UPDATE_SCREENSHOTS=1 the README's copies in
+docs/screenshots/ are refreshed too (a normal test run never writes into committed files).
 """
 import base64
 import json
@@ -103,13 +104,15 @@ def save_screenshot(driver, name, docs_name=None):
     driver.save_screenshot(str(path))
     assert path.stat().st_size > 10_000, f"{name} looks empty"
     if docs_name:
-        DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        target = DOCS_SCREENSHOTS / docs_name
+        target = ARTIFACTS / f"docs-{docs_name}"
         try:
-            shrink_png(path, target)  # committed files: a 256-colour PNG is a third of the size
+            shrink_png(path, target)  # what the README shows: a 256-colour PNG is a third of the size
         except (OSError, subprocess.CalledProcessError):
             shutil.copyfile(path, target)
         assert target.stat().st_size < 300_000, f"{target} is {target.stat().st_size} bytes"
+        if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+            DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(target, DOCS_SCREENSHOTS / docs_name)
     return path
 
 
