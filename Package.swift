@@ -143,10 +143,3 @@ let package = Package(
     ]
 )
 
-// Dev convenience while parts are built in parallel: `LIVEHUB_TEST_TARGETS=ServerTests,MediaCoreTests swift test`
-// builds only the named test targets.
-import Foundation
-if let only = ProcessInfo.processInfo.environment["LIVEHUB_TEST_TARGETS"] {
-    let keep = Set(only.split(separator: ",").map(String.init))
-    package.targets.removeAll { $0.type == .test && !keep.contains($0.name) }
-}
