@@ -39,5 +39,16 @@ e2e-test:
 fixtures:
 	bash media-fixtures/generate.sh
 
+## LiveHub vs nginx-rtmp on this machine (bench/README.md): table + bench/results/latest.json.
+## Options via BENCH_ARGS, e.g. make bench BENCH_ARGS="--reps 1 --only latency" or "--with-100".
+BENCH_APT_PACKAGES := nginx libnginx-mod-rtmp wrk ffmpeg
+bench: deps
+	@missing=""; for p in $(BENCH_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$missing; fi
+	swift build -c release --product livehub --scratch-path .build-bench
+	python3 bench/run.py $(BENCH_ARGS)
+	python3 bench/hub/stomp_fanout.py --bin .build-bench/release/livehub --subscribers 2000 --messages 300 --rate 10 --workers 2
+	python3 bench/hub/bell_load.py --bin .build-bench/release/livehub --clients 1000 --users 200
+
 clean:
 	rm -rf .build $(VENV)
