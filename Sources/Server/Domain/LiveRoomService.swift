@@ -93,20 +93,24 @@ public actor LiveRoomService {
     }
 
     public func feature(roomId: String, liveProductId: String, by user: AuthUser) async throws -> [LiveProductView] {
-        _ = try await rooms.ownedRoom(id: roomId, by: user)
-        guard let list = try await store.feature(liveProductId: liveProductId, roomId: roomId) else {
-            throw APIError.notFound("no product \(liveProductId) in this room")
+        try await changeProduct(roomId: roomId, liveProductId: liveProductId, by: user) {
+            try await store.feature(liveProductId: liveProductId, roomId: roomId)
         }
-        let views = list.map(LiveProductView.init)
-        await events.productsChanged(roomId, views)
-        return views
     }
 
     public func removeProduct(roomId: String, liveProductId: String, by user: AuthUser) async throws -> [LiveProductView] {
-        _ = try await rooms.ownedRoom(id: roomId, by: user)
-        guard let list = try await store.removeProduct(liveProductId: liveProductId, roomId: roomId) else {
-            throw APIError.notFound("no product \(liveProductId) in this room")
+        try await changeProduct(roomId: roomId, liveProductId: liveProductId, by: user) {
+            try await store.removeProduct(liveProductId: liveProductId, roomId: roomId)
         }
+    }
+
+    /// Owner check, one store change (nil = no such product in the room), then the new list is
+    /// broadcast and returned.
+    private func changeProduct(
+        roomId: String, liveProductId: String, by user: AuthUser, _ change: () async throws -> [LiveProductRecord]?
+    ) async throws -> [LiveProductView] {
+        _ = try await rooms.ownedRoom(id: roomId, by: user)
+        guard let list = try await change() else { throw APIError.notFound("no product \(liveProductId) in this room") }
         let views = list.map(LiveProductView.init)
         await events.productsChanged(roomId, views)
         return views
