@@ -59,18 +59,19 @@ struct EndpointTests {
         await task.value
     }
 
-    @Test func aSignedInUserIsRateLimitedToFiveSendsPerSecond() async throws {
+    @Test func aSignedInUserIsRateLimitedToFiveSendsPerSecondWithATwoSecondBurst() async throws {
         let hub = Hub(clock: ManualHubClock().clock)
         let backend = TestLiveRoomBackend()
         let socket = RecordingSocket()
         let (input, task) = startSTOMP(hub: hub, backend: backend, socket: socket, queryToken: "good-u1")
         input.yield(.text("CONNECT\naccept-version:1.2\n\n\u{0}SUBSCRIBE\nid:e\ndestination:/user/queue/errors\n\n\u{0}"))
-        for i in 0..<7 {
+        #expect(RateLimit.stompSend.burst == 10)
+        for i in 0..<12 {
             input.yield(.text("SEND\ndestination:/app/live/1/chat\n\n{\"message\":\"\(i)\"}\u{0}"))
         }
         input.yield(.text("SEND\ndestination:/app/live/1/chat\nreceipt:last\n\nx\u{0}"))
         #expect(await eventually { socket.frames.last?.hasPrefix("RECEIPT\nreceipt-id:last") == true })
-        #expect(backend.sends.withLock { $0.count } == 5)
+        #expect(backend.sends.withLock { $0.count } == 10)
         #expect(backend.sends.withLock { $0.first?.userId } == "u1")
         #expect(socket.frames.filter { $0.contains(#""error":"rate-limited""#) }.count == 3)
         #expect(socket.frames.last?.contains("status:refused") == true)
