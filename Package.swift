@@ -42,6 +42,7 @@ let package = Package(
             name: "MediaCore",
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -110,7 +111,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MediaCoreTests",
-            dependencies: ["MediaCore"],
+            dependencies: ["MediaCore", .product(name: "CoreMetrics", package: "swift-metrics")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

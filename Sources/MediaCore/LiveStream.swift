@@ -1,3 +1,4 @@
+import CoreMetrics
 import Synchronization
 
 /// One live stream (one room): the publisher pushes `StreamEvent`s, every reader pulls them from a
@@ -22,9 +23,13 @@ public final class LiveStream: Sendable {
     }
 
     private let state = Mutex(State())
+    private let metricsFactory: (any MetricsFactory)?
 
-    public init(id: String) {
+    /// - Parameter metricsFactory: where `livehub_stream_packets_dropped_total{consumer}` goes
+    ///   (nil: not counted in metrics; `StreamReader.droppedPackets` still counts).
+    public init(id: String, metricsFactory: (any MetricsFactory)? = nil) {
         self.id = id
+        self.metricsFactory = metricsFactory
     }
 
     /// Number of publishes so far (1 after the first publish; > 1 after reconnects/takeovers).
@@ -38,7 +43,10 @@ public final class LiveStream: Sendable {
     /// A reader attached while a publisher is live first receives `publishStarted`, the latest
     /// metadata and the latest codec configs.
     public func makeReader(name: String, capacity: Int = 512) -> StreamReader {
-        let reader = StreamReader(name: name, capacity: capacity)
+        let dropped = metricsFactory.map {
+            Counter(label: "livehub_stream_packets_dropped_total", dimensions: [("consumer", name)], factory: $0)
+        }
+        let reader = StreamReader(name: name, capacity: capacity, droppedCounter: dropped)
         let replay: [StreamEvent]? = state.withLock { state in
             if state.ended { return nil }
             state.readers[ObjectIdentifier(reader)] = reader
@@ -136,11 +144,13 @@ public final class StreamReader: AsyncSequence, Sendable {
     }
 
     private let state: Mutex<State>
+    private let droppedCounter: Counter?
 
-    init(name: String, capacity: Int) {
+    init(name: String, capacity: Int, droppedCounter: Counter? = nil) {
         self.name = name
         self.capacity = Swift.max(1, capacity)
         self.state = Mutex(State())
+        self.droppedCounter = droppedCounter
     }
 
     /// Packets dropped because this reader was too slow (or skipped while resynchronising).
@@ -148,37 +158,46 @@ public final class StreamReader: AsyncSequence, Sendable {
     public var deliveredPackets: Int { state.withLock { $0.deliveredPackets } }
     public var queuedPackets: Int { state.withLock { $0.queuedPackets } }
 
-    /// Returns false when the event was dropped.
+    /// Returns false when the event was dropped (or the reader is finished).
     @discardableResult
     func offer(_ event: StreamEvent) -> Bool {
-        let (waiter, accepted): (CheckedContinuation<StreamEvent?, Never>?, Bool) = state.withLock { state in
-            if state.finished { return (nil, false) }
+        enum Outcome { case queued, handedOver(CheckedContinuation<StreamEvent?, Never>), dropped, finished }
+        let outcome: Outcome = state.withLock { state in
+            if state.finished { return .finished }
             if case .packet(let packet) = event {
                 if state.awaitingVideoKeyframe && packet.kind == .video {
                     if packet.isKeyframe {
                         state.awaitingVideoKeyframe = false
                     } else {
                         state.droppedPackets += 1
-                        return (nil, false)
+                        return .dropped
                     }
                 }
                 if state.queuedPackets >= capacity {
                     state.droppedPackets += 1
                     if packet.kind == .video { state.awaitingVideoKeyframe = true }
-                    return (nil, false)
+                    return .dropped
                 }
             }
             if let waiter = state.waiter {
                 state.waiter = nil
                 if case .packet = event { state.deliveredPackets += 1 }
-                return (waiter, true)
+                return .handedOver(waiter)
             }
             if case .packet = event { state.queuedPackets += 1 }
             state.queue.append(event)
-            return (nil, true)
+            return .queued
         }
-        waiter?.resume(returning: event)
-        return accepted
+        switch outcome {
+        case .queued: return true
+        case .handedOver(let waiter):
+            waiter.resume(returning: event)
+            return true
+        case .dropped:
+            droppedCounter?.increment()
+            return false
+        case .finished: return false
+        }
     }
 
     func finish() {

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Synchronization
 
 /// One `LiveStream` per room. The ingest asks for the stream of the room it authorised; the server
@@ -9,7 +10,11 @@ public final class StreamRegistry: Sendable {
     /// Every stream the registry creates, in order. Consume it from exactly one task.
     public let createdStreams: AsyncStream<LiveStream>
 
-    public init() {
+    private let metricsFactory: (any MetricsFactory)?
+
+    /// - Parameter metricsFactory: passed to every stream for its per-consumer drop counters.
+    public init(metricsFactory: (any MetricsFactory)? = nil) {
+        self.metricsFactory = metricsFactory
         (createdStreams, createdContinuation) = AsyncStream.makeStream(of: LiveStream.self)
     }
 
@@ -17,7 +22,7 @@ public final class StreamRegistry: Sendable {
     public func stream(for roomId: String) -> LiveStream {
         let (stream, created) = streams.withLock { streams -> (LiveStream, Bool) in
             if let existing = streams[roomId] { return (existing, false) }
-            let stream = LiveStream(id: roomId)
+            let stream = LiveStream(id: roomId, metricsFactory: metricsFactory)
             streams[roomId] = stream
             return (stream, true)
         }

@@ -63,7 +63,7 @@ public struct LiveHub: Sendable {
         NotificationController(notifications: notifications, auth: auth, maxBodyBytes: configuration.maxRequestBodyBytes)
             .addRoutes(to: router)
 
-        let streams = StreamRegistry()
+        let streams = StreamRegistry(metricsFactory: metrics.factory)
         var listeners = [RTMPListener(host: configuration.rtmpHost, port: configuration.rtmpPort)]
         if let certificate = configuration.tlsCertificatePath, let key = configuration.tlsKeyPath {
             listeners.append(RTMPListener(

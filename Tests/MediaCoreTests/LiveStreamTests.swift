@@ -1,5 +1,7 @@
+import CoreMetrics
 import MediaCore
 import NIOCore
+import Synchronization
 import Testing
 
 @Suite struct LiveStreamTests {
@@ -74,4 +76,47 @@ import Testing
         #expect(registry.existingStream(for: "a") == nil)
         #expect(first.isEnded)
     }
+
+    @Test func dropsAreCountedPerConsumerInMetrics() async {
+        let factory = CountingFactory()
+        let stream = LiveStream(id: "room", metricsFactory: factory)
+        let reader = stream.makeReader(name: "slowpoke", capacity: 1)
+        stream.beginPublish()
+        for dts in [Int64(0), 33, 66] { stream.publish(videoPacket(dts, key: dts == 0)) }
+        #expect(reader.droppedPackets == 2)
+        #expect(factory.total(label: "livehub_stream_packets_dropped_total", consumer: "slowpoke") == 2)
+    }
+}
+
+/// A metrics factory that only sums counters (what the drop counter needs).
+final class CountingFactory: MetricsFactory, Sendable {
+    final class Handler: CounterHandler, Sendable {
+        let value = Mutex<Int64>(0)
+        func increment(by amount: Int64) { value.withLock { $0 += amount } }
+        func reset() { value.withLock { $0 = 0 } }
+    }
+    let handlers = Mutex<[String: Handler]>([:])
+
+    func total(label: String, consumer: String) -> Int64 {
+        handlers.withLock { $0["\(label)|\(consumer)"] }?.value.withLock { $0 } ?? 0
+    }
+
+    func makeCounter(label: String, dimensions: [(String, String)]) -> any CounterHandler {
+        let key = "\(label)|\(dimensions.first(where: { $0.0 == "consumer" })?.1 ?? "")"
+        return handlers.withLock { handlers in
+            if let existing = handlers[key] { return existing }
+            let handler = Handler()
+            handlers[key] = handler
+            return handler
+        }
+    }
+    func makeFloatingPointCounter(label: String, dimensions: [(String, String)]) -> any FloatingPointCounterHandler { NOOPMetricsHandler.instance }
+    func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> any RecorderHandler { NOOPMetricsHandler.instance }
+    func makeMeter(label: String, dimensions: [(String, String)]) -> any MeterHandler { NOOPMetricsHandler.instance }
+    func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler { NOOPMetricsHandler.instance }
+    func destroyCounter(_ handler: any CounterHandler) {}
+    func destroyFloatingPointCounter(_ handler: any FloatingPointCounterHandler) {}
+    func destroyRecorder(_ handler: any RecorderHandler) {}
+    func destroyMeter(_ handler: any MeterHandler) {}
+    func destroyTimer(_ handler: any TimerHandler) {}
 }
