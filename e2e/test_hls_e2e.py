@@ -681,9 +681,17 @@ def colour_name(rgb):
     return f"rgb{tuple(rgb)}"
 
 
-def assert_shows_testsrc2(driver):
-    bars = [colour_name(rgb) for rgb in driver.execute_script(BAR_COLOURS)]
-    assert bars == TESTSRC2_BARS, f"the decoded frame does not show testsrc2's colour bars: {bars}"
+def assert_shows_testsrc2(driver, frames=6):
+    """testsrc2's moving grey box can sit over one bar's sample column in a given frame, so a few
+    frames 300 ms apart are looked at; one that shows all six bars is enough."""
+    seen = []
+    for _ in range(frames):
+        bars = [colour_name(rgb) for rgb in driver.execute_script(BAR_COLOURS)]
+        if bars == TESTSRC2_BARS:
+            return
+        seen.append(bars)
+        time.sleep(0.3)
+    raise AssertionError(f"the decoded frames do not show testsrc2's colour bars: {seen}")
 
 
 def screenshot(driver, name):
