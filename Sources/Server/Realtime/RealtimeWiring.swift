@@ -68,17 +68,20 @@ struct RealtimeWiring: Sendable {
         }
         await live.setEvents(events)
         await notifications.onEvent { userId, event in
+            // Every change goes to every tab of the user as the event itself, then the fresh count.
+            let unread: Int
             switch event {
-            case .created(let notification, let unread):
-                hub.sendToUser(userId: userId, event: "notification:new", payload: json(NewNotificationMessage(notification, unreadCount: unread)))
-                hub.sendToUser(userId: userId, event: "unreadCount:updated", json: #"{"count":\#(unread)}"#)
-            case .read(let id, let unread):
-                hub.sendToUser(userId: userId, event: "notification:updated", payload: json(NotificationUpdatedMessage(action: "read", notificationId: id, unreadCount: unread)))
-                hub.sendToUser(userId: userId, event: "unreadCount:updated", json: #"{"count":\#(unread)}"#)
-            case .readAll(let unread):
-                hub.sendToUser(userId: userId, event: "notification:updated", payload: json(NotificationUpdatedMessage(action: "read-all", notificationId: nil, unreadCount: unread)))
-                hub.sendToUser(userId: userId, event: "unreadCount:updated", json: #"{"count":\#(unread)}"#)
+            case .created(let notification, let count):
+                unread = count
+                hub.sendToUser(userId: userId, event: "notification:new", payload: json(NewNotificationMessage(notification, unreadCount: count)))
+            case .read(let id, let count):
+                unread = count
+                hub.sendToUser(userId: userId, event: "notification:updated", payload: json(NotificationUpdatedMessage(action: "read", notificationId: id, unreadCount: count)))
+            case .readAll(let count):
+                unread = count
+                hub.sendToUser(userId: userId, event: "notification:updated", payload: json(NotificationUpdatedMessage(action: "read-all", notificationId: nil, unreadCount: count)))
             }
+            hub.sendToUser(userId: userId, event: "unreadCount:updated", json: #"{"count":\#(unread)}"#)
         }
         return RealtimeWiring(hub: hub, stomp: stomp, bell: bell, viewers: viewers)
     }
