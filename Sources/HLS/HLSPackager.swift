@@ -2,8 +2,9 @@ import Logging
 import MediaCore
 import NIOCore
 
-/// Reads one `LiveStream` and packages it into a `SegmentStore`. Runs on one task; everything here
-/// is touched only by that task (the store is the thread-safe hand-off to HTTP requests).
+/// Packages one `LiveStream` into a `SegmentStore`, one event at a time (`handle`), as the
+/// stream's sink on the publisher's thread; `PackagerSink` serialises the calls, and the store is
+/// the thread-safe hand-off to HTTP requests.
 ///
 /// Per publish session: wait for the sequence headers of the tracks that exist (decided from
 /// metadata, configs and the first packets, with a short media-time timeout), open a
@@ -83,15 +84,11 @@ final class HLSPackager {
             configuration: .init(
                 targetSegmentDuration: configuration.targetSegmentDuration,
                 partTargetDuration: configuration.variant.hasParts ? configuration.partTargetDuration : nil,
-                cutsOnKeyframes: true))
+                cutsOnKeyframes: true, fixesTargetDurationAtStart: configuration.variant.hasParts))
     }
 
-    /// Consumes the reader until `.ended` (or until the reader is finished).
-    func run(reader: StreamReader) async {
-        for await event in reader {
-            handle(event)
-            if case .ended = event { return }
-        }
+    /// The packager is stopped before its stream ended: flush the session and end the playlist.
+    func finish() {
         endSession()
         store.end()
     }
@@ -343,7 +340,8 @@ final class HLSPackager {
                 }
                 store.addPart(
                     bytes, duration: span.duration, independent: span.independent,
-                    programDateTimeMs: session.wallClockStartMs + span.startMs - session.startMs)
+                    programDateTimeMs: session.wallClockStartMs + span.startMs - session.startMs,
+                    targetDuration: segmenter.targetDuration)
                 metrics.partsProduced.increment()
             case .segmentEnded(let span):
                 var bytes: ByteBuffer?

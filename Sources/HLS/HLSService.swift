@@ -51,8 +51,9 @@ public final class HLSService: Sendable {
         let token: Int
         let store: SegmentStore
         let stream: LiveStream
-        let reader: StreamReader
-        var task: Task<Void, Never>?
+        let sink: PackagerSink
+        /// Frees the room `retainAfterEnd` after the stream ended.
+        var retention: Task<Void, Never>?
     }
 
     public let configuration: HLSConfiguration
@@ -86,40 +87,39 @@ public final class HLSService: Sendable {
         av_gettime() / 1000
     }
 
-    /// Starts packaging `stream` under its room id. The packager runs until the stream ends, keeps
-    /// the final window for `retainAfterEnd`, then frees the room. Attaching a room id again
-    /// replaces the previous packager.
+    /// Starts packaging `stream` under its room id. The packager is a sink of the stream: it runs
+    /// on the publisher's thread, packet by packet, until the stream ends; the room keeps the final
+    /// window for `retainAfterEnd`, then is freed. Attaching a room id again replaces the previous
+    /// packager.
     public func attach(stream: LiveStream) {
         let store = SegmentStore(configuration: configuration)
-        let reader = stream.makeReader(name: "hls", capacity: 2048)
         let token = tokens.add(1, ordering: .relaxed).newValue
+        var logger = self.logger
+        logger[metadataKey: "room"] = "\(stream.id)"
+        let packager = HLSPackager(
+            configuration: configuration, store: store, metrics: metrics,
+            thumbnailer: Thumbnailer(width: configuration.thumbnailWidth), wallClock: wallClock, logger: logger)
+        let retainAfterEnd = configuration.retainAfterEnd
+        let roomId = stream.id
+        let sink = PackagerSink(packager: packager) { [weak self] in
+            let retention = Task { [weak self] in
+                try? await Task.sleep(for: retainAfterEnd)
+                self?.remove(roomId: roomId, token: token)
+            }
+            let orphan = self?.rooms.withLock { rooms -> Bool in
+                guard rooms[roomId]?.token == token else { return true }
+                rooms[roomId]?.retention = retention
+                return false
+            } ?? true
+            if orphan { retention.cancel() }
+        }
         let previous = rooms.withLock { rooms in
             let previous = rooms[stream.id]
-            rooms[stream.id] = Room(token: token, store: store, stream: stream, reader: reader, task: nil)
+            rooms[stream.id] = Room(token: token, store: store, stream: stream, sink: sink)
             return previous
         }
         if let previous { stop(previous) }
-
-        let configuration = self.configuration
-        let metrics = self.metrics
-        let wallClock = self.wallClock
-        var logger = self.logger
-        logger[metadataKey: "room"] = "\(stream.id)"
-        let thumbnailer = Thumbnailer(width: configuration.thumbnailWidth)
-        let task = Task { [weak self, logger] in
-            let packager = HLSPackager(
-                configuration: configuration, store: store, metrics: metrics, thumbnailer: thumbnailer,
-                wallClock: wallClock, logger: logger)
-            await packager.run(reader: reader)
-            try? await Task.sleep(for: configuration.retainAfterEnd)
-            self?.remove(roomId: stream.id, token: token)
-        }
-        let orphan = rooms.withLock { rooms -> Bool in
-            guard rooms[stream.id]?.token == token else { return true }
-            rooms[stream.id]?.task = task
-            return false
-        }
-        if orphan { task.cancel() }
+        stream.attachSink(sink)
     }
 
     /// True while the room has HLS output (live, or ended but within `retainAfterEnd`).
@@ -135,12 +135,12 @@ public final class HLSService: Sendable {
             return all
         }
         for room in all { stop(room) }
-        for room in all { await room.task?.value }
     }
 
     private func stop(_ room: Room) {
-        room.stream.removeReader(room.reader)
-        room.task?.cancel()
+        room.stream.detachSink(room.sink)
+        room.sink.finish()
+        room.retention?.cancel()
         room.store.cancelWaiters()
     }
 
@@ -150,7 +150,7 @@ public final class HLSService: Sendable {
             return rooms.removeValue(forKey: roomId)
         }
         if let room {
-            room.stream.removeReader(room.reader)
+            room.stream.detachSink(room.sink)
             room.store.cancelWaiters()
             logger.info("HLS output freed", metadata: ["room": "\(roomId)"])
         }
@@ -284,6 +284,38 @@ public final class HLSService: Sendable {
     struct DirectiveError: Error, CustomStringConvertible {
         var description: String
         init(_ description: String) { self.description = description }
+    }
+}
+
+/// An `HLSPackager` as a `StreamSink`: the lock serialises the rare overlap of two publishers
+/// around a takeover; it is uncontended otherwise.
+final class PackagerSink: StreamSink {
+    private let packager: Mutex<HLSPackager?>
+    private let onEnded: @Sendable () -> Void
+
+    init(packager: sending HLSPackager, onEnded: @escaping @Sendable () -> Void) {
+        self.packager = Mutex(packager)
+        self.onEnded = onEnded
+    }
+
+    func receive(_ event: StreamEvent) {
+        let ended = packager.withLock { packager -> Bool in
+            guard let current = packager else { return false }
+            current.handle(event)
+            guard case .ended = event else { return false }
+            packager = nil
+            return true
+        }
+        if ended { onEnded() }
+    }
+
+    /// Detached before the stream ended (replaced, shutdown): close the open part and segment and
+    /// end the playlist so waiting players get `EXT-X-ENDLIST`.
+    func finish() {
+        packager.withLock { packager in
+            packager?.finish()
+            packager = nil
+        }
     }
 }
 

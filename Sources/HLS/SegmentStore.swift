@@ -33,7 +33,8 @@ final class SegmentStore: Sendable {
 
     /// What a waiting request needs before it can be answered.
     enum Condition: Sendable, Hashable {
-        /// The first segment exists (the target duration is known).
+        /// The playlist has something to list and its target duration is known (the first part
+        /// with LL-HLS, else the first segment).
         case ready
         /// `_HLS_msn=M`: segment M is complete.
         case segment(Int)
@@ -134,9 +135,11 @@ final class SegmentStore: Sendable {
         state.withLock { $0.thumbnail = jpeg }
     }
 
-    /// Appends a completed part to the open segment (opening it if needed).
-    func addPart(_ bytes: ByteBuffer, duration: Double, independent: Bool, programDateTimeMs: Int64) {
+    /// Appends a completed part to the open segment (opening it if needed). A `targetDuration`
+    /// known already (LL-HLS fixes it at the start) makes the playlist ready with this part.
+    func addPart(_ bytes: ByteBuffer, duration: Double, independent: Bool, programDateTimeMs: Int64, targetDuration: Int? = nil) {
         mutate { state in
+            if state.targetDuration == nil { state.targetDuration = targetDuration }
             if state.open == nil { state.open = Self.openSegment(&state, programDateTimeMs: programDateTimeMs) }
             state.open!.parts.append(Part(duration: duration, independent: independent, bytes: bytes))
         }
@@ -346,11 +349,15 @@ final class SegmentStore: Sendable {
             var peak = 0.0
             var totalBits = 0.0
             var totalSeconds = 0.0
-            for segment in state.segments where segment.duration > 0 {
-                let bits = Double(segment.bytes.readableBytes * 8)
-                peak = max(peak, bits / segment.duration)
+            // Before the first segment closes (LL-HLS lists the first part at once), the parts so far.
+            let measured: [(bytes: Int, duration: Double)] = state.segments.isEmpty
+                ? (state.open?.parts ?? []).map { ($0.bytes.readableBytes, $0.duration) }
+                : state.segments.map { ($0.bytes.readableBytes, $0.duration) }
+            for (bytes, duration) in measured where duration > 0 {
+                let bits = Double(bytes * 8)
+                peak = max(peak, bits / duration)
                 totalBits += bits
-                totalSeconds += segment.duration
+                totalSeconds += duration
             }
             let playlist = MultivariantPlaylist(
                 version: variant == .mpegts ? 3 : 6,

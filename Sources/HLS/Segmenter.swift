@@ -5,10 +5,16 @@
 ///
 /// Rules:
 /// - With video, a segment ends only in front of a keyframe once `targetSegmentDuration` has
-///   accumulated (less 10 %, for dts jitter around the keyframe grid). Audio-only streams cut on time.
+///   accumulated (less 10 %, for dts jitter around the keyframe grid), or at the first keyframe
+///   of a segment that was cut without one. Audio-only streams cut on time.
 /// - `EXT-X-TARGETDURATION` is fixed when the first segment ends (the larger of the configured
 ///   target rounded up and the first segment's rounded duration) and never changes (§4.4.3.1).
 ///   From then on a segment that would round above it is cut even without a keyframe.
+///   With `fixesTargetDurationAtStart` (LL-HLS) it is fixed from the configuration as the first
+///   segment opens instead, so the playlist can list the first part ~0.5 s after publish start
+///   rather than after a whole first segment; the price is that a publisher whose keyframe
+///   interval exceeds the target gets segments cut between keyframes (its parts still carry
+///   `INDEPENDENT=YES` where keyframes are, which is what LL-HLS players start on).
 /// - A part ends before the sample that would make it longer than `partTargetDuration`
 ///   (§4.4.3.7: parts never exceed PART-TARGET); a segment end is also a part end. A part
 ///   starting with a keyframe is independent (`INDEPENDENT=YES`).
@@ -21,15 +27,18 @@ public struct Segmenter: Sendable {
         public var cutsOnKeyframes: Bool
         /// Upper bound for the first segment when keyframes never come.
         public var maximumFirstSegmentDuration: Double
+        /// Fix `targetDuration` from `targetSegmentDuration` when the first segment opens.
+        public var fixesTargetDurationAtStart: Bool
 
         public init(
             targetSegmentDuration: Double, partTargetDuration: Double?, cutsOnKeyframes: Bool,
-            maximumFirstSegmentDuration: Double = 10
+            maximumFirstSegmentDuration: Double = 10, fixesTargetDurationAtStart: Bool = false
         ) {
             self.targetSegmentDuration = targetSegmentDuration
             self.partTargetDuration = partTargetDuration
             self.cutsOnKeyframes = cutsOnKeyframes
             self.maximumFirstSegmentDuration = max(maximumFirstSegmentDuration, targetSegmentDuration * 2)
+            self.fixesTargetDurationAtStart = fixesTargetDurationAtStart
         }
     }
 
@@ -95,8 +104,10 @@ public struct Segmenter: Sendable {
         } else if configuration.cutsOnKeyframes {
             // A keyframe a little early still ends the segment: the first keyframe's dts sits earlier
             // by the B-frame reorder delay, so dts keyframe spacing is not perfectly regular.
+            // A segment that had to start between keyframes (a GOP longer than the fixed target)
+            // ends at the next keyframe, so segments realign with the GOPs.
             let tolerance = max(Double(duration) / 2, targetMs / 10)
-            cutSegment = isKeyframe && elapsed >= targetMs - tolerance
+            cutSegment = isKeyframe && (elapsed >= targetMs - tolerance || !segmentIndependent)
         } else if let partTargetMs {
             cutSegment = partDue && elapsed + partTargetMs / 2 >= targetMs
         } else {
@@ -139,6 +150,9 @@ public struct Segmenter: Sendable {
     }
 
     private mutating func open(at time: Int64, keyframe: Bool) {
+        if targetDuration == nil && configuration.fixesTargetDurationAtStart {
+            targetDuration = max(1, Int(configuration.targetSegmentDuration.rounded(.up)))
+        }
         segmentStart = time
         segmentIndependent = keyframe
         partStart = time

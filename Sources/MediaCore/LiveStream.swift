@@ -15,6 +15,7 @@ public final class LiveStream: Sendable {
 
     private struct State {
         var readers: [ObjectIdentifier: StreamReader] = [:]
+        var sinks: [ObjectIdentifier: any StreamSink] = [:]
         var session = 0
         var publishing = false
         var metadata: StreamMetadata?
@@ -50,13 +51,7 @@ public final class LiveStream: Sendable {
         let replay: [StreamEvent]? = state.withLock { state in
             if state.ended { return nil }
             state.readers[ObjectIdentifier(reader)] = reader
-            guard state.publishing else { return [] }
-            var events: [StreamEvent] = [.publishStarted(session: state.session)]
-            if let metadata = state.metadata { events.append(.metadata(metadata)) }
-            for kind in [TrackKind.video, .audio] {
-                if let config = state.configs[kind] { events.append(.config(config)) }
-            }
-            return events
+            return Self.replay(state)
         }
         if let replay {
             for event in replay { reader.offer(event) }
@@ -64,6 +59,41 @@ public final class LiveStream: Sendable {
             reader.offer(.ended)
         }
         return reader
+    }
+
+    /// What a consumer attached now must see first: `publishStarted`, the latest metadata and codec
+    /// configs (nothing while no publisher is live).
+    private static func replay(_ state: State) -> [StreamEvent] {
+        guard state.publishing else { return [] }
+        var events: [StreamEvent] = [.publishStarted(session: state.session)]
+        if let metadata = state.metadata { events.append(.metadata(metadata)) }
+        for kind in [TrackKind.video, .audio] {
+            if let config = state.configs[kind] { events.append(.config(config)) }
+        }
+        return events
+    }
+
+    /// Attach a sink: it receives every event synchronously, in order, on the publisher's thread,
+    /// with no queue and no thread hop. Meant for the one consumer whose work is a bounded amount of
+    /// CPU per packet and that must see every packet (the HLS packager): handing each packet to a
+    /// task instead cost a wake-up and two context switches per packet, measured as ~30 % of the
+    /// server's ingest CPU. Anything that may wait (a socket, a file, a decoder) uses `makeReader`.
+    /// A sink attached while a publisher is live first receives the replay `makeReader` gives.
+    /// A sink attached after `end()` receives `.ended` at once.
+    public func attachSink(_ sink: any StreamSink) {
+        // The replay is delivered under the lock so no packet of a concurrent publish can overtake it.
+        let ended = state.withLock { state -> Bool in
+            if state.ended { return true }
+            state.sinks[ObjectIdentifier(sink)] = sink
+            for event in Self.replay(state) { sink.receive(event) }
+            return false
+        }
+        if ended { sink.receive(.ended) }
+    }
+
+    /// Detach a sink; it receives nothing more.
+    public func detachSink(_ sink: any StreamSink) {
+        _ = state.withLock { $0.sinks.removeValue(forKey: ObjectIdentifier(sink)) }
     }
 
     /// Detach a reader; its iteration finishes.
@@ -75,21 +105,24 @@ public final class LiveStream: Sendable {
     /// Mark the start of a publish and return its session number.
     @discardableResult
     public func beginPublish() -> Int {
-        let (session, readers) = state.withLock { state -> (Int, [StreamReader]) in
+        let (session, readers, sinks) = state.withLock { state -> (Int, [StreamReader], [any StreamSink]) in
             state.session += 1
             state.publishing = true
             state.metadata = nil
             state.configs = [:]
-            return (state.session, Array(state.readers.values))
+            return (state.session, Array(state.readers.values), Array(state.sinks.values))
         }
-        for reader in readers { reader.offer(.publishStarted(session: session)) }
+        let event = StreamEvent.publishStarted(session: session)
+        for sink in sinks { sink.receive(event) }
+        for reader in readers { reader.offer(event) }
         return session
     }
 
-    /// Push one event from the publisher to every reader. Never blocks.
+    /// Push one event from the publisher to every sink (synchronously) and reader (queued).
+    /// Never waits on a reader.
     public func publish(_ event: StreamEvent) {
-        let readers: [StreamReader] = state.withLock { state in
-            if state.ended { return [] }
+        let (readers, sinks): ([StreamReader], [any StreamSink]) = state.withLock { state in
+            if state.ended { return ([], []) }
             switch event {
             case .metadata(let metadata): state.metadata = metadata
             case .config(let config): state.configs[config.kind] = config
@@ -97,8 +130,9 @@ public final class LiveStream: Sendable {
             case .ended: state.ended = true
             case .publishStarted, .packet: break
             }
-            return Array(state.readers.values)
+            return (state.readers.isEmpty ? [] : Array(state.readers.values), state.sinks.isEmpty ? [] : Array(state.sinks.values))
         }
+        for sink in sinks { sink.receive(event) }
         for reader in readers { reader.offer(event) }
     }
 
@@ -109,19 +143,29 @@ public final class LiveStream: Sendable {
 
     /// The stream is over for good: readers receive `.ended` and then finish.
     public func end() {
-        let readers: [StreamReader] = state.withLock { state in
-            if state.ended { return [] }
+        let (readers, sinks): ([StreamReader], [any StreamSink]) = state.withLock { state in
+            if state.ended { return ([], []) }
             state.ended = true
             state.publishing = false
             let readers = Array(state.readers.values)
             state.readers.removeAll()
-            return readers
+            let sinks = Array(state.sinks.values)
+            state.sinks.removeAll()
+            return (readers, sinks)
         }
+        for sink in sinks { sink.receive(.ended) }
         for reader in readers {
             reader.offer(.ended)
             reader.finish()
         }
     }
+}
+
+/// A synchronous consumer of a `LiveStream` (see `LiveStream.attachSink`). `receive` runs on the
+/// publisher's thread and must not wait; calls for one stream come one at a time except around a
+/// publisher takeover, so implementations serialise with a lock of their own.
+public protocol StreamSink: AnyObject, Sendable {
+    func receive(_ event: StreamEvent)
 }
 
 /// A reader's bounded queue. Iterate it with `for await event in reader`.

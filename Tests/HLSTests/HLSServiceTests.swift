@@ -80,6 +80,30 @@ final class Flag: Sendable {
         playlist.split(separator: "\n").first { $0.hasPrefix("#EXT-X-PRELOAD-HINT") }.map { String($0.split(separator: "\"")[1]) }
     }
 
+    @Test func aLowLatencyPlaylistIsServedFromTheFirstPartBeforeAnySegmentCloses() async throws {
+        let fixture = try MediaFixture.h264()
+        let service = HLSService(metricsFactory: CountingMetrics())
+        let stream = LiveStream(id: "early")
+        service.attach(stream: stream)
+        // 0.6 s of media: part 0-0 is complete, segment 0 is not. The packager is the stream's sink,
+        // so when publish returns the part is in the store.
+        fixture.publish(on: stream, packets: 0..<fixture.index(atMs: 600))
+        let media = await service.handle(roomId: "early", file: "media.m3u8")
+        #expect(media.status == 200)
+        let playlist = String(buffer: media.body)
+        #expect(playlist.contains("#EXT-X-TARGETDURATION:2\n"))
+        #expect(playlist.contains("URI=\"part-0-0.m4s\",INDEPENDENT=YES"))
+        #expect(!playlist.contains("#EXTINF"))
+        #expect(preloadHint(playlist) == "part-0-1.m4s")
+        let part = await service.handle(roomId: "early", file: "part-0-0.m4s")
+        #expect(part.status == 200)
+        let multivariant = String(buffer: (await service.handle(roomId: "early", file: "index.m3u8")).body)
+        let bandwidth = multivariant.split(whereSeparator: { $0 == "," || $0 == ":" || $0 == "\n" })
+            .first { $0.hasPrefix("BANDWIDTH=") }.flatMap { Int($0.dropFirst(10)) }
+        #expect((bandwidth ?? 0) > 100_000)  // measured from the part, not a placeholder
+        await service.shutdown()
+    }
+
     @Test func aBlockingRequestForTheNextPartReturnsAsSoonAsThatPartExists() async throws {
         let (service, stream, fixture) = try await liveRoom("block")
         let playlist = String(buffer: (await service.handle(roomId: "block", file: "media.m3u8")).body)

@@ -64,6 +64,36 @@ func videoTimes(fps: Double, seconds: Double, start: Int64 = 0) -> [Int64] {
         #expect(harness.segments.allSatisfy { $0.independent })
     }
 
+    @Test func fixingTheTargetDurationAtTheStartKnowsItBeforeAnythingEnds() {
+        var first = SegmenterHarness()
+        first.segmenter.configuration.fixesTargetDurationAtStart = true
+        #expect(first.segmenter.targetDuration == nil)
+        #expect(first.segmenter.willWrite(timeMs: 0, durationMs: 33, isKeyframe: true).isEmpty)
+        #expect(first.segmenter.targetDuration == 2)
+        // 2 s GOPs segment exactly as without the option.
+        var harness = SegmenterHarness()
+        harness.segmenter.configuration.fixesTargetDurationAtStart = true
+        harness.feed(times: videoTimes(fps: 30, seconds: 6)) { index, _ in index % 60 == 0 }
+        harness.finish()
+        #expect(harness.segments.map { ($0.durationMs + 500) / 1000 } == [2, 2, 2])
+        #expect(harness.segments.allSatisfy { $0.independent })
+    }
+
+    @Test func withTheTargetFixedAtTheStartALongerGopIsCutBetweenKeyframesAndRealignsAtTheNext() {
+        // The price of listing the first part at once: a 4 s GOP cannot raise TARGETDURATION any more,
+        // so a segment ends before it would round above 2 s; the segment that started without a
+        // keyframe ends at the next keyframe, so every keyframe starts a segment again.
+        var harness = SegmenterHarness()
+        harness.segmenter.configuration.fixesTargetDurationAtStart = true
+        harness.feed(times: videoTimes(fps: 30, seconds: 8)) { index, _ in index % 120 == 0 }
+        harness.finish()
+        #expect(harness.segmenter.targetDuration == 2)
+        #expect(harness.segments.map(\.startMs) == [0, 2467, 4000, 6467])
+        #expect(harness.segments.map(\.independent) == [true, false, true, false])
+        #expect(harness.segments.allSatisfy { ($0.durationMs + 500) / 1000 <= 2 })
+        #expect(harness.parts.filter(\.independent).map(\.startMs) == [0, 4000])
+    }
+
     @Test func aKeyframeShiftedEarlierByTheReorderDelayStillEndsTheSegment() {
         // x265 in MP4: the first keyframe's dts is -67 ms, later ones sit on 0.9 s, 1.9 s, 2.9 s …
         var harness = SegmenterHarness()

@@ -27,6 +27,58 @@ import Testing
         #expect(audio.codec == .aac)
     }
 
+    final class RecordingSink: StreamSink {
+        let events = Mutex<[String]>([])
+        func receive(_ event: StreamEvent) {
+            let name: String
+            switch event {
+            case .publishStarted(let session): name = "start\(session)"
+            case .metadata: name = "metadata"
+            case .config(let config): name = "config:\(config.codec)"
+            case .packet(let packet): name = "packet:\(packet.dts)"
+            case .publishStopped: name = "stopped"
+            case .ended: name = "ended"
+            }
+            events.withLock { $0.append(name) }
+        }
+        var received: [String] { events.withLock { $0 } }
+    }
+
+    @Test func aSinkSeesTheReplayThenEveryEventSynchronouslyAndInOrder() {
+        let stream = LiveStream(id: "room")
+        stream.beginPublish()
+        stream.publish(.metadata(StreamMetadata(width: 640, height: 360)))
+        stream.publish(.config(TrackConfig(codec: .h264, extradata: [1, 2, 3])))
+        let sink = RecordingSink()
+        stream.attachSink(sink)
+        #expect(sink.received == ["start1", "metadata", "config:h264"])
+        // No queue, no task: each publish has reached the sink when it returns.
+        for dts in stride(from: Int64(0), to: 3000, by: 33) {
+            stream.publish(videoPacket(dts, key: dts == 0))
+            #expect(sink.received.last == "packet:\(dts)")
+        }
+        stream.endPublish()
+        stream.beginPublish()
+        stream.end()
+        #expect(Array(sink.received.suffix(3)) == ["stopped", "start2", "ended"])
+        #expect(sink.received.count == 3 + 91 + 3)
+    }
+
+    @Test func aDetachedSinkReceivesNothingAndALateSinkOfAnEndedStreamGetsEnded() {
+        let stream = LiveStream(id: "room")
+        let sink = RecordingSink()
+        stream.attachSink(sink)
+        #expect(sink.received.isEmpty)  // nobody publishing yet: nothing to replay
+        stream.beginPublish()
+        stream.detachSink(sink)
+        stream.publish(videoPacket(0, key: true))
+        #expect(sink.received == ["start1"])
+        stream.end()
+        let late = RecordingSink()
+        stream.attachSink(late)
+        #expect(late.received == ["ended"])
+    }
+
     @Test func aSlowReaderDropsAndCountsThenResumesAtTheNextKeyframe() async {
         let stream = LiveStream(id: "room")
         let reader = stream.makeReader(name: "slow", capacity: 2)
