@@ -27,7 +27,7 @@ public struct HLSConfiguration: Sendable {
     public var windowSegments: Int
     /// How long the final window stays downloadable after `EXT-X-ENDLIST`.
     public var retainAfterEnd: Duration
-    /// How often `thumbnail.jpg` is refreshed while live.
+    /// The oldest `thumbnail.jpg` served while a newer keyframe exists (it is made on request).
     public var thumbnailInterval: Duration
     /// Width of `thumbnail.jpg` in pixels (height keeps the aspect ratio).
     public var thumbnailWidth: Int

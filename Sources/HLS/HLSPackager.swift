@@ -38,7 +38,6 @@ final class HLSPackager {
         var endMs: Int64
         var videoFrames = 0
         var videoEndMs: Int64 = 0
-        var lastThumbnailMs: Int64?
         var info: SegmentStore.StreamInfo
     }
 
@@ -51,7 +50,6 @@ final class HLSPackager {
     private let configuration: HLSConfiguration
     private let store: SegmentStore
     private let metrics: HLSMetrics
-    private let thumbnailer: Thumbnailer
     private let wallClock: @Sendable () -> Int64
     private var logger: Logger
 
@@ -71,13 +69,12 @@ final class HLSPackager {
     private var timelineEndMs: Int64 = 0
 
     init(
-        configuration: HLSConfiguration, store: SegmentStore, metrics: HLSMetrics, thumbnailer: Thumbnailer,
+        configuration: HLSConfiguration, store: SegmentStore, metrics: HLSMetrics,
         wallClock: @escaping @Sendable () -> Int64, logger: Logger
     ) {
         self.configuration = configuration
         self.store = store
         self.metrics = metrics
-        self.thumbnailer = thumbnailer
         self.wallClock = wallClock
         self.logger = logger
         self.segmenter = Segmenter(
@@ -313,15 +310,7 @@ final class HLSPackager {
             session.videoFrames += 1
             session.videoEndMs = sample.dts + sample.duration
             if sample.isKeyframe, let config = session.tracks[.video] {
-                let intervalMs = configuration.thumbnailInterval.components.seconds * 1000
-                if session.lastThumbnailMs.map({ sample.dts - $0 >= intervalMs }) ?? true {
-                    let store = self.store
-                    if thumbnailer.submit(config: config, keyframe: sample.payload, completion: { jpeg in
-                        if let jpeg { store.setThumbnail(jpeg) }
-                    }) {
-                        session.lastThumbnailMs = sample.dts
-                    }
-                }
+                store.thumbnails.offer(config: config, keyframe: sample.payload)
             }
         }
     }

@@ -13,7 +13,7 @@
 /// | `init-{n}.mp4` | fMP4 initialization section `n` (`EXT-X-MAP`, §4.4.4.5) | `video/mp4` | `public, max-age=3600, immutable` |
 /// | `seg-{msn}.m4s` / `seg-{msn}.ts` | segment with media sequence number `msn` | `video/mp4` / `video/mp2t` | `public, max-age=3600, immutable` |
 /// | `part-{msn}-{i}.m4s` | part `i` of segment `msn` (`EXT-X-PART`, §4.4.4.9); the preload-hinted part is held until complete (§4.4.5.3) | `video/mp4` | `public, max-age=3600, immutable` |
-/// | `thumbnail.jpg` | a recent keyframe, ~480 px wide | `image/jpeg` | `no-cache` |
+/// | `thumbnail.jpg` | a recent keyframe (made on request, at most `thumbnailInterval` old), ~480 px wide | `image/jpeg` | `no-cache` |
 ///
 /// Status codes: 200; 400 for malformed or contradictory delivery directives (`_HLS_part` without
 /// `_HLS_msn`, `_HLS_msn` more than two segments ahead); 503 when a blocking request is still
@@ -97,8 +97,7 @@ public final class HLSService: Sendable {
         var logger = self.logger
         logger[metadataKey: "room"] = "\(stream.id)"
         let packager = HLSPackager(
-            configuration: configuration, store: store, metrics: metrics,
-            thumbnailer: Thumbnailer(width: configuration.thumbnailWidth), wallClock: wallClock, logger: logger)
+            configuration: configuration, store: store, metrics: metrics, wallClock: wallClock, logger: logger)
         let retainAfterEnd = configuration.retainAfterEnd
         let roomId = stream.id
         let sink = PackagerSink(packager: packager) { [weak self] in
@@ -159,6 +158,9 @@ public final class HLSService: Sendable {
     private func store(for roomId: String) -> SegmentStore? {
         rooms.withLock { $0[roomId]?.store }
     }
+
+    /// The room's store (tests).
+    func segmentStore(roomId: String) -> SegmentStore? { store(for: roomId) }
 
     // MARK: Requests
 
@@ -238,7 +240,7 @@ public final class HLSService: Sendable {
             return served(body, type: "video/mp4", cache: Self.immutable)
 
         case .thumbnail:
-            guard let body = store.thumbnail else { return Self.error(404, "no thumbnail yet") }
+            guard let body = await store.thumbnails.current() else { return Self.error(404, "no thumbnail yet") }
             return served(body, type: "image/jpeg", cache: "no-cache")
         }
     }

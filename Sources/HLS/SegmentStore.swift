@@ -73,7 +73,6 @@ final class SegmentStore: Sendable {
         var version = 0
         var cachedPlaylist: (version: Int, body: ByteBuffer)?
         var cachedMultivariant: (version: Int, body: ByteBuffer)?
-        var thumbnail: ByteBuffer?
         var info = StreamInfo()
         fileprivate var waiters: [Int: Waiter] = [:]
         var nextWaiterID = 0
@@ -101,11 +100,14 @@ final class SegmentStore: Sendable {
 
     let variant: HLSVariant
     let configuration: HLSConfiguration
+    /// `thumbnail.jpg`, made on request from the latest keyframe.
+    let thumbnails: Thumbnailer
     private let state = Mutex(State())
 
     init(configuration: HLSConfiguration) {
         self.configuration = configuration
         self.variant = configuration.variant
+        self.thumbnails = Thumbnailer(width: configuration.thumbnailWidth, maxAge: configuration.thumbnailInterval)
     }
 
     // MARK: Packager side
@@ -129,10 +131,6 @@ final class SegmentStore: Sendable {
 
     func setStreamInfo(_ info: StreamInfo) {
         mutate { $0.info = info }
-    }
-
-    func setThumbnail(_ jpeg: ByteBuffer) {
-        state.withLock { $0.thumbnail = jpeg }
     }
 
     /// Appends a completed part to the open segment (opening it if needed). A `targetDuration`
@@ -317,7 +315,6 @@ final class SegmentStore: Sendable {
         }
     }
 
-    var thumbnail: ByteBuffer? { state.withLock { $0.thumbnail } }
 
     /// The rendered media playlist (cached per store version). nil before the first segment.
     func mediaPlaylist() -> ByteBuffer? {

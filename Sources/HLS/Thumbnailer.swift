@@ -4,32 +4,89 @@ import MediaCore
 import NIOCore
 import Synchronization
 
-/// Makes `thumbnail.jpg`: decodes one video keyframe with libavcodec (h264 / hevc / libdav1d or av1),
-/// scales it with libswscale and encodes a JPEG with the `mjpeg` encoder. Work runs on a serial
-/// dispatch queue of its own, never on the packager's task: while a job is running, newer
-/// submissions are dropped (the packager never waits).
+/// Makes `thumbnail.jpg` on demand: decodes a video keyframe with libavcodec (h264 / hevc /
+/// libdav1d or av1), scales it with libswscale and encodes a JPEG with the `mjpeg` encoder.
+///
+/// The packager only hands over each keyframe (`offer`, a reference to bytes it holds anyway).
+/// A request decodes the latest keyframe when the JPEG it has is older than `maxAge`, on a serial
+/// dispatch queue of the room's own; concurrent requests share one job. A room nobody looks at
+/// costs no decoding: decoding every `maxAge` for every stream was ~10 % of the ingest CPU (perf,
+/// 10 publishers), more than all of our muxing.
 final class Thumbnailer: Sendable {
-    private let queue = DispatchQueue(label: "livehub.hls.thumbnailer", qos: .utility)
-    private let busy = Atomic<Bool>(false)
-    let width: Int
-
-    init(width: Int) {
-        self.width = max(16, width & ~1)
+    private struct Keyframe {
+        var config: TrackConfig
+        var payload: ByteBuffer
+        var serial: Int
     }
 
-    /// Returns false when a job is already running (the keyframe is skipped).
-    @discardableResult
-    func submit(config: TrackConfig, keyframe: ByteBuffer, completion: @escaping @Sendable (ByteBuffer?) -> Void) -> Bool {
-        guard busy.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else {
-            return false
+    private struct State {
+        var latest: Keyframe?
+        var jpeg: ByteBuffer?
+        var madeAt: ContinuousClock.Instant?
+        /// Serial of the last keyframe a job was run for (success or not): never decoded twice.
+        var attemptedSerial = 0
+        /// Requests waiting for the running job; nil while none runs.
+        var waiters: [CheckedContinuation<ByteBuffer?, Never>]?
+        var jobs = 0
+    }
+
+    private let queue = DispatchQueue(label: "livehub.hls.thumbnailer", qos: .utility)
+    private let state = Mutex(State())
+    let width: Int
+    let maxAge: Duration
+
+    init(width: Int, maxAge: Duration) {
+        self.width = max(16, width & ~1)
+        self.maxAge = maxAge
+    }
+
+    /// Decode jobs run so far.
+    var jobsRun: Int { state.withLock { $0.jobs } }
+
+    /// Packager side: the newest keyframe of the video track.
+    func offer(config: TrackConfig, keyframe: ByteBuffer) {
+        state.withLock { state in
+            state.latest = Keyframe(config: config, payload: keyframe, serial: (state.latest?.serial ?? 0) + 1)
         }
-        let width = self.width
-        queue.async { [self] in
-            let jpeg = Self.makeJPEG(config: config, keyframe: keyframe, width: width)
-            busy.store(false, ordering: .releasing)
-            completion(jpeg)
+    }
+
+    /// A JPEG at most `maxAge` old when a newer keyframe exists, else the last one made; nil before
+    /// the first keyframe or when decoding fails.
+    func current() async -> ByteBuffer? {
+        await withCheckedContinuation { (continuation: CheckedContinuation<ByteBuffer?, Never>) in
+            enum Next { case answer(ByteBuffer?), wait, run(Keyframe) }
+            let next: Next = state.withLock { state in
+                guard let latest = state.latest, latest.serial != state.attemptedSerial else { return .answer(state.jpeg) }
+                if let madeAt = state.madeAt, state.jpeg != nil, ContinuousClock.now - madeAt < maxAge { return .answer(state.jpeg) }
+                if state.waiters != nil {
+                    state.waiters!.append(continuation)
+                    return .wait
+                }
+                state.waiters = [continuation]
+                state.attemptedSerial = latest.serial
+                state.jobs += 1
+                return .run(latest)
+            }
+            switch next {
+            case .answer(let jpeg): continuation.resume(returning: jpeg)
+            case .wait: break
+            case .run(let keyframe):
+                let width = self.width
+                queue.async { [self] in
+                    let made = Self.makeJPEG(config: keyframe.config, keyframe: keyframe.payload, width: width)
+                    let (jpeg, waiters) = state.withLock { state in
+                        if let made {
+                            state.jpeg = made
+                            state.madeAt = .now
+                        }
+                        let waiters = state.waiters ?? []
+                        state.waiters = nil
+                        return (state.jpeg, waiters)
+                    }
+                    for waiter in waiters { waiter.resume(returning: jpeg) }
+                }
+            }
         }
-        return true
     }
 
     /// Decode → scale → JPEG, synchronously. nil when any step fails.

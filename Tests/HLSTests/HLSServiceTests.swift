@@ -104,6 +104,51 @@ final class Flag: Sendable {
         await service.shutdown()
     }
 
+    @Test func thumbnailsAreDecodedOnlyWhenAskedForAndConcurrentRequestsShareOneDecode() async throws {
+        var configuration = HLSConfiguration()
+        configuration.thumbnailInterval = .seconds(3600)
+        let fixture = try MediaFixture.h264()
+        let service = HLSService(configuration: configuration, metricsFactory: CountingMetrics())
+        let stream = LiveStream(id: "thumbs")
+        service.attach(stream: stream)
+        fixture.publish(on: stream, packets: 0..<fixture.index(atMs: 2500))
+        let thumbnails = try #require(service.segmentStore(roomId: "thumbs")).thumbnails
+        #expect(thumbnails.jobsRun == 0)  // two keyframes went by, nobody asked
+
+        async let first = service.handle(roomId: "thumbs", file: "thumbnail.jpg")
+        async let second = service.handle(roomId: "thumbs", file: "thumbnail.jpg")
+        let (a, b) = await (first, second)
+        #expect(a.status == 200 && b.status == 200)
+        #expect(a.body.getBytes(at: a.body.readerIndex, length: 2) == [0xFF, 0xD8])
+        #expect(a.body == b.body)
+        #expect(thumbnails.jobsRun == 1)
+
+        // Fresh enough: a newer keyframe is not decoded until the JPEG is `thumbnailInterval` old.
+        fixture.publish(on: stream, packets: fixture.index(atMs: 2500)..<fixture.index(atMs: 4500), begin: false)
+        #expect((await service.handle(roomId: "thumbs", file: "thumbnail.jpg")).body == a.body)
+        #expect(thumbnails.jobsRun == 1)
+        await service.shutdown()
+    }
+
+    @Test func anOldThumbnailIsRemadeFromANewerKeyframeButNeverFromTheSameOneTwice() async throws {
+        var configuration = HLSConfiguration()
+        configuration.thumbnailInterval = .milliseconds(1)
+        let fixture = try MediaFixture.h264()
+        let service = HLSService(configuration: configuration, metricsFactory: CountingMetrics())
+        let stream = LiveStream(id: "stale")
+        service.attach(stream: stream)
+        fixture.publish(on: stream, packets: 0..<fixture.index(atMs: 1000))
+        let thumbnails = try #require(service.segmentStore(roomId: "stale")).thumbnails
+        #expect((await service.handle(roomId: "stale", file: "thumbnail.jpg")).status == 200)
+        try await Task.sleep(for: .milliseconds(5))
+        _ = await service.handle(roomId: "stale", file: "thumbnail.jpg")
+        #expect(thumbnails.jobsRun == 1)  // no newer keyframe yet
+        fixture.publish(on: stream, packets: fixture.index(atMs: 1000)..<fixture.index(atMs: 2500), begin: false)
+        #expect((await service.handle(roomId: "stale", file: "thumbnail.jpg")).status == 200)
+        #expect(thumbnails.jobsRun == 2)
+        await service.shutdown()
+    }
+
     @Test func aBlockingRequestForTheNextPartReturnsAsSoonAsThatPartExists() async throws {
         let (service, stream, fixture) = try await liveRoom("block")
         let playlist = String(buffer: (await service.handle(roomId: "block", file: "media.m3u8")).body)
