@@ -286,18 +286,23 @@ def collect_playlists(room, minimum_segments, reloads, interval=0.7):
     return playlists
 
 
-def check_grid(playlists, *, keyframes_mid_segment):
+def check_grid(playlists, *, keyframes_mid_segment, gop):
     """Shared assertions of test 2 on a list of reloads of one live fmp4-ll playlist."""
     targets = {p["target"] for p in playlists}
     assert targets == {2}, f"EXT-X-TARGETDURATION must stay 2 across reloads, saw {targets}"
     segments = {s["msn"]: s for p in playlists for s in p["segments"]}
-    # msn 0 starts at the publisher's first keyframe; every later one is a full keyframe-to-keyframe
-    # segment. The loop of `-stream_loop` adds ~17 ms (< one frame) to one GOP per loop.
-    full = [s for msn, s in sorted(segments.items()) if msn > 0]
+    # msn 0 is the first 0.5 s part (a playable playlist at once) and msn 1 runs on to the next
+    # keyframe; every later one is a full keyframe-to-keyframe segment. The loop of `-stream_loop`
+    # adds ~17 ms (< one frame) to one GOP per loop.
+    if 0 in segments:
+        assert abs(segments[0]["duration"] - 0.5) <= FRAME + 0.001, segments[0]
+    if 1 in segments:
+        assert abs(segments[1]["duration"] - (gop - 0.5)) <= FRAME + 0.001, segments[1]
+    full = [s for msn, s in sorted(segments.items()) if msn > 1]
     assert len(full) >= 3, segments
     for segment in full:
         assert abs(segment["duration"] - 2.0) <= FRAME + 0.001, f"segment {segment['msn']} lasts {segment['duration']} s"
-    listed = [s for s in segments.values() if s["parts"]]
+    listed = [s for s in segments.values() if s["parts"] and s["msn"] > 1]
     assert listed, "parts must be listed for the last segments"
     for segment in listed:
         parts = segment["parts"]
@@ -329,11 +334,12 @@ def check_grid(playlists, *, keyframes_mid_segment):
 
 @pytest.mark.parametrize("live", ["fmp4-ll"], indirect=True)
 def test_segments_follow_the_2s_keyframe_grid(live):
-    """2 s GOP: full segments last 2.0 s (± one frame), EXT-X-TARGETDURATION stays 2 across reloads,
+    """2 s GOP: after the short first two (0.5 s, then on to the keyframe at 2 s), segments last 2.0 s
+    (± one frame), EXT-X-TARGETDURATION stays 2 across reloads,
     each segment has four ≈ 0.5 s parts (none above PART-TARGET), and exactly the parts that start a
     segment (the keyframes) carry INDEPENDENT=YES."""
-    playlists = collect_playlists(live, minimum_segments=4, reloads=6)
-    check_grid(playlists, keyframes_mid_segment=False)
+    playlists = collect_playlists(live, minimum_segments=5, reloads=6)
+    check_grid(playlists, keyframes_mid_segment=False, gop=2)
 
 
 def test_segments_are_cut_at_the_first_keyframe_after_the_target_with_a_1s_gop(make_livehub):
@@ -344,8 +350,8 @@ def test_segments_are_cut_at_the_first_keyframe_after_the_target_with_a_1s_gop(m
     room = LiveRoom(hub, hub.create_room("1s gop"), "fmp4-ll")
     room.publisher = publish(hub.rtmp_url(room.room["streamKey"]), fixture=FIXTURE_1S)
     try:
-        playlists = collect_playlists(room, minimum_segments=4, reloads=4)
-        check_grid(playlists, keyframes_mid_segment=True)
+        playlists = collect_playlists(room, minimum_segments=5, reloads=4)
+        check_grid(playlists, keyframes_mid_segment=True, gop=1)
     finally:
         stop_live(room)
 

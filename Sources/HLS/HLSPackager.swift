@@ -81,7 +81,7 @@ final class HLSPackager {
             configuration: .init(
                 targetSegmentDuration: configuration.targetSegmentDuration,
                 partTargetDuration: configuration.variant.hasParts ? configuration.partTargetDuration : nil,
-                cutsOnKeyframes: true, fixesTargetDurationAtStart: configuration.variant.hasParts))
+                cutsOnKeyframes: true, endsFirstSegmentWithItsFirstPart: configuration.variant.hasParts))
     }
 
     /// The packager is stopped before its stream ended: flush the session and end the playlist.
@@ -329,8 +329,7 @@ final class HLSPackager {
                 }
                 store.addPart(
                     bytes, duration: span.duration, independent: span.independent,
-                    programDateTimeMs: session.wallClockStartMs + span.startMs - session.startMs,
-                    targetDuration: segmenter.targetDuration)
+                    programDateTimeMs: session.wallClockStartMs + span.startMs - session.startMs)
                 metrics.partsProduced.increment()
             case .segmentEnded(let span):
                 var bytes: ByteBuffer?

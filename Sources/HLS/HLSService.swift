@@ -164,8 +164,54 @@ public final class HLSService: Sendable {
 
     // MARK: Requests
 
+    /// Answers `GET /hls/{roomId}/{file}?{query}` at once when that needs no waiting, which is
+    /// every request of a running stream except blocking reloads and preload-hinted parts not yet
+    /// complete, and a thumbnail due to be made. nil: call `handle`. The Server calls this on the
+    /// connection's event loop, so the common requests cost no task and no thread hop.
+    public func respondNow(roomId: String, file: String, query: [String: String] = [:]) -> HLSResponse? {
+        guard Self.isValidRoomId(roomId), let name = HLSFileName(file), let store = store(for: roomId) else {
+            return Self.error(404, "not found")
+        }
+        switch name {
+        case .multivariant:
+            guard let body = store.multivariantPlaylist() else { return nil }
+            metrics.playlistRequestsNonBlocking.increment()
+            return served(body, type: "application/vnd.apple.mpegurl", cache: "no-cache")
+        case .media:
+            var condition: SegmentStore.Condition?
+            if configuration.variant.hasParts {
+                switch Self.deliveryDirectives(query) {
+                case .failure(let error):
+                    metrics.playlistRequestsBlocking.increment()
+                    return Self.error(400, error.description)
+                case .success(let directive):
+                    condition = directive
+                }
+            }
+            guard let condition else {
+                guard let body = store.mediaPlaylist() else { return nil }
+                metrics.playlistRequestsNonBlocking.increment()
+                return served(body, type: "application/vnd.apple.mpegurl", cache: "no-cache")
+            }
+            guard store.isSatisfied(.ready), store.isSatisfied(condition), let body = store.mediaPlaylist() else { return nil }
+            metrics.playlistRequestsBlocking.increment()
+            return served(body, type: "application/vnd.apple.mpegurl", cache: "no-cache")
+        case .initSection, .segment:
+            return immediateFile(name, store: store)
+        case .part(let msn, let index):
+            guard configuration.variant.hasParts else { return Self.error(404, "not found") }
+            if let body = store.partBytes(msn: msn, index: index) {
+                return served(body, type: "video/mp4", cache: Self.immutable)
+            }
+            return nil
+        case .thumbnail:
+            return nil
+        }
+    }
+
     /// Answers `GET /hls/{roomId}/{file}?{query}`.
     public func handle(roomId: String, file: String, query: [String: String] = [:]) async -> HLSResponse {
+        if let response = respondNow(roomId: roomId, file: file, query: query) { return response }
         guard Self.isValidRoomId(roomId), let name = HLSFileName(file), let store = store(for: roomId) else {
             return Self.error(404, "not found")
         }
@@ -211,17 +257,8 @@ public final class HLSService: Sendable {
             guard let body = store.mediaPlaylist() else { return Self.error(404, "no media yet") }
             return served(body, type: "application/vnd.apple.mpegurl", cache: "no-cache")
 
-        case .initSection(let index):
-            guard configuration.variant.usesFragmentedMP4, let body = store.initSection(index) else {
-                return Self.error(404, "not found")
-            }
-            return served(body, type: "video/mp4", cache: Self.immutable)
-
-        case .segment(let msn, let ext):
-            guard ext == configuration.variant.segmentExtension, let body = store.segmentBytes(msn: msn) else {
-                return Self.error(404, "not found")
-            }
-            return served(body, type: ext == "ts" ? "video/mp2t" : "video/mp4", cache: Self.immutable)
+        case .initSection, .segment:
+            return immediateFile(name, store: store)
 
         case .part(let msn, let index):
             guard configuration.variant.hasParts else { return Self.error(404, "not found") }
@@ -242,6 +279,24 @@ public final class HLSService: Sendable {
         case .thumbnail:
             guard let body = await store.thumbnails.current() else { return Self.error(404, "no thumbnail yet") }
             return served(body, type: "image/jpeg", cache: "no-cache")
+        }
+    }
+
+    /// Init sections and segments: there or not, never waited for.
+    private func immediateFile(_ name: HLSFileName, store: SegmentStore) -> HLSResponse {
+        switch name {
+        case .initSection(let index):
+            guard configuration.variant.usesFragmentedMP4, let body = store.initSection(index) else {
+                return Self.error(404, "not found")
+            }
+            return served(body, type: "video/mp4", cache: Self.immutable)
+        case .segment(let msn, let ext):
+            guard ext == configuration.variant.segmentExtension, let body = store.segmentBytes(msn: msn) else {
+                return Self.error(404, "not found")
+            }
+            return served(body, type: ext == "ts" ? "video/mp2t" : "video/mp4", cache: Self.immutable)
+        default:
+            return Self.error(404, "not found")
         }
     }
 

@@ -33,8 +33,7 @@ final class SegmentStore: Sendable {
 
     /// What a waiting request needs before it can be answered.
     enum Condition: Sendable, Hashable {
-        /// The playlist has something to list and its target duration is known (the first part
-        /// with LL-HLS, else the first segment).
+        /// The first segment exists (the target duration is known).
         case ready
         /// `_HLS_msn=M`: segment M is complete.
         case segment(Int)
@@ -133,11 +132,9 @@ final class SegmentStore: Sendable {
         mutate { $0.info = info }
     }
 
-    /// Appends a completed part to the open segment (opening it if needed). A `targetDuration`
-    /// known already (LL-HLS fixes it at the start) makes the playlist ready with this part.
-    func addPart(_ bytes: ByteBuffer, duration: Double, independent: Bool, programDateTimeMs: Int64, targetDuration: Int? = nil) {
+    /// Appends a completed part to the open segment (opening it if needed).
+    func addPart(_ bytes: ByteBuffer, duration: Double, independent: Bool, programDateTimeMs: Int64) {
         mutate { state in
-            if state.targetDuration == nil { state.targetDuration = targetDuration }
             if state.open == nil { state.open = Self.openSegment(&state, programDateTimeMs: programDateTimeMs) }
             state.open!.parts.append(Part(duration: duration, independent: independent, bytes: bytes))
         }
@@ -174,8 +171,15 @@ final class SegmentStore: Sendable {
             if state.targetDuration == nil { state.targetDuration = targetDuration ?? Int(duration.rounded(.up)) }
             let now = ContinuousClock.now
             let windowSeconds = Double(state.targetDuration ?? 2) * Double(configuration.windowSegments)
-            while state.segments.count > configuration.windowSegments {
+            // The window slides by whole segments; a segment that does not start on a keyframe (the
+            // second one with LL-HLS, or one cut inside a GOP longer than the target) never opens
+            // the window, so a player that starts at the first listed segment can decode it.
+            var slid = false
+            while state.segments.count > configuration.windowSegments
+                || (slid && state.segments.count > 1 && state.segments.first?.independent == false)
+            {
                 let removed = state.segments.removeFirst()
+                slid = true
                 if removed.discontinuity { state.discontinuitySequence += 1 }
                 // RFC 8216 §6.2.2: keep a removed segment available for its duration plus the
                 // playlist's duration; parts go with it (RFC 8216bis §6.2.2 asks ≥ 3 target durations).
@@ -346,15 +350,11 @@ final class SegmentStore: Sendable {
             var peak = 0.0
             var totalBits = 0.0
             var totalSeconds = 0.0
-            // Before the first segment closes (LL-HLS lists the first part at once), the parts so far.
-            let measured: [(bytes: Int, duration: Double)] = state.segments.isEmpty
-                ? (state.open?.parts ?? []).map { ($0.bytes.readableBytes, $0.duration) }
-                : state.segments.map { ($0.bytes.readableBytes, $0.duration) }
-            for (bytes, duration) in measured where duration > 0 {
-                let bits = Double(bytes * 8)
-                peak = max(peak, bits / duration)
+            for segment in state.segments where segment.duration > 0 {
+                let bits = Double(segment.bytes.readableBytes * 8)
+                peak = max(peak, bits / segment.duration)
                 totalBits += bits
-                totalSeconds += duration
+                totalSeconds += segment.duration
             }
             let playlist = MultivariantPlaylist(
                 version: variant == .mpegts ? 3 : 6,

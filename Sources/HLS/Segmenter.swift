@@ -10,11 +10,13 @@
 /// - `EXT-X-TARGETDURATION` is fixed when the first segment ends (the larger of the configured
 ///   target rounded up and the first segment's rounded duration) and never changes (§4.4.3.1).
 ///   From then on a segment that would round above it is cut even without a keyframe.
-///   With `fixesTargetDurationAtStart` (LL-HLS) it is fixed from the configuration as the first
-///   segment opens instead, so the playlist can list the first part ~0.5 s after publish start
-///   rather than after a whole first segment; the price is that a publisher whose keyframe
-///   interval exceeds the target gets segments cut between keyframes (its parts still carry
-///   `INDEPENDENT=YES` where keyframes are, which is what LL-HLS players start on).
+/// - With `endsFirstSegmentWithItsFirstPart` (LL-HLS) the first segment is one part long, so a
+///   playlist any client can play (one with a complete segment, not only parts, which ffmpeg and
+///   other non-LL readers cannot use) exists ~0.5 s after publish start instead of after a whole
+///   GOP; TARGETDURATION is then the configured target. The second segment starts between
+///   keyframes and ends at the next keyframe, so by the third segment the grid is the GOP grid.
+///   A publisher whose keyframe interval exceeds the target gets segments cut between keyframes
+///   too (its parts still carry `INDEPENDENT=YES` where keyframes are).
 /// - A part ends before the sample that would make it longer than `partTargetDuration`
 ///   (§4.4.3.7: parts never exceed PART-TARGET); a segment end is also a part end. A part
 ///   starting with a keyframe is independent (`INDEPENDENT=YES`).
@@ -27,18 +29,18 @@ public struct Segmenter: Sendable {
         public var cutsOnKeyframes: Bool
         /// Upper bound for the first segment when keyframes never come.
         public var maximumFirstSegmentDuration: Double
-        /// Fix `targetDuration` from `targetSegmentDuration` when the first segment opens.
-        public var fixesTargetDurationAtStart: Bool
+        /// End the first segment where its first part ends.
+        public var endsFirstSegmentWithItsFirstPart: Bool
 
         public init(
             targetSegmentDuration: Double, partTargetDuration: Double?, cutsOnKeyframes: Bool,
-            maximumFirstSegmentDuration: Double = 10, fixesTargetDurationAtStart: Bool = false
+            maximumFirstSegmentDuration: Double = 10, endsFirstSegmentWithItsFirstPart: Bool = false
         ) {
             self.targetSegmentDuration = targetSegmentDuration
             self.partTargetDuration = partTargetDuration
             self.cutsOnKeyframes = cutsOnKeyframes
             self.maximumFirstSegmentDuration = max(maximumFirstSegmentDuration, targetSegmentDuration * 2)
-            self.fixesTargetDurationAtStart = fixesTargetDurationAtStart
+            self.endsFirstSegmentWithItsFirstPart = endsFirstSegmentWithItsFirstPart
         }
     }
 
@@ -99,7 +101,9 @@ public struct Segmenter: Sendable {
         }
 
         var cutSegment = false
-        if endIfIncluded > limitMs {
+        if targetDuration == nil && configuration.endsFirstSegmentWithItsFirstPart && partDue {
+            cutSegment = true
+        } else if endIfIncluded > limitMs {
             cutSegment = true
         } else if configuration.cutsOnKeyframes {
             // A keyframe a little early still ends the segment: the first keyframe's dts sits earlier
@@ -150,9 +154,6 @@ public struct Segmenter: Sendable {
     }
 
     private mutating func open(at time: Int64, keyframe: Bool) {
-        if targetDuration == nil && configuration.fixesTargetDurationAtStart {
-            targetDuration = max(1, Int(configuration.targetSegmentDuration.rounded(.up)))
-        }
         segmentStart = time
         segmentIndependent = keyframe
         partStart = time

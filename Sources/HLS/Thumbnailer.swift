@@ -56,12 +56,12 @@ final class Thumbnailer: Sendable {
         await withCheckedContinuation { (continuation: CheckedContinuation<ByteBuffer?, Never>) in
             enum Next { case answer(ByteBuffer?), wait, run(Keyframe) }
             let next: Next = state.withLock { state in
-                guard let latest = state.latest, latest.serial != state.attemptedSerial else { return .answer(state.jpeg) }
-                if let madeAt = state.madeAt, state.jpeg != nil, ContinuousClock.now - madeAt < maxAge { return .answer(state.jpeg) }
                 if state.waiters != nil {
                     state.waiters!.append(continuation)
                     return .wait
                 }
+                guard let latest = state.latest, latest.serial != state.attemptedSerial else { return .answer(state.jpeg) }
+                if let madeAt = state.madeAt, state.jpeg != nil, ContinuousClock.now - madeAt < maxAge { return .answer(state.jpeg) }
                 state.waiters = [continuation]
                 state.attemptedSerial = latest.serial
                 state.jobs += 1

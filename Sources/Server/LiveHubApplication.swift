@@ -51,7 +51,8 @@ public struct LiveHub: Sendable {
 
         let router = Router(context: LiveHubRequestContext.self)
         router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
-        router.add(middleware: CORSPolicyMiddleware(allowedOrigins: configuration.corsOrigins))
+        let cors = CORSPolicyMiddleware(allowedOrigins: configuration.corsOrigins)
+        router.add(middleware: cors)
         router.add(middleware: JSONErrorMiddleware())
         SystemController(metrics: metrics, database: database, rooms: roomStore).addRoutes(to: router)
         let urls = PublicURLs(publicHost: configuration.publicHost, rtmpPort: configuration.rtmpPort)
@@ -104,7 +105,14 @@ public struct LiveHub: Sendable {
             router: router,
             // Frames up to 1 MiB reach the hub, which enforces STOMP's 64 KiB and Socket.IO's maxPayload
             // itself with protocol-level errors.
-            server: .http1WebSocketUpgrade(webSocketRouter: webSocketRouter, configuration: .init(ws: .init(maxFrameSize: 1 << 20))),
+            // HLS requests that need no waiting are answered on the event loop (HLSFastPathHandler).
+            server: .http1WebSocketUpgrade(
+                webSocketRouter: webSocketRouter,
+                configuration: .init(
+                    http1: .init(additionalChannelHandlers: [
+                        HLSFastPathHandler(hls: hls, cors: cors, metrics: metrics, serverName: "LiveHub")
+                    ]),
+                    ws: .init(maxFrameSize: 1 << 20))),
             configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "LiveHub"),
             services: [lifecycle, packaging, ingest, HubService(hub: realtime.hub)],
             onServerRunning: { channel in await onHTTPReady(channel.localAddress?.port ?? configuration.httpPort) },

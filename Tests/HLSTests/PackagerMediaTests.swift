@@ -20,15 +20,17 @@ import Testing
     }
 
     /// Segments (but the last) last 2 s on the 2 s keyframe grid, start with a keyframe, and hold
-    /// as many frames as their EXTINF says (within one frame).
-    func checkKeyframeGrid(_ dump: PlaylistDump, initURI: String?, frameDuration: Double = 1.0 / 30) throws {
+    /// as many frames as their EXTINF says (within one frame). With LL-HLS the first segment is its
+    /// first 0.5 s part (a playable playlist at once), and the second runs on to the next keyframe.
+    func checkKeyframeGrid(_ dump: PlaylistDump, initURI: String?, lowLatency: Bool, frameDuration: Double = 1.0 / 30) throws {
         for (index, uri) in dump.segmentURIs.enumerated() {
             let duration = dump.segmentDurations[index]
+            let expected = lowLatency && index < 2 ? [0.5, 1.5][index] : 2
             if index < dump.segmentURIs.count - 1 {
-                #expect(abs(duration - 2) <= frameDuration, "segment \(uri) lasts \(duration)")
+                #expect(abs(duration - expected) <= frameDuration, "segment \(uri) lasts \(duration)")
             }
             let frames = try dump.frames(ofSegment: uri, initURI: initURI)
-            #expect(frames.first?.key == true, "segment \(uri) does not start with a keyframe")
+            #expect(frames.first?.key == !(lowLatency && index == 1), "segment \(uri): keyframe first is \(String(describing: frames.first?.key))")
             #expect(abs(Double(frames.count) * frameDuration - duration) <= frameDuration + 0.001, "\(uri): \(frames.count) frames vs \(duration) s")
         }
     }
@@ -55,22 +57,22 @@ import Testing
     @Test func h264AndAACBecomeADecodableLowLatencyFMP4Playlist() async throws {
         let (service, dump) = try await package(try MediaFixture.h264(), variant: .fmp4LowLatency, room: "ll")
         #expect(try dump.decodeErrors() == "")
-        #expect(dump.segmentURIs == ["seg-0.m4s", "seg-1.m4s", "seg-2.m4s"])
-        try checkKeyframeGrid(dump, initURI: "init-0.mp4")
+        #expect(dump.segmentURIs == ["seg-0.m4s", "seg-1.m4s", "seg-2.m4s", "seg-3.m4s"])
+        try checkKeyframeGrid(dump, initURI: "init-0.mp4", lowLatency: true)
         #expect(dump.mediaPlaylist.contains("#EXT-X-PART-INF:PART-TARGET=0.500\n"))
         #expect(dump.mediaPlaylist.contains("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.500,HOLD-BACK=6.000\n"))
-        for parts in dump.partDurations where !parts.isEmpty {
+        for (index, parts) in dump.partDurations.enumerated() where !parts.isEmpty {
             #expect(parts.allSatisfy { $0 <= 0.5 })
             #expect(parts.dropLast().allSatisfy { $0 >= 0.425 })
-            #expect(abs(parts.reduce(0, +) - 2) < 0.05)
+            #expect(abs(parts.reduce(0, +) - dump.segmentDurations[index]) < 0.01)
         }
         // A segment is exactly its parts, back to back.
         var joined = ByteBuffer()
         for index in 0..<4 {
-            var part = await service.handle(roomId: "ll", file: "part-1-\(index).m4s").body
+            var part = await service.handle(roomId: "ll", file: "part-2-\(index).m4s").body
             joined.writeBuffer(&part)
         }
-        #expect(joined == (await service.handle(roomId: "ll", file: "seg-1.m4s")).body)
+        #expect(joined == (await service.handle(roomId: "ll", file: "seg-2.m4s")).body)
 
         let multivariant = String(buffer: (await service.handle(roomId: "ll", file: "index.m3u8")).body)
         #expect(multivariant.contains("CODECS=\"avc1.64001e,mp4a.40.2\",RESOLUTION=640x360,FRAME-RATE=30.000\nmedia.m3u8\n"))
@@ -86,7 +88,7 @@ import Testing
         #expect(dump.segmentURIs == ["seg-0.ts", "seg-1.ts", "seg-2.ts"])
         #expect(!dump.mediaPlaylist.contains("#EXT-X-PART"))
         #expect(!dump.mediaPlaylist.contains("#EXT-X-MAP"))
-        try checkKeyframeGrid(dump, initURI: nil)
+        try checkKeyframeGrid(dump, initURI: nil, lowLatency: false)
         let segment = await service.handle(roomId: "ts", file: "seg-1.ts")
         #expect(segment.header("Content-Type") == "video/mp2t")
         // Every segment starts with its own tables (resend_headers): a PAT (PID 0) among the first packets.
@@ -102,7 +104,7 @@ import Testing
         #expect(try dump.decodeErrors() == "")
         #expect(!dump.mediaPlaylist.contains("#EXT-X-PART"))
         #expect(!dump.mediaPlaylist.contains("#EXT-X-PRELOAD-HINT"))
-        try checkKeyframeGrid(dump, initURI: "init-0.mp4")
+        try checkKeyframeGrid(dump, initURI: "init-0.mp4", lowLatency: false)
         await service.shutdown()
     }
 
@@ -110,7 +112,7 @@ import Testing
     func hevcIsPackagedAsHvc1InFMP4() async throws {
         let (service, dump) = try await package(try MediaFixture.hevc(), variant: .fmp4LowLatency, room: "hevc")
         #expect(try dump.decodeErrors() == "")
-        #expect(dump.segmentURIs.count == 2)
+        #expect(dump.segmentURIs.count == 4)  // 0.5 s, on to the keyframe at ~0.9 s, 2 s, the rest (1 s GOP)
         let initSection = try Data(contentsOf: dump.directory.appendingPathComponent("init-0.mp4"))
         #expect(initSection.range(of: Data("hvc1".utf8)) != nil)
         #expect(initSection.range(of: Data("hvcC".utf8)) != nil)
@@ -151,12 +153,13 @@ import Testing
         #expect(playlist.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init-1.mp4\"\n"))
         #expect(playlist.contains("#EXT-X-MEDIA-SEQUENCE:0\n"))
         let dump = try await PlaylistDump.dump(service, room: "switch", playlist: playlist)
-        #expect(dump.segmentURIs == ["seg-0.m4s", "seg-1.m4s", "seg-2.m4s", "seg-3.m4s"])
+        // 0.5 s + 1.5 s + 2 s of H.264, then the HEVC session (only the very first segment is short).
+        #expect(dump.segmentURIs == ["seg-0.m4s", "seg-1.m4s", "seg-2.m4s", "seg-3.m4s", "seg-4.m4s"])
         let newInit = try Data(contentsOf: dump.directory.appendingPathComponent("init-1.mp4"))
         #expect(newInit.range(of: Data("hvcC".utf8)) != nil)
-        let frames = try dump.frames(ofSegment: "seg-2.m4s", initURI: "init-1.mp4")
+        let frames = try dump.frames(ofSegment: "seg-3.m4s", initURI: "init-1.mp4")
         #expect(frames.first?.key == true)
-        #expect(abs(Double(frames.count) / 30 - dump.segmentDurations[2]) <= 1.0 / 30 + 0.001)
+        #expect(abs(Double(frames.count) / 30 - dump.segmentDurations[3]) <= 1.0 / 30 + 0.001)
         // EXT-X-PROGRAM-DATE-TIME keeps increasing across the reconnect.
         let dates = playlist.split(separator: "\n").filter { $0.hasPrefix("#EXT-X-PROGRAM-DATE-TIME:") }.map(String.init)
         #expect(dates == dates.sorted())
@@ -169,8 +172,9 @@ import Testing
         let fixture = try MediaFixture.h264(seconds: 5, audio: true, video: false)
         let (service, dump) = try await package(fixture, variant: .fmp4LowLatency, room: "audio")
         #expect(try dump.decodeErrors() == "")
-        #expect(dump.segmentDurations.count == 3)
-        #expect(dump.segmentDurations.dropLast().allSatisfy { $0 > 1.9 && $0 <= 2.0 })
+        #expect(dump.segmentDurations.count == 4)
+        #expect(abs(dump.segmentDurations[0] - 0.5) < 0.03)  // the first part: a playlist at once
+        #expect(dump.segmentDurations.dropFirst().dropLast().allSatisfy { $0 > 1.9 && $0 <= 2.0 })
         #expect(dump.mediaPlaylist.contains("#EXT-X-TARGETDURATION:2\n"))
         let multivariant = String(buffer: (await service.handle(roomId: "audio", file: "index.m3u8")).body)
         #expect(multivariant.contains("CODECS=\"mp4a.40.2\"\nmedia.m3u8"))
@@ -182,7 +186,7 @@ import Testing
         fixture.metadata.frameRate = nil  // measured instead
         let (service, dump) = try await package(fixture, variant: .fmp4LowLatency, room: "video")
         #expect(try dump.decodeErrors() == "")
-        try checkKeyframeGrid(dump, initURI: "init-0.mp4")
+        try checkKeyframeGrid(dump, initURI: "init-0.mp4", lowLatency: true)
         let multivariant = String(buffer: (await service.handle(roomId: "video", file: "index.m3u8")).body)
         #expect(multivariant.contains("CODECS=\"avc1.64001e\",RESOLUTION=640x360,FRAME-RATE=30.000\n"))
         await service.shutdown()
@@ -193,8 +197,8 @@ import Testing
         fixture.metadata.audioSampleRate = 48000  // onMetaData promises audio, no AAC header ever comes
         let (service, dump) = try await package(fixture, variant: .fmp4LowLatency, room: "noaudio")
         #expect(try dump.decodeErrors() == "")
-        #expect(dump.segmentURIs.count == 2)
-        try checkKeyframeGrid(dump, initURI: "init-0.mp4")
+        #expect(dump.segmentURIs.count == 3)
+        try checkKeyframeGrid(dump, initURI: "init-0.mp4", lowLatency: true)
         let multivariant = String(buffer: (await service.handle(roomId: "noaudio", file: "index.m3u8")).body)
         #expect(multivariant.contains("CODECS=\"avc1.64001e\","))
         await service.shutdown()
@@ -246,10 +250,10 @@ import Testing
         stream.end()
         let playlist = try await PlaylistDump.waitForEnd(service, room: "reconnect")
         let dump = try await PlaylistDump.dump(service, room: "reconnect", playlist: playlist)
-        #expect(dump.segmentURIs == ["seg-0.m4s", "seg-1.m4s", "seg-2.m4s", "seg-3.m4s"])
-        #expect(playlist.contains("seg-1.m4s\n#EXT-X-DISCONTINUITY\n"))
+        #expect(dump.segmentURIs == ["seg-0.m4s", "seg-1.m4s", "seg-2.m4s", "seg-3.m4s", "seg-4.m4s"])
+        #expect(playlist.contains("seg-2.m4s\n#EXT-X-DISCONTINUITY\n"))
         #expect(!playlist.contains("init-1.mp4"))  // same codecs: the init section is reused
-        #expect(dump.segmentDurations.map { ($0 * 10).rounded() / 10 } == [2, 1, 2, 2])
+        #expect(dump.segmentDurations.map { ($0 * 10).rounded() / 10 } == [0.5, 1.5, 1, 2, 2])
         #expect(try dump.decodeErrors() == "")
         await service.shutdown()
     }
@@ -271,11 +275,13 @@ import Testing
         let playlist = try await PlaylistDump.waitForEnd(service, room: "continuous")
         let dump = try await PlaylistDump.dump(service, room: "continuous", playlist: playlist)
         let ext = variant == .mpegts ? "ts" : "m4s"
-        #expect(playlist.contains("seg-1.\(ext)\n#EXT-X-DISCONTINUITY\n"))
+        // The last segment of the first session (LL-HLS has the short first segment in front).
+        let last = variant == .mpegts ? 1 : 2
+        #expect(playlist.contains("seg-\(last).\(ext)\n#EXT-X-DISCONTINUITY\n"))
         let initURI: String? = variant == .mpegts ? nil : "init-0.mp4"
         for track in ["v", "a"] {
-            let before = try dump.frames(ofSegment: "seg-1.\(ext)", initURI: initURI, stream: track).map(\.pts)
-            let after = try dump.frames(ofSegment: "seg-2.\(ext)", initURI: initURI, stream: track).map(\.pts)
+            let before = try dump.frames(ofSegment: "seg-\(last).\(ext)", initURI: initURI, stream: track).map(\.pts)
+            let after = try dump.frames(ofSegment: "seg-\(last + 1).\(ext)", initURI: initURI, stream: track).map(\.pts)
             let lastBefore = try #require(before.max()), firstAfter = try #require(after.min())
             #expect(firstAfter > lastBefore, "\(track): \(firstAfter) after \(lastBefore)")
             #expect(firstAfter - lastBefore < 0.2, "\(track): no gap beyond a frame or two (\(firstAfter) after \(lastBefore))")

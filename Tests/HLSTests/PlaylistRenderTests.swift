@@ -181,6 +181,25 @@ import Testing
         #expect(store.segmentBytes(msn: 4) == nil)
     }
 
+    @Test func aSegmentThatDoesNotStartOnAKeyframeNeverOpensTheWindow() {
+        let store = SegmentStore(configuration: HLSConfiguration(variant: .fmp4, windowSegments: 3))
+        store.setInitSection(bytes(10))
+        // LL-HLS's short first segment, then the one that runs on to the next keyframe.
+        store.closeSegment(duration: 0.5, independent: true, bytes: bytes(25), programDateTimeMs: 0, targetDuration: 2)
+        store.closeSegment(duration: 1.5, independent: false, bytes: bytes(75), programDateTimeMs: 500, targetDuration: 2)
+        store.closeSegment(duration: 2, independent: true, bytes: bytes(100), programDateTimeMs: 2000, targetDuration: 2)
+        #expect(String(buffer: store.mediaPlaylist()!).contains("#EXT-X-MEDIA-SEQUENCE:0\n"))
+        // Sliding past segment 0 would open the window with segment 1: it goes too (a 2-segment window
+        // once), and stays downloadable for players that already had it listed.
+        store.closeSegment(duration: 2, independent: true, bytes: bytes(100), programDateTimeMs: 4000, targetDuration: 2)
+        let text = String(buffer: store.mediaPlaylist()!)
+        #expect(text.contains("#EXT-X-MEDIA-SEQUENCE:2\n"))
+        #expect(!text.contains("seg-1.m4s"))
+        #expect(store.segmentBytes(msn: 1) != nil)
+        store.closeSegment(duration: 2, independent: true, bytes: bytes(100), programDateTimeMs: 6000, targetDuration: 2)
+        #expect(String(buffer: store.mediaPlaylist()!).contains("#EXT-X-MEDIA-SEQUENCE:2\n"))
+    }
+
     @Test func identicalInitSectionsDoNotStartANewMap() {
         let store = SegmentStore(configuration: HLSConfiguration(variant: .fmp4))
         store.setInitSection(bytes(10))

@@ -64,32 +64,27 @@ func videoTimes(fps: Double, seconds: Double, start: Int64 = 0) -> [Int64] {
         #expect(harness.segments.allSatisfy { $0.independent })
     }
 
-    @Test func fixingTheTargetDurationAtTheStartKnowsItBeforeAnythingEnds() {
-        var first = SegmenterHarness()
-        first.segmenter.configuration.fixesTargetDurationAtStart = true
-        #expect(first.segmenter.targetDuration == nil)
-        #expect(first.segmenter.willWrite(timeMs: 0, durationMs: 33, isKeyframe: true).isEmpty)
-        #expect(first.segmenter.targetDuration == 2)
-        // 2 s GOPs segment exactly as without the option.
+    @Test func endingTheFirstSegmentWithItsFirstPartRealignsWithTheGopsAtTheNextKeyframe() {
         var harness = SegmenterHarness()
-        harness.segmenter.configuration.fixesTargetDurationAtStart = true
+        harness.segmenter.configuration.endsFirstSegmentWithItsFirstPart = true
         harness.feed(times: videoTimes(fps: 30, seconds: 6)) { index, _ in index % 60 == 0 }
         harness.finish()
-        #expect(harness.segments.map { ($0.durationMs + 500) / 1000 } == [2, 2, 2])
-        #expect(harness.segments.allSatisfy { $0.independent })
+        #expect(harness.segments.map(\.startMs) == [0, 500, 2000, 4000])
+        #expect(harness.segments.map(\.independent) == [true, false, true, true])
+        #expect(harness.segmenter.targetDuration == 2)
+        #expect(harness.parts.filter(\.independent).map(\.startMs) == [0, 2000, 4000])
     }
 
-    @Test func withTheTargetFixedAtTheStartALongerGopIsCutBetweenKeyframesAndRealignsAtTheNext() {
-        // The price of listing the first part at once: a 4 s GOP cannot raise TARGETDURATION any more,
-        // so a segment ends before it would round above 2 s; the segment that started without a
-        // keyframe ends at the next keyframe, so every keyframe starts a segment again.
+    @Test func withAShortFirstSegmentALongerGopIsCutBetweenKeyframesAndRealignsAtTheNext() {
+        // A 4 s GOP cannot raise TARGETDURATION (fixed at 2 by the short first segment), so a segment
+        // ends before it would round above 2 s; one that started without a keyframe ends at the next.
         var harness = SegmenterHarness()
-        harness.segmenter.configuration.fixesTargetDurationAtStart = true
+        harness.segmenter.configuration.endsFirstSegmentWithItsFirstPart = true
         harness.feed(times: videoTimes(fps: 30, seconds: 8)) { index, _ in index % 120 == 0 }
         harness.finish()
         #expect(harness.segmenter.targetDuration == 2)
-        #expect(harness.segments.map(\.startMs) == [0, 2467, 4000, 6467])
-        #expect(harness.segments.map(\.independent) == [true, false, true, false])
+        #expect(harness.segments.map(\.startMs) == [0, 500, 2967, 4000, 6467])
+        #expect(harness.segments.map(\.independent) == [true, false, false, true, false])
         #expect(harness.segments.allSatisfy { ($0.durationMs + 500) / 1000 <= 2 })
         #expect(harness.parts.filter(\.independent).map(\.startMs) == [0, 4000])
     }
