@@ -54,8 +54,11 @@ bench: deps
 ## Micro-benchmarks of the hot paths, in-process, no servers (Benchmarks/, package-benchmark; see
 ## bench/README.md "Micro-benchmarks"). Release build in Benchmarks/.build; malloc counts need nothing
 ## installed on Swift 6.3+. Options via MICROBENCH_ARGS, e.g. MICROBENCH_ARGS="--filter 'AMF0.*'".
+## BENCHMARK_DISABLE_MALLOC_INTERPOSER=1 (or BENCHMARK_DISABLE_JEMALLOC=1) builds without malloc
+## counting, in a build directory of its own (the two builds cannot share one).
+MICROBENCH_SCRATCH := Benchmarks/$(if $(BENCHMARK_DISABLE_MALLOC_INTERPOSER)$(BENCHMARK_DISABLE_JEMALLOC),.build-nomalloc,.build)
 microbench: deps
-	swift package --package-path Benchmarks benchmark --no-progress $(MICROBENCH_ARGS)
+	swift package --package-path Benchmarks --scratch-path $(MICROBENCH_SCRATCH) benchmark --no-progress $(MICROBENCH_ARGS)
 
 clean:
-	rm -rf .build Benchmarks/.build $(VENV)
+	rm -rf .build Benchmarks/.build Benchmarks/.build-nomalloc $(VENV)
