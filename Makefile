@@ -6,7 +6,7 @@ VENV := .venv-test
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run build deps test-deps test swift-test e2e-test bench fuzz fixtures clean
+.PHONY: run build deps test-deps test swift-test e2e-test bench microbench fuzz fixtures clean
 
 ## Install the system packages LiveHub needs (only the missing ones).
 deps:
@@ -49,6 +49,16 @@ bench: deps
 	python3 bench/run.py $(BENCH_ARGS)
 	python3 bench/hub/stomp_fanout.py --bin .build-bench/release/livehub --subscribers 2000 --messages 300 --rate 10 --workers 2
 	python3 bench/hub/bell_load.py --bin .build-bench/release/livehub --clients 1000 --users 200
+	@echo "Micro-benchmarks of the hot paths (chunk decode, AMF0, HLS packager, hub fan-out): make microbench"
+
+## Micro-benchmarks of the hot paths, in-process, no servers (Benchmarks/, package-benchmark; see
+## bench/README.md "Micro-benchmarks"). Release build in Benchmarks/.build; malloc counts need nothing
+## installed on Swift 6.3+. Options via MICROBENCH_ARGS, e.g. MICROBENCH_ARGS="--filter 'AMF0.*'".
+## BENCHMARK_DISABLE_MALLOC_INTERPOSER=1 (or BENCHMARK_DISABLE_JEMALLOC=1) builds without malloc
+## counting, in a build directory of its own (the two builds cannot share one).
+MICROBENCH_SCRATCH := Benchmarks/$(if $(BENCHMARK_DISABLE_MALLOC_INTERPOSER)$(BENCHMARK_DISABLE_JEMALLOC),.build-nomalloc,.build)
+microbench: deps
+	swift package --package-path Benchmarks --scratch-path $(MICROBENCH_SCRATCH) benchmark --no-progress $(MICROBENCH_ARGS)
 
 clean:
-	rm -rf .build $(VENV)
+	rm -rf .build Benchmarks/.build Benchmarks/.build-nomalloc $(VENV)
