@@ -26,6 +26,8 @@ let package = Package(
         .package(path: ".."),
         .package(url: "https://github.com/ordo-one/benchmark.git", exact: "1.38.1", traits: benchmarkTraits),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
     ],
     targets: [
         .executableTarget(
@@ -47,6 +49,8 @@ let package = Package(
                 .product(name: "Ingest", package: rootIdentity),
                 .product(name: "MediaCore", package: rootIdentity),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             path: "Benchmarks/HLSBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]

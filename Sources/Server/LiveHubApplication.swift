@@ -110,7 +110,7 @@ public struct LiveHub: Sendable {
                 webSocketRouter: webSocketRouter,
                 configuration: .init(
                     http1: .init(additionalChannelHandlers: [
-                        HLSFastPathHandler(hls: hls, cors: cors, metrics: metrics, serverName: "LiveHub")
+                        HLSFastPathHandler(hls: hls, cors: cors, metrics: metrics, serverName: "LiveHub", logger: logger)
                     ]),
                     ws: .init(maxFrameSize: 1 << 20))),
             configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "LiveHub"),

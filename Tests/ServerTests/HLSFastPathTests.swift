@@ -1,120 +1,137 @@
 import HLS
 import HTTPTypes
+import Logging
 import NIOCore
 import NIOEmbedded
+import NIOHTTP1
 import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
 import Testing
 
 @testable import Server
 
-/// `HLSFastPathHandler` in an `EmbeddedChannel`: what it answers itself, what it passes on to the
-/// router, and that responses keep request order.
+/// The HLS fast path in the HTTP/1 pipeline Hummingbird builds (NIO's decoder and encoder, the
+/// HTTP-types codec, then `HLSFastPathHandler`), with raw request and response bytes: what it
+/// answers itself, what reaches the router, and that responses keep request order.
 @Suite struct HLSFastPathTests {
     func channel(origins: [String] = ["*"]) throws -> EmbeddedChannel {
-        let handler = HLSFastPathHandler(
-            hls: HLSService(), cors: CORSPolicyMiddleware(allowedOrigins: origins), metrics: LiveHubMetrics(), serverName: "LiveHub")
         let channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHandler(handler)
+        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false)
+        try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+        try channel.pipeline.syncOperations.addHandler(HLSFastPathHandler(
+            hls: HLSService(), cors: CORSPolicyMiddleware(allowedOrigins: origins), metrics: LiveHubMetrics(),
+            serverName: "LiveHub", logger: Logger(label: "test")))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 8080)).wait()
         return channel
     }
 
-    func request(_ path: String, method: HTTPRequest.Method = .get, headers: HTTPFields = [:]) -> HTTPRequest {
-        HTTPRequest(method: method, scheme: "http", authority: "localhost", path: path, headerFields: headers)
+    func send(_ request: String, on channel: EmbeddedChannel) throws {
+        try channel.writeInbound(ByteBuffer(string: request))
     }
 
-    func send(_ request: HTTPRequest, on channel: EmbeddedChannel) throws {
-        try channel.writeInbound(HTTPRequestPart.head(request))
-        try channel.writeInbound(HTTPRequestPart.end(nil))
+    /// Everything written to the socket so far.
+    func written(_ channel: EmbeddedChannel) throws -> String {
+        var text = ""
+        while let buffer = try channel.readOutbound(as: ByteBuffer.self) { text += String(buffer: buffer) }
+        return text
     }
 
-    /// Response parts written so far.
-    func responses(_ channel: EmbeddedChannel) throws -> [HTTPResponsePart] {
-        var parts: [HTTPResponsePart] = []
-        while let part = try channel.readOutbound(as: HTTPResponsePart.self) { parts.append(part) }
-        return parts
+    /// What reached the router (the HTTP-types parts at the end of the pipeline).
+    func passedOn(_ channel: EmbeddedChannel) throws -> [String] {
+        var paths: [String] = []
+        while let part = try channel.readInbound(as: HTTPRequestPart.self) {
+            if case .head(let head) = part { paths.append(head.path ?? "") }
+        }
+        return paths
+    }
+
+    func routerAnswers(_ status: HTTPResponse.Status, on channel: EmbeddedChannel) throws {
+        try channel.writeOutbound(HTTPResponsePart.head(HTTPResponse(status: status, headerFields: [.contentLength: "0"])))
+        try channel.writeOutbound(HTTPResponsePart.end(nil))
     }
 
     @Test func anUnknownRoomIsAnsweredOnTheEventLoopWithTheRoutersHeaders() throws {
         let channel = try channel()
-        try send(request("/hls/no-such-room/media.m3u8", headers: [.origin: "https://shop.example"]), on: channel)
-        #expect(try channel.readInbound(as: HTTPRequestPart.self) == nil)  // not passed on
-        let parts = try responses(channel)
-        guard case .head(let head) = parts.first else { Issue.record("no head: \(parts)"); return }
-        #expect(head.status.code == 404)
-        #expect(head.headerFields[.accessControlAllowOrigin] == "*")
-        #expect(head.headerFields[.server] == "LiveHub")
-        #expect(head.headerFields[.date]?.hasSuffix(" GMT") == true)
-        #expect(head.headerFields[.contentLength] == "10")  // "not found\n"
-        guard case .body(let body) = parts[1], case .end = parts[2] else { Issue.record("no body/end: \(parts)"); return }
-        #expect(String(buffer: body) == "not found\n")
+        try send("GET /hls/no-such-room/media.m3u8 HTTP/1.1\r\nHost: x\r\nOrigin: https://shop.example\r\n\r\n", on: channel)
+        #expect(try passedOn(channel).isEmpty)
+        let response = try written(channel)
+        #expect(response.hasPrefix("HTTP/1.1 404 Not Found\r\n"))
+        #expect(response.contains("\r\nAccess-Control-Allow-Origin: *\r\n"))
+        #expect(response.contains("\r\nContent-Type: text/plain; charset=utf-8\r\n"))
+        #expect(response.contains("\r\nServer: LiveHub\r\n"))
+        #expect(response.contains(" GMT\r\n"))  // Date
+        #expect(response.hasSuffix("\r\nContent-Length: 10\r\n") == false)
+        #expect(response.hasSuffix("\r\n\r\nnot found\n"))
+        #expect(response.contains("\r\nContent-Length: 10\r\n"))
         #expect(channel.isActive)
     }
 
-    @Test func headHasNoBodyAndConnectionCloseCloses() throws {
+    @Test func aListedOriginReplacesTheStarAndVaries() throws {
+        let channel = try channel(origins: ["https://shop.example"])
+        try send("GET /hls/r/media.m3u8 HTTP/1.1\r\nOrigin: https://shop.example\r\n\r\n", on: channel)
+        let response = try written(channel)
+        #expect(response.contains("\r\nAccess-Control-Allow-Origin: https://shop.example\r\n"))
+        #expect(response.contains("\r\nVary: Origin\r\n"))
+    }
+
+    @Test func headHasNoBodyAndConnectionCloseOrHTTP10Closes() throws {
         let channel = try channel()
-        try send(request("/hls/room/seg-1.m4s", method: .head, headers: [.connection: "close"]), on: channel)
-        let parts = try responses(channel)
-        #expect(parts.count == 2)
-        guard case .head(let head) = parts.first else { Issue.record("no head"); return }
-        #expect(head.headerFields[.contentLength] == "10")
-        #expect(head.headerFields[.connection] == "close")
+        try send("HEAD /hls/room/seg-1.m4s HTTP/1.1\r\nConnection: close\r\n\r\n", on: channel)
+        let response = try written(channel)
+        #expect(response.contains("\r\nContent-Length: 10\r\n"))
+        #expect(response.contains("\r\nConnection: close\r\n"))
+        #expect(response.hasSuffix("\r\n\r\n"))
         channel.embeddedEventLoop.run()
         #expect(!channel.isActive)
+
+        let old = try self.channel()
+        try send("GET /hls/room/seg-1.m4s HTTP/1.0\r\n\r\n", on: old)
+        #expect(try written(old).contains("\r\nConnection: close\r\n"))
+        old.embeddedEventLoop.run()
+        #expect(!old.isActive)
     }
 
     @Test func otherRoutesPercentEncodingAndOtherMethodsGoToTheRouter() throws {
         let channel = try channel()
-        for (path, method) in [
-            ("/v1/live/rooms", HTTPRequest.Method.get), ("/hls/room/a/b.m3u8", .get), ("/hls/room%2F..%2Fx/media.m3u8", .get),
-            ("/hls/room/media.m3u8?_HLS_msn=%31", .get), ("/hls/room/media.m3u8", .post), ("/hlsx/room/media.m3u8", .get),
-        ] {
-            try channel.writeInbound(HTTPRequestPart.head(request(path, method: method)))
-            guard case .head(let passed) = try channel.readInbound(as: HTTPRequestPart.self) else {
-                Issue.record("\(method) \(path) was not passed on")
-                continue
-            }
-            #expect(passed.path == path)
-            try channel.writeInbound(HTTPRequestPart.end(nil))
-            #expect(try channel.readInbound(as: HTTPRequestPart.self) == .end(nil))
-            try channel.writeOutbound(HTTPResponsePart.head(HTTPResponse(status: .ok)))
-            try channel.writeOutbound(HTTPResponsePart.end(nil))
-            #expect(try responses(channel).count == 2)
+        let requests = [
+            "GET /v1/live/rooms", "GET /hls/room/a/b.m3u8", "GET /hls/room%2F..%2Fx/media.m3u8",
+            "GET /hls/room/media.m3u8?_HLS_msn=%31", "POST /hls/room/media.m3u8", "GET /hlsx/room/media.m3u8",
+        ]
+        for request in requests {
+            try send("\(request) HTTP/1.1\r\nContent-Length: 0\r\n\r\n", on: channel)
+            let path = String(request.split(separator: " ")[1])
+            #expect(try passedOn(channel) == [path])
+            #expect(try written(channel).isEmpty)
+            try routerAnswers(.ok, on: channel)
+            #expect(try written(channel).hasPrefix("HTTP/1.1 200 OK"))
         }
     }
 
     @Test func whileAPassedOnRequestIsUnansweredLaterRequestsArePassedOnToo() throws {
         let channel = try channel()
-        try send(request("/v1/live/rooms"), on: channel)
-        #expect(try channel.readInbound(as: HTTPRequestPart.self) != nil)
-        _ = try channel.readInbound(as: HTTPRequestPart.self)
-        // Pipelined behind it: must not overtake its response.
-        try send(request("/hls/room/media.m3u8"), on: channel)
-        #expect(try responses(channel).isEmpty)
-        guard case .head(let second) = try channel.readInbound(as: HTTPRequestPart.self) else {
-            Issue.record("the pipelined request was not passed on")
-            return
-        }
-        #expect(second.path == "/hls/room/media.m3u8")
-        _ = try channel.readInbound(as: HTTPRequestPart.self)
-        // The router answers both; then the fast path is back.
-        for _ in 0..<2 {
-            try channel.writeOutbound(HTTPResponsePart.head(HTTPResponse(status: .notFound)))
-            try channel.writeOutbound(HTTPResponsePart.end(nil))
-        }
-        _ = try responses(channel)
-        try send(request("/hls/room/media.m3u8"), on: channel)
-        #expect(try channel.readInbound(as: HTTPRequestPart.self) == nil)
-        #expect(try responses(channel).count == 3)
+        // Two pipelined requests in one read: the first needs the router, the second could be
+        // answered here but must not overtake the first's response.
+        try send("GET /v1/live/rooms HTTP/1.1\r\n\r\nGET /hls/room/media.m3u8 HTTP/1.1\r\n\r\n", on: channel)
+        #expect(try written(channel).isEmpty)
+        #expect(try passedOn(channel) == ["/v1/live/rooms", "/hls/room/media.m3u8"])
+        try routerAnswers(.ok, on: channel)
+        try routerAnswers(.notFound, on: channel)
+        let both = try written(channel)
+        #expect(both.hasPrefix("HTTP/1.1 200 OK") && both.contains("HTTP/1.1 404 Not Found"))
+        // Both answered: the fast path is back.
+        try send("GET /hls/room/media.m3u8 HTTP/1.1\r\n\r\n", on: channel)
+        #expect(try passedOn(channel).isEmpty)
+        #expect(try written(channel).hasSuffix("not found\n"))
     }
 
     @Test func parsingSplitsRoomFileAndQuery() {
-        let parsed = HLSFastPathHandler.parse("/hls/r-1/media.m3u8?_HLS_msn=12&_HLS_part=3&x")
+        let parsed = HLSRequestAnswerer.parse("/hls/r-1/media.m3u8?_HLS_msn=12&_HLS_part=3&x")
         #expect(parsed?.roomId == "r-1")
         #expect(parsed?.file == "media.m3u8")
         #expect(parsed?.query == ["_HLS_msn": "12", "_HLS_part": "3", "x": ""])
-        #expect(HLSFastPathHandler.parse("/hls//media.m3u8") == nil)
-        #expect(HLSFastPathHandler.parse("/hls/room/") == nil)
-        #expect(HLSFastPathHandler.parse("/hls/room/media.m3u8?a=b+c") == nil)
+        #expect(HLSRequestAnswerer.parse("/hls//media.m3u8") == nil)
+        #expect(HLSRequestAnswerer.parse("/hls/room/") == nil)
+        #expect(HLSRequestAnswerer.parse("/hls/room") == nil)
+        #expect(HLSRequestAnswerer.parse("/hls/room/media.m3u8?a=b+c") == nil)
     }
 }

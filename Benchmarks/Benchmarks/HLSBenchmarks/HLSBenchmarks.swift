@@ -1,13 +1,15 @@
 import Benchmark
 import Foundation
-@_spi(Benchmarks) import HLS
+import HLS
 import Ingest
+import Logging
 import MediaCore
+import Metrics
 import NIOCore
 
 // The HLS packager: StreamEvents in → segmenter → libav muxer (fMP4 or MPEG-TS, in memory) →
-// SegmentStore, synchronously through `HLSPackagerHarness` (what HLSService's task does per event,
-// minus the StreamReader hop).
+// SegmentStore. `HLSService` attaches the packager as the LiveStream's sink, so `publish` runs it
+// synchronously on the calling thread, exactly as on the RTMP event loop.
 //
 // Input: the ffmpeg RTMP capture (media-fixtures/captures/ffmpeg-h264-aac.rtmp, 6 s of 640x360 H.264
 // 250 kbit/s + AAC 48 kHz, 2 s GOP) demuxed once by the real ingest (RTMPIngestConnection), then
@@ -72,7 +74,7 @@ func makePublish(loops: Int) throws -> Publish {
 
 let packetsPerSecond = BenchmarkMetric.custom("Packets/s", polarity: .prefersLarger, useScalingFactor: false)
 /// Packets per second of this thread's CPU time: not inflated by waiting for a core (the machine is
-/// shared), nor by the thumbnailer's thread.
+/// shared).
 let packetsPerCPUSecond = BenchmarkMetric.custom("Packets/s of thread CPU", polarity: .prefersLarger, useScalingFactor: false)
 
 /// CPU time consumed by the calling thread.
@@ -94,25 +96,29 @@ let benchmarks: @Sendable () -> Void = {
                 maxDuration: .seconds(5),
                 maxIterations: 10_000)
         ) { (benchmark: Benchmark, publish: Publish) in
-            // Outside the measurement (it restarts at startMeasurement()): a new packager and store,
-            // and the publish header (no muxing yet).
-            // Thumbnails: only the session's first keyframe (default: one every 10 s). That job
-            // runs on the thumbnailer's own queue, concurrently with the measurement.
-            let harness = HLSPackagerHarness(configuration: HLSConfiguration(variant: variant, thumbnailInterval: .seconds(86_400)))
-            harness.handle(.publishStarted(session: 1))
-            for event in publish.header { harness.handle(event) }
+            // Outside the measurement (it restarts at startMeasurement()): a new service, stream and
+            // store, and the publish header (no muxing yet). Thumbnails are made on request only.
+            let service = HLSService(
+                configuration: HLSConfiguration(variant: variant), metricsFactory: NOOPMetricsHandler.instance,
+                logger: Logger(label: "livehub.hls.benchmark", factory: { _ in SwiftLogNoOpLogHandler() }), wallClock: { 0 })
+            let stream = LiveStream(id: "bench")
+            service.attach(stream: stream)
+            stream.beginPublish()
+            for event in publish.header { stream.publish(event) }
             benchmark.startMeasurement()
 
             let start = ContinuousClock.now
             let startCPU = threadCPUTime()
-            for packet in publish.packets { harness.handle(.packet(packet)) }
-            harness.handle(.ended)
+            for packet in publish.packets { stream.publish(.packet(packet)) }
+            stream.end()
             let cpu = threadCPUTime() - startCPU
             let elapsed = ContinuousClock.now - start
             benchmark.stopMeasurement()
 
-            // 30 s at ~2 s per segment (cut on the 2 s keyframe grid).
-            let segments = harness.lastCompleteMSN + 1
+            // 30 s at ~2 s per segment (cut on the 2 s keyframe grid): the last one listed.
+            let playlist = service.respondNow(roomId: "bench", file: "media.m3u8").map { String(buffer: $0.body) } ?? ""
+            let segments = playlist.split(separator: "\n").last { $0.hasPrefix("seg-") }
+                .flatMap { Int($0.dropFirst(4).prefix { $0.isNumber }) }.map { $0 + 1 } ?? 0
             guard segments >= Int(publish.mediaSeconds / 2) - 1 else {
                 return benchmark.error("only \(segments) segments for \(publish.mediaSeconds) s of media")
             }

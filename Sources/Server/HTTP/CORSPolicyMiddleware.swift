@@ -28,6 +28,13 @@ struct CORSPolicyMiddleware: RouterMiddleware {
         }
     }
 
+    /// The `Access-Control-Allow-Origin` that replaces a response's own `*` for `origin`: the
+    /// origin itself when it is listed (and `*` is not), else nil.
+    func allowedOrigin(for origin: String?) -> String? {
+        guard !allowedOrigins.contains("*"), let origin, allowedOrigins.contains(origin) else { return nil }
+        return origin
+    }
+
     func apply(to headers: inout HTTPFields, origin: String?) {
         if allowedOrigins.contains("*") {
             headers[.accessControlAllowOrigin] = "*"

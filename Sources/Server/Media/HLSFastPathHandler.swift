@@ -1,24 +1,34 @@
 import Foundation
-import Synchronization
 import HLS
 import HTTPTypes
+import Logging
 import NIOCore
+import NIOHTTP1
 import NIOHTTPTypes
+import Prometheus
+import Synchronization
 
 /// Answers `GET`/`HEAD /hls/{roomId}/{file}` on the connection's event loop when the answer needs
 /// no waiting (`HLSService.respondNow`): a live playlist, a segment, a part that exists, an init
 /// section, a 404. Everything else (blocking reloads, preload-hinted parts, thumbnails, every other
 /// route) goes on to Hummingbird's router.
 ///
-/// Why: a player polls the playlist and fetches parts many times a second, and each Hummingbird
-/// request costs a task and two thread hops; perf put those hops at ~41 % of the server's CPU under
-/// `wrk` on a playlist, against 6 % for our own HLS code.
+/// Why: a player polls the playlist and fetches parts many times a second. Through the router each
+/// request cost a task and two thread hops (perf: ~41 % of the server's CPU under `wrk` on a
+/// playlist, against 6 % for our HLS code), and converting to and from swift-http-types and
+/// re-encoding headers cost as much again.
 ///
-/// Sits in Hummingbird's HTTP/1 pipeline after the HTTP-types codec (`additionalChannelHandlers`).
-/// Responses stay in request order: while a request passed on is unanswered (pipelining), later
-/// requests are passed on too. Headers match the router's: the HLS headers, CORS as
-/// `CORSPolicyMiddleware` sets it, `Content-Length`, `Date`, `Server`; the request is counted in
-/// `livehub_http_requests_total` under the same route label.
+/// Two handlers share one `State` per connection:
+/// - `HLSFastPathHandler` is what Hummingbird installs (`additionalChannelHandlers`, after its
+///   HTTP-types codec). When added, it puts an `HLSRequestAnswerer` right behind NIO's HTTP/1
+///   decoder; afterwards it only counts the requests that reached the router and their responses.
+/// - `HLSRequestAnswerer` sees decoded NIO HTTP/1 requests and writes its answers as ready-encoded
+///   bytes through the response encoder's context, i.e. straight to the socket side of it. While a request passed on is unanswered (pipelining), later
+///   requests are passed on too, so responses stay in request order.
+///
+/// Headers match the router's: the HLS headers, CORS as `CORSPolicyMiddleware` sets it,
+/// `Content-Length`, `Date`, `Server`; the request is counted in `livehub_http_requests_total` under
+/// the router's route label.
 final class HLSFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -27,31 +37,79 @@ final class HLSFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     static let route = "/hls/{roomId}/{file}"
 
+    /// Per connection; touched on its event loop only.
+    final class State {
+        /// Requests passed on to the router whose response has not ended yet.
+        var passedOnUnanswered = 0
+    }
+
+    private let state = State()
+    private let answerer: HLSRequestAnswerer
+    private let logger: Logger
+
+    init(hls: HLSService, cors: CORSPolicyMiddleware, metrics: LiveHubMetrics, serverName: String, logger: Logger) {
+        self.answerer = HLSRequestAnswerer(hls: hls, cors: cors, metrics: metrics, serverName: serverName, state: state)
+        self.logger = logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        do {
+            let decoder = try context.pipeline.syncOperations.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            answerer.encoderContext = try context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self)
+            try context.pipeline.syncOperations.addHandler(answerer, position: .after(decoder))
+        } catch {
+            // Not the pipeline this was written for: every request then takes the router.
+            logger.warning("HLS fast path not installed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .head = unwrapInboundIn(data) { state.passedOnUnanswered += 1 }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) { state.passedOnUnanswered = max(0, state.passedOnUnanswered - 1) }
+        context.write(data, promise: promise)
+    }
+}
+
+/// The half of the HLS fast path that answers (see `HLSFastPathHandler`).
+final class HLSRequestAnswerer: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+
     private let hls: HLSService
     private let cors: CORSPolicyMiddleware
     private let metrics: LiveHubMetrics
     private let serverName: String
+    private let state: HLSFastPathHandler.State
     /// The body and end of a request answered here are dropped.
     private var answeredRequestOpen = false
-    /// Requests passed on whose response has not ended yet.
-    private var passedOnUnanswered = 0
+    /// Writes through this context go to the handlers between NIO's HTTP/1 response encoder and the
+    /// socket: encoded bytes, not response parts.
+    var encoderContext: ChannelHandlerContext?
+    private var counters: [Int: Prometheus.Counter] = [:]
 
-    init(hls: HLSService, cors: CORSPolicyMiddleware, metrics: LiveHubMetrics, serverName: String) {
+    init(hls: HLSService, cors: CORSPolicyMiddleware, metrics: LiveHubMetrics, serverName: String, state: HLSFastPathHandler.State) {
         self.hls = hls
         self.cors = cors
         self.metrics = metrics
         self.serverName = serverName
+        self.state = state
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
-        case .head(let request):
-            if passedOnUnanswered == 0, let response = answer(request) {
+        case .head(let head):
+            if state.passedOnUnanswered == 0, let encoderContext, head.method == .GET || head.method == .HEAD,
+                let (roomId, file, query) = Self.parse(head.uri),
+                let answer = hls.respondNow(roomId: roomId, file: file, query: query)
+            {
                 answeredRequestOpen = true
-                write(response, for: request, context: context)
+                write(answer, for: head, context: encoderContext)
                 return
             }
-            passedOnUnanswered += 1
             context.fireChannelRead(data)
         case .body:
             if !answeredRequestOpen { context.fireChannelRead(data) }
@@ -64,61 +122,82 @@ final class HLSFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data) { passedOnUnanswered = max(0, passedOnUnanswered - 1) }
-        context.write(data, promise: promise)
-    }
-
-    /// The response, or nil to pass the request on.
-    private func answer(_ request: HTTPRequest) -> HLSResponse? {
-        guard request.method == .get || request.method == .head, let target = request.path,
-            let (roomId, file, query) = Self.parse(target)
-        else { return nil }
-        return hls.respondNow(roomId: roomId, file: file, query: query)
-    }
-
-    private func write(_ answer: HLSResponse, for request: HTTPRequest, context: ChannelHandlerContext) {
-        var fields = HTTPFields()
-        fields.reserveCapacity(answer.headers.count + 6)
+    private func write(_ answer: HLSResponse, for head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let keepAlive = head.isKeepAlive
+        let sendsBody = head.method != .HEAD
+        var out = context.channel.allocator.buffer(capacity: 320 + (sendsBody ? answer.body.readableBytes : 0))
+        out.writeString("HTTP/1.1 \(answer.status) \(HTTPResponseStatus(statusCode: answer.status).reasonPhrase)\r\n")
+        let origin = head.headers.first(name: "origin")
+        let allowedOrigin = cors.allowedOrigin(for: origin)
         for (name, value) in answer.headers {
-            if let name = HTTPField.Name(name) { fields.append(HTTPField(name: name, value: value)) }
+            out.writeString(name)
+            out.writeStaticString(": ")
+            if let allowedOrigin, name == "Access-Control-Allow-Origin" {
+                out.writeString(allowedOrigin)
+            } else {
+                out.writeString(value)
+            }
+            out.writeStaticString("\r\n")
         }
-        cors.apply(to: &fields, origin: request.headerFields[.origin])
-        fields[.contentLength] = String(answer.body.readableBytes)
-        fields[.date] = HTTPDateCache.current()
-        fields[.server] = serverName
-        let close = request.headerFields[.connection]?.lowercased() == "close"
-        if close { fields[.connection] = "close" }
-        metrics.recordRequest(route: Self.route, method: request.method.rawValue, status: answer.status)
-
-        context.write(wrapOutboundOut(.head(HTTPResponse(status: .init(code: answer.status), headerFields: fields))), promise: nil)
-        if request.method != .head && answer.body.readableBytes > 0 {
-            context.write(wrapOutboundOut(.body(answer.body)), promise: nil)
+        if allowedOrigin != nil { out.writeStaticString("Vary: Origin\r\n") }
+        out.writeStaticString("Content-Length: ")
+        out.writeString(String(answer.body.readableBytes))
+        out.writeStaticString("\r\nDate: ")
+        out.writeString(HTTPDateCache.current())
+        out.writeStaticString("\r\nServer: ")
+        out.writeString(serverName)
+        if !keepAlive {
+            out.writeStaticString("\r\nConnection: close")
+        } else if head.version == .http1_0 {
+            out.writeStaticString("\r\nConnection: keep-alive")
         }
-        if close {
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+        out.writeStaticString("\r\n\r\n")
+        if sendsBody {
+            var body = answer.body
+            out.writeBuffer(&body)
+        }
+        countRequest(method: head.method, status: answer.status)
+        if keepAlive {
+            context.writeAndFlush(NIOAny(IOData.byteBuffer(out)), promise: nil)
         } else {
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            context.writeAndFlush(NIOAny(IOData.byteBuffer(out))).whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+
+    /// `livehub_http_requests_total`, with the counters this connection used kept at hand.
+    private func countRequest(method: HTTPMethod, status: Int) {
+        let key = status * 2 + (method == .HEAD ? 1 : 0)
+        if let counter = counters[key] {
+            counter.increment()
+        } else {
+            let counter = metrics.requestCounter(route: HLSFastPathHandler.route, method: method.rawValue, status: status)
+            counters[key] = counter
+            counter.increment()
         }
     }
 
     /// `/hls/{roomId}/{file}[?query]` → its parts; nil for any other path, or for anything
-    /// percent-encoded (the router decodes those).
+    /// percent-encoded or with `+` (the router decodes those).
     static func parse(_ target: String) -> (roomId: String, file: String, query: [String: String])? {
-        guard target.hasPrefix("/hls/"), !target.utf8.contains(UInt8(ascii: "%")) else { return nil }
-        let pathEnd = target.firstIndex(of: "?") ?? target.endIndex
-        let components = target[target.index(target.startIndex, offsetBy: 5)..<pathEnd].split(separator: "/", omittingEmptySubsequences: false)
-        guard components.count == 2, !components[0].isEmpty, !components[1].isEmpty else { return nil }
+        let whole = target.utf8
+        guard whole.starts(with: "/hls/".utf8), !whole.contains(UInt8(ascii: "%")), !whole.contains(UInt8(ascii: "+")) else { return nil }
+        let utf8 = target[target.utf8.index(target.startIndex, offsetBy: 5)...].utf8
+        let pathEnd = utf8.firstIndex(of: UInt8(ascii: "?")) ?? utf8.endIndex
+        guard let slash = utf8[..<pathEnd].firstIndex(of: UInt8(ascii: "/")) else { return nil }
+        let roomId = Substring(utf8[utf8.startIndex..<slash])
+        let file = Substring(utf8[utf8.index(after: slash)..<pathEnd])
+        guard !roomId.isEmpty, !file.isEmpty, !file.utf8.contains(UInt8(ascii: "/")) else { return nil }
         var query: [String: String] = [:]
-        if pathEnd < target.endIndex {
-            let queryString = target[target.index(after: pathEnd)...]
-            guard !queryString.utf8.contains(UInt8(ascii: "+")) else { return nil }
-            for pair in queryString.split(separator: "&") {
-                let keyValue = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                query[String(keyValue[0])] = keyValue.count > 1 ? String(keyValue[1]) : ""
+        if pathEnd < utf8.endIndex {
+            for pair in utf8[utf8.index(after: pathEnd)...].split(separator: UInt8(ascii: "&")) {
+                if let equals = pair.firstIndex(of: UInt8(ascii: "=")) {
+                    query[String(Substring(pair[..<equals]))] = String(Substring(pair[pair.index(after: equals)...]))
+                } else {
+                    query[String(Substring(pair))] = ""
+                }
             }
         }
-        return (String(components[0]), String(components[1]), query)
+        return (String(roomId), String(file), query)
     }
 }
 

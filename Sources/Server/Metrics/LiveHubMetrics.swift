@@ -19,11 +19,15 @@ public final class LiveHubMetrics: Sendable {
 
     /// Counts one HTTP request by matched route (never the raw path: ids stay out of labels).
     public func recordRequest(route: String, method: String, status: Int) {
+        requestCounter(route: route, method: method, status: status).increment()
+    }
+
+    /// The counter behind `recordRequest` (a registry lookup; hot paths keep it).
+    func requestCounter(route: String, method: String, status: Int) -> Prometheus.Counter {
         registry.makeCounter(
             name: "livehub_http_requests_total",
             labels: [("route", route), ("method", method), ("status", String(status))],
-            help: "HTTP requests by route and status"
-        ).increment()
+            help: "HTTP requests by route and status")
     }
 
     public func setRooms(byStatus counts: [RoomStatus: Int]) {
