@@ -13,9 +13,16 @@ actor ViewerTracker {
     private var pendingAnnouncement: Set<String> = []
     private let minimumInterval: Duration
     private let onChange: @Sendable (_ roomId: String, _ count: Int) async -> Void
+    /// Waits before a trailing announcement (tests hold it to stay independent of machine load).
+    private let sleep: @Sendable (Duration) async -> Void
 
-    init(minimumInterval: Duration = .milliseconds(250), onChange: @escaping @Sendable (_ roomId: String, _ count: Int) async -> Void) {
+    init(
+        minimumInterval: Duration = .milliseconds(250),
+        sleep: @escaping @Sendable (Duration) async -> Void = { try? await Task.sleep(for: $0) },
+        onChange: @escaping @Sendable (_ roomId: String, _ count: Int) async -> Void
+    ) {
         self.minimumInterval = minimumInterval
+        self.sleep = sleep
         self.onChange = onChange
     }
 
@@ -50,7 +57,7 @@ actor ViewerTracker {
             guard pendingAnnouncement.insert(roomId).inserted else { return }
             let delay = minimumInterval - (now - last)
             Task {
-                try? await Task.sleep(for: delay)
+                await self.sleep(delay)
                 await self.flush(roomId)
             }
             return
