@@ -40,6 +40,10 @@ final class OutboundQueue: Sendable {
         var overflowed = false
         var reader: CheckedContinuation<[HubOutboundItem], Never>?
         var closeWatchers: [CheckedContinuation<Void, Never>] = []
+        /// Set by a transport that drains the queue itself (`setDrain`) instead of a writer task.
+        var drain: (@Sendable () -> Void)?
+        /// The drain was told about the items queued and has not taken them yet.
+        var drainPending = false
     }
 
     let limits: OutboundQueueLimits
@@ -53,8 +57,10 @@ final class OutboundQueue: Sendable {
     var didOverflow: Bool { self.state.withLock { $0.overflowed } }
 
     func enqueue(_ frame: HubOutboundFrame) -> EnqueueResult {
+        var drain: (@Sendable () -> Void)?
         let (result, reader, items, watchers): (EnqueueResult, CheckedContinuation<[HubOutboundItem], Never>?, [HubOutboundItem], [CheckedContinuation<Void, Never>]) = self.state.withLock { s in
             if s.closing { return (.closed, nil, [], []) }
+            defer { drain = Self.wakeDrain(&s) }
             if s.items.count + 1 > self.limits.maxFrames || s.bytes + frame.byteCount > self.limits.maxBytes {
                 s.closing = true
                 s.overflowed = true
@@ -81,15 +87,50 @@ final class OutboundQueue: Sendable {
         }
         reader?.resume(returning: items)
         for w in watchers { w.resume() }
+        drain?()
         return result
+    }
+
+    /// The drain to call after unlocking, when items wait and it has not been told yet.
+    private static func wakeDrain(_ s: inout State) -> (@Sendable () -> Void)? {
+        guard let drain = s.drain, !s.drainPending, !s.items.isEmpty else { return nil }
+        s.drainPending = true
+        return drain
+    }
+
+    /// Switches the queue to a transport-driven drain: from now on every enqueue or close that
+    /// finds the queue without a pending drain calls `drain` (synchronously, outside the lock), and
+    /// the transport takes the items with `takeForDrain()`. Items already queued trigger it at once.
+    /// Used instead of a writer task (`next()`), never together with one.
+    func setDrain(_ drain: @escaping @Sendable () -> Void) {
+        let wake = self.state.withLock { s in
+            precondition(s.reader == nil, "OutboundQueue has a writer task")
+            s.drain = drain
+            return Self.wakeDrain(&s)
+        }
+        wake?()
+    }
+
+    /// What the drain takes: everything queued; the next enqueue wakes the drain again. A drain
+    /// that cannot write now (socket buffer full) simply does not call this, and calls it later.
+    func takeForDrain() -> [HubOutboundItem] {
+        self.state.withLock { s in
+            let items = s.items
+            s.items = []
+            s.bytes = 0
+            s.drainPending = false
+            return items
+        }
     }
 
     /// Ask the writer to close after the frames already queued. Later enqueues are ignored.
     /// Returns false if the queue was already closing.
     @discardableResult
     func close(_ reason: HubCloseReason) -> Bool {
+        var drain: (@Sendable () -> Void)?
         let (done, reader, items, watchers): (Bool, CheckedContinuation<[HubOutboundItem], Never>?, [HubOutboundItem], [CheckedContinuation<Void, Never>]) = self.state.withLock { s in
             if s.closing { return (false, nil, [], []) }
+            defer { drain = Self.wakeDrain(&s) }
             s.closing = true
             s.items.append(.close(reason))
             let watchers = s.closeWatchers
@@ -105,6 +146,7 @@ final class OutboundQueue: Sendable {
         }
         reader?.resume(returning: items)
         for w in watchers { w.resume() }
+        drain?()
         return done
     }
 

@@ -98,9 +98,17 @@ enum ConnectionRunner {
         case watchdog
     }
 
-    static func run<Inbound: AsyncSequence & Sendable>(
+    /// Where the connection's outbound queue goes.
+    enum Output<Socket: HubSocketWriter>: Sendable {
+        /// A writer task awaits the queue and writes through the WebSocket library.
+        case writerTask(Socket)
+        /// `ChannelDrain` writes the queue on the channel's event loop (no writer task).
+        case channel(any Channel)
+    }
+
+    static func run<Inbound: AsyncSequence & Sendable, Socket: HubSocketWriter>(
         connection: HubConnection,
-        socket: some HubSocketWriter,
+        output: Output<Socket>,
         inbound: Inbound,
         clock: HubClock,
         tickInterval: Duration,
@@ -111,9 +119,15 @@ enum ConnectionRunner {
         onTick: @escaping @Sendable () async -> Bool
     ) async where Inbound.Element == HubInboundFrame {
         await withTaskGroup(of: Ended.self) { group in
-            group.addTask {
-                await Self.writeLoop(connection: connection, socket: socket, clock: clock, coalesce: coalesce, goodbye: goodbye)
-                return .writerFinished
+            switch output {
+            case .writerTask(let socket):
+                group.addTask {
+                    await Self.writeLoop(connection: connection, socket: socket, clock: clock, coalesce: coalesce, goodbye: goodbye)
+                    return .writerFinished
+                }
+            case .channel(let channel):
+                // Closing ends with the channel closed, which finishes the inbound side.
+                ChannelDrain(channel: channel, connection: connection, clock: clock, coalesce: coalesce, goodbye: goodbye).start()
             }
             group.addTask {
                 do {

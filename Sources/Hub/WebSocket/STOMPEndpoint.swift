@@ -1,5 +1,5 @@
 public import Logging
-import NIOCore
+public import NIOCore
 import Synchronization
 public import WSCore
 
@@ -27,19 +27,21 @@ public struct STOMPEndpoint: Sendable {
     ///   - queryToken: the `token` query parameter of the upgrade request (verified at CONNECT;
     ///     a CONNECT `Authorization`/`token` header takes precedence).
     ///   - identity: an identity the Server already verified, used when no token is presented.
+    ///   - channel: the upgraded connection's NIO channel: when given, the hub writes to it
+    ///     directly on its event loop (`ChannelDrain`) instead of through `outbound`.
     public func serve(
         inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, framing: STOMPFraming,
-        queryToken: String? = nil, identity: HubIdentity? = nil, logger: Logger
+        queryToken: String? = nil, identity: HubIdentity? = nil, channel: (any Channel)? = nil, logger: Logger
     ) async {
         await self.serve(
             inbound: WSCoreInboundFrames(inbound), socket: WSCoreSocketWriter(outbound), framing: framing,
-            queryToken: queryToken, identity: identity, logger: logger)
+            queryToken: queryToken, identity: identity, channel: channel, logger: logger)
     }
 
     /// Transport-neutral variant (tests, other WebSocket libraries).
     public func serve<Inbound: AsyncSequence & Sendable>(
         inbound: Inbound, socket: some HubSocketWriter, framing: STOMPFraming,
-        queryToken: String? = nil, identity: HubIdentity? = nil, logger: Logger
+        queryToken: String? = nil, identity: HubIdentity? = nil, channel: (any Channel)? = nil, logger: Logger
     ) async where Inbound.Element == HubInboundFrame {
         let encoder = STOMPMessageEncoder(framing: framing)
         let connection: HubConnection
@@ -67,7 +69,7 @@ public struct STOMPEndpoint: Sendable {
         let parserLimits = self.configuration.parserLimits
         let maxSockJS = self.configuration.maxSockJSMessageSize
         await ConnectionRunner.run(
-            connection: connection, socket: socket, inbound: inbound, clock: self.hub.clock,
+            connection: connection, output: channel.map { .channel($0) } ?? .writerTask(socket), inbound: inbound, clock: self.hub.clock,
             tickInterval: self.configuration.tickInterval,
             coalesce: { frames in
                 guard framing == .sockJS, frames.count > 1 else { return frames }

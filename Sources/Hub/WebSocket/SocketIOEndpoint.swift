@@ -1,5 +1,5 @@
 public import Logging
-import NIOCore
+public import NIOCore
 import Synchronization
 public import WSCore
 
@@ -26,13 +26,19 @@ public struct SocketIOEndpoint: Sendable {
     /// Runs one Engine.IO/Socket.IO session on a WSCore WebSocket until it closes.
     /// Configure the WebSocket route's max frame size ≥ `configuration.maxPayload` (or accept
     /// that WSCore rejects larger frames first).
-    public func serve(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, identity: HubIdentity? = nil, logger: Logger) async {
-        await self.serve(inbound: WSCoreInboundFrames(inbound), socket: WSCoreSocketWriter(outbound), identity: identity, logger: logger)
+    /// `channel`: the upgraded connection's NIO channel; when given, the hub writes to it directly
+    /// on its event loop (`ChannelDrain`) instead of through `outbound`.
+    public func serve(
+        inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, identity: HubIdentity? = nil,
+        channel: (any Channel)? = nil, logger: Logger
+    ) async {
+        await self.serve(
+            inbound: WSCoreInboundFrames(inbound), socket: WSCoreSocketWriter(outbound), identity: identity, channel: channel, logger: logger)
     }
 
     /// Transport-neutral variant (tests, other WebSocket libraries).
     public func serve<Inbound: AsyncSequence & Sendable>(
-        inbound: Inbound, socket: some HubSocketWriter, identity: HubIdentity? = nil, logger: Logger
+        inbound: Inbound, socket: some HubSocketWriter, identity: HubIdentity? = nil, channel: (any Channel)? = nil, logger: Logger
     ) async where Inbound.Element == HubInboundFrame {
         let connection: HubConnection
         do {
@@ -50,7 +56,7 @@ public struct SocketIOEndpoint: Sendable {
         _ = await driver.perform(session.open())
         let assembler = Mutex(MessageAssembler(maxSize: self.configuration.maxPayload))
         await ConnectionRunner.run(
-            connection: connection, socket: socket, inbound: inbound, clock: self.hub.clock,
+            connection: connection, output: channel.map { .channel($0) } ?? .writerTask(socket), inbound: inbound, clock: self.hub.clock,
             tickInterval: self.configuration.tickInterval,
             coalesce: { $0 },
             goodbye: { reason in

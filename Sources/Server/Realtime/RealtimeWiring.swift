@@ -106,12 +106,16 @@ struct RealtimeWiring: Sendable {
         for path in ["ws/live", "ws/live/websocket"] {
             webSocketRouter.ws(RouterPath(path), shouldUpgrade: stompUpgrade) { inbound, outbound, context in
                 let token = context.request.uri.queryParameters["token"].map(String.init)
-                await stomp.serve(inbound: inbound, outbound: outbound, framing: .raw, queryToken: token, logger: context.logger)
+                await stomp.serve(
+                    inbound: inbound, outbound: outbound, framing: .raw, queryToken: token, channel: context.requestContext.channel,
+                    logger: context.logger)
             }
         }
         webSocketRouter.ws("ws/live/:server/:session/websocket", shouldUpgrade: stompUpgrade) { inbound, outbound, context in
             let token = context.request.uri.queryParameters["token"].map(String.init)
-            await stomp.serve(inbound: inbound, outbound: outbound, framing: .sockJS, queryToken: token, logger: context.logger)
+            await stomp.serve(
+                inbound: inbound, outbound: outbound, framing: .sockJS, queryToken: token, channel: context.requestContext.channel,
+                logger: context.logger)
         }
         let bell = self.bell
         webSocketRouter.ws("socket.io", shouldUpgrade: { request, _ in
@@ -122,7 +126,7 @@ struct RealtimeWiring: Sendable {
             }
             return .upgrade([:])
         }) { inbound, outbound, context in
-            await bell.serve(inbound: inbound, outbound: outbound, logger: context.logger)
+            await bell.serve(inbound: inbound, outbound: outbound, channel: context.requestContext.channel, logger: context.logger)
         }
     }
 }

@@ -1,0 +1,110 @@
+import NIOCore
+import NIOEmbedded
+import NIOWebSocket
+import Testing
+
+@testable import Hub
+
+/// `ChannelDrain`: the hub queue written straight onto a channel on its event loop, one job per
+/// loop, holding back while the socket is full and closing with an RFC 6455 Close frame.
+@Suite struct ChannelDrainTests {
+    struct Rig {
+        let hub: Hub
+        let connection: HubConnection
+        let channel: EmbeddedChannel
+
+        init(maxFrames: Int = 256) throws {
+            hub = Hub(configuration: .init(outboundQueue: .init(maxFrames: maxFrames, maxBytes: 1 << 20)))
+            connection = try hub.register(format: .stomp(.raw))
+            channel = EmbeddedChannel()
+            try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+            ChannelDrain(channel: channel, connection: connection, clock: hub.clock, coalesce: { $0 }, goodbye: { _ in [.text(ByteBuffer(string: "goodbye"))] })
+                .start()
+        }
+
+        func written() throws -> [(WebSocketOpcode, String)] {
+            try writtenFrames().map { ($0.opcode, String(buffer: $0.data)) }
+        }
+
+        func writtenFrames() throws -> [WebSocketFrame] {
+            var frames: [WebSocketFrame] = []
+            while let frame = try channel.readOutbound(as: WebSocketFrame.self) { frames.append(frame) }
+            return frames
+        }
+    }
+
+    @Test func framesReachTheChannelWhenTheLoopRunsInOrder() throws {
+        let rig = try Rig()
+        #expect(rig.hub.send(.text(ByteBuffer(string: "a")), to: rig.connection))
+        #expect(rig.hub.send(.text(ByteBuffer(string: "b")), to: rig.connection))
+        #expect(try rig.written().isEmpty, "nothing is written off the event loop")
+        rig.channel.embeddedEventLoop.run()
+        let frames = try rig.written()
+        #expect(frames.map(\.1) == ["a", "b"])
+        #expect(frames.allSatisfy { $0.0 == .text })
+        #expect(rig.connection.takePendingOutbound().isEmpty)
+    }
+
+    @Test func aFullSocketHoldsFramesInTheQueueUntilItIsWritableAgain() throws {
+        let rig = try Rig()
+        rig.channel.isWritable = false
+        rig.hub.send(.text(ByteBuffer(string: "held")), to: rig.connection)
+        rig.channel.embeddedEventLoop.run()
+        #expect(try rig.written().isEmpty)
+        rig.channel.isWritable = true
+        rig.channel.pipeline.fireChannelWritabilityChanged()
+        #expect(try rig.written().map(\.1) == ["held"])
+    }
+
+    @Test func aConsumerThatStaysFullIsClosedAsSlow() throws {
+        let rig = try Rig(maxFrames: 3)
+        rig.channel.isWritable = false
+        for index in 0..<4 { rig.hub.send(.text(ByteBuffer(string: "m\(index)")), to: rig.connection) }
+        #expect(rig.connection.wasDroppedAsSlow)
+        rig.channel.embeddedEventLoop.run()
+        let frames = try rig.writtenFrames()
+        #expect(frames.map { String(buffer: $0.data) }.first == "goodbye", "pending frames are dropped, goodbye then close")
+        #expect(frames.count == 2)
+        guard var close = frames.last?.data, frames.last?.opcode == .connectionClose else { Issue.record("no close frame: \(frames)"); return }
+        #expect(close.readInteger(as: UInt16.self) == HubCloseReason.slowConsumer.webSocketCloseCode)
+        #expect(close.readString(length: close.readableBytes) == "slow consumer")
+        #expect(!rig.channel.isActive)
+    }
+
+    @Test func closeWritesQueuedFramesGoodbyeAndACloseFrameThenClosesTheChannel() throws {
+        let rig = try Rig()
+        rig.hub.send(.text(ByteBuffer(string: "last")), to: rig.connection)
+        rig.hub.close(rig.connection, reason: .normal)
+        rig.hub.send(.text(ByteBuffer(string: "after close")), to: rig.connection)
+        rig.channel.embeddedEventLoop.run()
+        let frames = try rig.written()
+        #expect(frames.map(\.1).prefix(2) == ["last", "goodbye"])
+        #expect(frames.count == 3 && frames[2].0 == .connectionClose)
+        #expect(frames[2].1.hasSuffix("bye"))
+        #expect(!rig.channel.isActive)
+    }
+
+    @Test func manyConnectionsOnOneLoopAreDrainedByOneJob() throws {
+        let hub = Hub()
+        let loop = EmbeddedEventLoop()
+        var channels: [EmbeddedChannel] = []
+        for _ in 0..<50 {
+            let connection = try hub.register(format: .stomp(.raw))
+            #expect(hub.subscribe(connection, topic: "/topic/t"))
+            let channel = EmbeddedChannel(loop: loop)
+            try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+            ChannelDrain(channel: channel, connection: connection, clock: hub.clock, coalesce: { $0 }, goodbye: { _ in [] }).start()
+            channels.append(channel)
+        }
+        loop.run()
+        let batch = LoopDrainBatch.forLoop(loop)
+        let jobsBefore = batch.jobsScheduled.load(ordering: .relaxed)
+        #expect(hub.publish(topic: "/topic/t", json: #"{"n":1}"#) == 50)
+        #expect(batch.jobsScheduled.load(ordering: .relaxed) - jobsBefore == 1, "one job for the 50 connections")
+        loop.run()
+        for channel in channels {
+            let frame = try channel.readOutbound(as: WebSocketFrame.self)
+            #expect(frame.map { String(buffer: $0.data).contains(#"{"n":1}"#) } == true)
+        }
+    }
+}
