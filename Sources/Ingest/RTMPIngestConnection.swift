@@ -84,12 +84,18 @@ public struct RTMPIngestConnection: Sendable {
 
     /// Bytes that arrived and are not yet consumed.
     public var bufferedBytes: Int { inbound.readableBytes }
+    /// Storage the inbound buffer holds, consumed bytes included (memory per publisher).
+    public var bufferCapacity: Int { inbound.capacity }
 
     public mutating func receive(_ bytes: ByteBuffer) {
         totalBytesReceived += UInt64(bytes.readableBytes)
         if inbound.readableBytes == 0 {
             inbound = bytes
         } else {
+            // A read rarely ends on a chunk boundary, so the buffer often still holds the start of
+            // a chunk when the next read arrives. Drop the consumed bytes before appending, or the
+            // buffer keeps every byte since it was last empty (it grew to 512 KiB in a replay).
+            if inbound.readerIndex >= 4096 { inbound.discardReadBytes() }
             var bytes = bytes
             inbound.writeBuffer(&bytes)
         }

@@ -42,6 +42,14 @@ struct CaptureReplayTests {
         #expect(replay.connection.bufferedBytes < 4096 + 18)
     }
 
+    @Test("consumed bytes are dropped: replayed in 1,400-byte reads the inbound buffer stays small")
+    func inboundBufferStaysSmall() throws {
+        let bytes = try Fixtures.bytes(Fixtures.mediaFixtures.appendingPathComponent("captures/ffmpeg-h264-aac.rtmp"))
+        let replay = try CaptureReplay.replay(bytes, pieceSize: 1400)
+        // The capture is 270 KB; the largest message (a keyframe) is well under 64 KiB.
+        #expect(replay.largestBufferCapacity <= 128 * 1024, "buffer grew to \(replay.largestBufferCapacity) bytes")
+    }
+
     @Test("the OBS capture decodes the same drip-fed byte by byte as in one piece")
     func obsCaptureDripFed() throws {
         let bytes = try Fixtures.bytes(Fixtures.sharedCaptures.appendingPathComponent("obs29-h264-aac.rtmp"))

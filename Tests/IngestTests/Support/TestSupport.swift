@@ -83,9 +83,12 @@ struct CaptureReplay {
     var written: [ByteBuffer] = []
     var notices: [String] = []
     var unpublished = false
+    /// The largest inbound buffer the connection held after a read (bytes of storage).
+    var largestBufferCapacity = 0
 
     mutating func feed(_ bytes: ArraySlice<UInt8>) throws {
         connection.receive(ByteBuffer(bytes: bytes))
+        largestBufferCapacity = max(largestBufferCapacity, connection.bufferCapacity)
         try drain()
     }
 
