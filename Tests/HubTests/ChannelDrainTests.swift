@@ -1,6 +1,7 @@
 import NIOCore
 import NIOEmbedded
 import NIOWebSocket
+import Synchronization
 import Testing
 
 @testable import Hub
@@ -106,5 +107,33 @@ import Testing
             let frame = try channel.readOutbound(as: WebSocketFrame.self)
             #expect(frame.map { String(buffer: $0.data).contains(#"{"n":1}"#) } == true)
         }
+    }
+}
+
+/// `ConnectionTicker`: one task ticks every registered connection; a tick returning false is
+/// dropped; removed tickets are not called again.
+@Suite struct ConnectionTickerTests {
+    final class Counts: Sendable {
+        let values = Mutex<[String: Int]>([:])
+        func bump(_ key: String) { values.withLock { $0[key, default: 0] += 1 } }
+        subscript(key: String) -> Int { values.withLock { $0[key] ?? 0 } }
+    }
+
+    @Test func ticksEveryConnectionUntilItSaysStopOrIsRemoved() async throws {
+        // An interval no other test uses, so this ticker is this test's alone.
+        let ticker = ConnectionTicker.shared(interval: .milliseconds(13))
+        let counts = Counts()
+        let keep = ticker.add { counts.bump("keep"); return true }
+        _ = ticker.add { counts.bump("once"); return false }
+        let removed = ticker.add { counts.bump("removed"); return true }
+        ticker.remove(removed)
+        let deadline = ContinuousClock.now + .seconds(20)
+        while counts["keep"] < 5 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(counts["keep"] >= 5)
+        #expect(counts["once"] == 1)
+        #expect(counts["removed"] == 0)
+        #expect(ticker.count == 1)
+        ticker.remove(keep)
+        #expect(ticker.count == 0)
     }
 }

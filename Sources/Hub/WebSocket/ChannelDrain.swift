@@ -25,6 +25,8 @@ final class ChannelDrain: Sendable {
     let channel: any Channel
     let connection: HubConnection
     let clock: HubClock
+    /// How long a close may take to flush before the channel is closed anyway.
+    let closeGrace: Duration
     let coalesce: @Sendable ([HubOutboundFrame]) -> [HubOutboundFrame]
     let goodbye: @Sendable (HubCloseReason) -> [HubOutboundFrame]
     private let batch: LoopDrainBatch
@@ -32,13 +34,14 @@ final class ChannelDrain: Sendable {
     private let finished = Atomic<Bool>(false)
 
     init(
-        channel: any Channel, connection: HubConnection, clock: HubClock,
+        channel: any Channel, connection: HubConnection, clock: HubClock, closeGrace: Duration = .seconds(5),
         coalesce: @escaping @Sendable ([HubOutboundFrame]) -> [HubOutboundFrame],
         goodbye: @escaping @Sendable (HubCloseReason) -> [HubOutboundFrame]
     ) {
         self.channel = channel
         self.connection = connection
         self.clock = clock
+        self.closeGrace = closeGrace
         self.coalesce = coalesce
         self.goodbye = goodbye
         self.batch = LoopDrainBatch.forLoop(channel.eventLoop)
@@ -86,6 +89,14 @@ final class ChannelDrain: Sendable {
         let channel = self.channel
         channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: payload)).whenComplete { _ in
             channel.close(promise: nil)
+        }
+        // A slow consumer is not waited for; anyone else gets `closeGrace` to take the goodbye.
+        if reason == .slowConsumer {
+            channel.close(promise: nil)
+        } else {
+            channel.eventLoop.scheduleTask(in: TimeAmount(self.closeGrace)) {
+                channel.close(promise: nil)
+            }
         }
     }
 

@@ -118,16 +118,20 @@ enum ConnectionRunner {
         onFrame: @escaping @Sendable (HubInboundFrame) async -> Bool,
         onTick: @escaping @Sendable () async -> Bool
     ) async where Inbound.Element == HubInboundFrame {
+        let socket: Socket
+        switch output {
+        case .writerTask(let writer):
+            socket = writer
+        case .channel(let channel):
+            await Self.runOnChannel(
+                connection: connection, channel: channel, inbound: inbound, clock: clock, tickInterval: tickInterval,
+                closeGrace: closeGrace, coalesce: coalesce, goodbye: goodbye, onFrame: onFrame, onTick: onTick)
+            return
+        }
         await withTaskGroup(of: Ended.self) { group in
-            switch output {
-            case .writerTask(let socket):
-                group.addTask {
-                    await Self.writeLoop(connection: connection, socket: socket, clock: clock, coalesce: coalesce, goodbye: goodbye)
-                    return .writerFinished
-                }
-            case .channel(let channel):
-                // Closing ends with the channel closed, which finishes the inbound side.
-                ChannelDrain(channel: channel, connection: connection, clock: clock, coalesce: coalesce, goodbye: goodbye).start()
+            group.addTask {
+                await Self.writeLoop(connection: connection, socket: socket, clock: clock, coalesce: coalesce, goodbye: goodbye)
+                return .writerFinished
             }
             group.addTask {
                 do {
@@ -163,6 +167,36 @@ enum ConnectionRunner {
                 }
             }
         }
+    }
+
+    /// The same connection with `ChannelDrain` writing and `ConnectionTicker` ticking: no task of
+    /// its own besides the caller's, which reads. Once the reader stops (client gone, or the session
+    /// asked to close) it waits for the channel to close; the drain closes it after the goodbye,
+    /// within `closeGrace` at the latest.
+    static func runOnChannel<Inbound: AsyncSequence & Sendable>(
+        connection: HubConnection, channel: any Channel, inbound: Inbound, clock: HubClock, tickInterval: Duration,
+        closeGrace: Duration,
+        coalesce: @escaping @Sendable ([HubOutboundFrame]) -> [HubOutboundFrame],
+        goodbye: @escaping @Sendable (HubCloseReason) -> [HubOutboundFrame],
+        onFrame: @escaping @Sendable (HubInboundFrame) async -> Bool,
+        onTick: @escaping @Sendable () async -> Bool
+    ) async where Inbound.Element == HubInboundFrame {
+        ChannelDrain(channel: channel, connection: connection, clock: clock, closeGrace: closeGrace, coalesce: coalesce, goodbye: goodbye)
+            .start()
+        let ticker = ConnectionTicker.shared(interval: tickInterval)
+        let ticket = ticker.add(onTick)
+        defer { ticker.remove(ticket) }
+        do {
+            for try await frame in inbound {
+                if !(await onFrame(frame)) { break }
+            }
+        } catch {}
+        guard channel.isActive else { return }
+        if !connection.isClosing {
+            // The client stopped sending but the socket is open (half-closed): close it.
+            channel.close(promise: nil)
+        }
+        try? await channel.closeFuture.get()
     }
 
     static func writeLoop(
