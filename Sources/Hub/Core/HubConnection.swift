@@ -10,8 +10,9 @@ public struct HubConnectionID: Sendable, Hashable, Comparable, CustomStringConve
 
 /// A registered connection: its wire format, identity and bounded outbound queue.
 ///
-/// Created by `Hub.register`; frames reach the socket only through the queue, drained by the
-/// adapter's writer task (`nextOutbound()`).
+/// Created by `Hub.register`; frames reach the socket only through the queue, drained either by
+/// the server's `ChannelDrain` on the connection's event loop (the WebSocket routes) or by an
+/// adapter's writer task (`nextOutbound()`, the transport-neutral `serve` used by tests).
 public final class HubConnection: Sendable, Hashable, CustomStringConvertible {
     public let id: HubConnectionID
     public let format: HubWireFormat
