@@ -10,10 +10,11 @@ records receive − send for every delivery.
 Phase 2 (throughput): `--tp-users` signed-in users send to a second room at `--tp-user-rate`/s each
 for `--tp-seconds`; one observer subscribes; committed chats/s is counted from the SQLite rows.
 
-Subscribers run in `--workers` forked processes (one asyncio loop each); senders, sampling and the
-throughput phase run in the main process. The load generator shares the machine with the server:
-its CPU is measured and reported next to the server's, and each worker reports its event-loop lag
-(the part of a latency figure that is client-side queueing).
+With `--native PATH` (or env HUBLOAD_BIN) phase 1's subscribers are the native bench/hubload binary
+instead (see bench/hub/README.md); otherwise they run in `--workers` forked processes (one asyncio
+loop each). Senders, sampling and the throughput phase run in the main process. The load generator
+shares the machine with the server: its CPU is measured and reported next to the server's, and each
+worker reports its event-loop lag (the part of a latency figure that is client-side queueing).
 Stdlib only. Writes bench/results/hub-latest.json; server log at bench/results/hub-server.log.
 """
 import argparse
@@ -26,6 +27,7 @@ import os
 import random
 import re
 import resource
+import signal
 import sqlite3
 import sys
 import time
@@ -443,6 +445,237 @@ async def fanout_phase(args, server, room_id, result):
                 p.join(timeout=5)
 
 
+# ---------------------------------------------------------------- native subscribers (bench/hubload)
+
+_NATIVE_PGIDS = set()  # hubload process groups still to be killed (main()'s finally, if all else failed)
+
+
+def kill_native_leftovers():
+    for pgid in list(_NATIVE_PGIDS):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        _NATIVE_PGIDS.discard(pgid)
+
+
+class NativeLoadgen:
+    """The `hubload` binary as a child in its own process group; stdout lines go to a queue."""
+
+    def __init__(self, proc):
+        self.proc = proc
+        self.lines = asyncio.Queue()
+        self.reader = asyncio.get_running_loop().create_task(self._read())
+
+    @classmethod
+    async def start(cls, cmd):
+        proc = await asyncio.create_subprocess_exec(
+            *cmd, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=None,
+            start_new_session=True, limit=1 << 24)
+        _NATIVE_PGIDS.add(proc.pid)
+        return cls(proc)
+
+    async def _read(self):
+        while True:
+            line = await self.proc.stdout.readline()
+            if not line:
+                await self.lines.put(None)
+                return
+            await self.lines.put(line.decode(errors="replace").rstrip("\n"))
+
+    async def expect(self, tag, timeout, also=()):
+        """The JSON of the next `tag {...}` line (lines tagged in `also` are returned as (tag, json))."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"hubload: no {tag} line within {timeout:.0f}s")
+            try:
+                line = await asyncio.wait_for(self.lines.get(), left)
+            except asyncio.TimeoutError:
+                raise TimeoutError(f"hubload: no {tag} line within {timeout:.0f}s") from None
+            if line is None:
+                await self.proc.wait()
+                raise RuntimeError(f"hubload exited ({self.proc.returncode}) before {tag}")
+            word, _, rest = line.partition(" ")
+            if word == tag or word in also:
+                payload = json.loads(rest) if rest.startswith("{") else {}
+                return payload if not also else (word, payload)
+            hu.log(f"hubload: {line[:300]}")
+
+    def cpu_s(self):
+        try:
+            return hu.proc_cpu_s(self.proc.pid)
+        except (FileNotFoundError, ProcessLookupError):
+            return None
+
+    def rss_kib(self):
+        try:
+            return hu.proc_rss_kib(self.proc.pid)
+        except (FileNotFoundError, ProcessLookupError):
+            return None
+
+    def stop(self):
+        try:
+            self.proc.stdin.write(b"STOP\n")
+            self.proc.stdin.close()
+        except (BrokenPipeError, ConnectionResetError, RuntimeError):
+            pass
+
+    async def kill(self):
+        if self.proc.returncode is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                await asyncio.wait_for(self.proc.wait(), 10)
+            except asyncio.TimeoutError:
+                pass
+        _NATIVE_PGIDS.discard(self.proc.pid)
+        self.reader.cancel()
+
+
+async def fanout_phase_native(args, server, room_id, result):
+    """Phase 1 with the native `hubload` subscribers instead of forked Python workers: same
+    senders, sampling, teardown and result fields (where they exist)."""
+    n = args.subscribers
+    binary = Path(args.native).resolve()
+    if not binary.is_file():
+        raise SystemExit(f"no hubload binary at {binary}; build it: swift build -c release --package-path bench/hubload")
+    rss0, cpu0 = server.rss_kib(), server.cpu_s()
+    result["server_rss_before_connect_kib"] = rss0
+    result["loadgen"] = "native"
+    max_s = args.connect_timeout + args.messages / args.rate + args.drain_timeout + 300
+    cmd = [str(binary), "--host", "127.0.0.1", "--port", str(server.http_port), "--path", "/ws/live",
+           "--subscribers", str(n), "--destination", f"/topic/live/{room_id}/chat",
+           "--connect-rate", str(args.native_connect_rate), "--max-in-flight", str(args.connect_concurrency),
+           "--event-loops", str(args.native_event_loops), "--expect", str(args.messages),
+           "--max-seconds", str(int(max_s))]
+    if not args.no_join:
+        cmd += ["--join", f"/app/live/{room_id}/join"]
+    hu.log(f"opening {n} STOMP subscribers with native hubload ({args.native_event_loops} event loop(s), "
+           f"{args.native_connect_rate:g} connects/s, ≤ {args.connect_concurrency} in flight)")
+    t_conn = time.monotonic()
+    gen = await NativeLoadgen.start(cmd)
+    senders = []
+    try:
+        ready = await gen.expect("READY", args.connect_timeout + 60)
+        ok, failed = ready["subscribed"], ready["failed"]
+        errors = {k: v for k, v in (ready.get("failures") or {}).items() if v}
+        connect_s = time.monotonic() - t_conn
+        loadgen_cpu_connect = gen.cpu_s()
+        await asyncio.sleep(2.0)  # let the server settle (allocations, joins)
+        rss1, cpu1 = server.rss_kib(), server.cpu_s()
+        hu.log(f"connected {ok}/{n} in {connect_s:.1f}s (hubload: {ready.get('seconds')}s); "
+               f"server RSS {rss0/1024:.1f} → {rss1/1024:.1f} MiB; hubload RSS {(gen.rss_kib() or 0)/1024:.1f} MiB")
+        status, room = server.request("GET", f"/v1/notifications/live/rooms/{room_id}")
+        result.update({
+            "subscribers_requested": n, "subscribers_connected": ok, "subscribers_failed": failed,
+            "connect_errors": errors, "connection_success_pct": 100.0 * ok / n if n else None,
+            "connect_seconds": connect_s, "connects_per_s": ok / connect_s if connect_s else None,
+            "server_rss_after_connect_kib": rss1,
+            "server_rss_per_idle_connection_kib": (rss1 - rss0) / ok if ok else None,
+            "server_cpu_s_connect": cpu1 - cpu0,
+            "viewer_count_reported": room.get("viewerCount") if isinstance(room, dict) else None,
+            "loadgen_cpu_s_connect": loadgen_cpu_connect,
+            "loadgen_rss_after_connect_kib": gen.rss_kib(),
+        })
+
+        nsenders = args.senders or max(1, math.ceil(args.rate / args.per_sender_rate))
+        senders = await open_senders(server, nsenders, "fanout-sender")
+        hu.log(f"sending {args.messages} chats at {args.rate}/s from {nsenders} senders "
+               f"({args.rate / nsenders:.2f}/s each) → {args.messages * ok:,} expected deliveries")
+        metrics_before = hu.hub_metrics(server.metrics())
+        sampler = Sampler(server)
+        cpu_gen0 = gen.cpu_s()
+        sampler.start()
+        dest = f"/app/live/{room_id}/chat"
+        t_start = time.monotonic()
+        t_start_ns = time.monotonic_ns()
+        late = 0.0
+        for i in range(args.messages):
+            due = t_start + i / args.rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            else:
+                late = max(late, -delay)
+            senders[i % nsenders].send_json(dest, {"message": f"bm{i}@{time.monotonic_ns()}" + (" " + args.padding if args.padding else "")})
+        t_sent = time.monotonic()
+        hu.log(f"sent {args.messages} in {t_sent - t_start:.1f}s (max send lateness {late*1000:.0f} ms); waiting for deliveries")
+        complete_line = None
+        if ok:
+            try:
+                complete_line = await gen.expect("COMPLETE", args.drain_timeout)
+            except TimeoutError:
+                hu.log(f"not every subscriber complete after {args.drain_timeout:.0f}s drain")
+        phase = sampler.stop()
+        cpu_gen1 = gen.cpu_s()
+        metrics_after = hu.hub_metrics(server.metrics())
+        gen.stop()
+        r = await gen.expect("RESULT", 120)
+        try:
+            await asyncio.wait_for(gen.proc.wait(), 60)
+        except asyncio.TimeoutError:
+            hu.log("hubload did not exit within 60 s after RESULT; killing it")
+        committed = count_chats(server, room_id)
+        sender_errors = [e for s in senders for e in s.errors]
+        for s in senders:
+            s.close()
+        senders = []
+        t_td = time.monotonic()
+        gauge = None
+        while time.monotonic() - t_td < 120:
+            m = hu.hub_metrics(server.metrics())
+            gauge = m.get('livehub_hub_connections{protocol="stomp"}')
+            if gauge == 0:
+                break
+            await asyncio.sleep(0.25)
+        result["teardown_s"] = time.monotonic() - t_td
+        result["teardown_connections_left"] = gauge
+        result["server_rss_after_teardown_kib"] = server.rss_kib()
+        deliveries = r["deliveries"]
+        last_rx = r.get("last_rx_ns") or 0
+        span = (last_rx - t_start_ns) / 1e9 if last_rx else None
+        per_sub = r.get("per_subscriber") or {}
+        lag = r.get("loop_lag") or {}
+        gen_cpu = (cpu_gen1 - cpu_gen0) if cpu_gen0 is not None and cpu_gen1 is not None else None
+        result.update({
+            "messages_sent": args.messages, "send_rate_target": args.rate, "senders": nsenders,
+            "send_seconds": t_sent - t_start, "max_send_lateness_ms": late * 1000,
+            "deliveries_expected": args.messages * ok, "deliveries_received": deliveries,
+            "delivery_pct": 100.0 * deliveries / (args.messages * ok) if ok else None,
+            "subscribers_complete": per_sub.get("complete"),
+            "subscribers_closed_by_server": r.get("closed_by_server"),
+            "min_per_subscriber": per_sub.get("min"), "max_per_subscriber": per_sub.get("max"),
+            "messages_seen": r.get("messages_seen"),
+            "min_deliveries_per_message": r.get("min_deliveries_per_message"),
+            "max_deliveries_per_message": r.get("max_deliveries_per_message"),
+            "latency": r.get("latency") or {"count": 0},
+            "first_delivery_latency": r.get("first_delivery_latency") or {"count": 0},
+            "fanout_spread_last_minus_first": r.get("spread") or {"count": 0},
+            "delivery_span_s": span, "deliveries_per_s": deliveries / span if span else None,
+            "deliveries_per_s_first_to_last": r.get("deliveries_per_second"),
+            "all_complete_reported": complete_line is not None,
+            "committed_chats": committed, "committed_chats_per_s": committed / (t_sent - t_start) if committed else None,
+            "sender_errors": sender_errors[:5], "sender_error_count": len(sender_errors),
+            "phase": phase, "server_rss_end_fanout_kib": server.rss_kib(),
+            "loadgen_worker_cpu_s": gen_cpu,
+            "loadgen_worker_cpu_pct": 100 * gen_cpu / phase["wall_s"] if gen_cpu is not None and phase["wall_s"] else None,
+            "loadgen_cpu_s_total": r.get("cpu_s_total"),
+            "worker_loop_lag_p99_ms": lag.get("p99_ms"), "worker_loop_lag_max_ms": lag.get("max_ms"),
+            "workers": 0,
+            "native_result": r,
+            "hub_metrics_delta": {k: metrics_after.get(k, 0) - metrics_before.get(k, 0) for k in metrics_after
+                                  if metrics_after.get(k, 0) != metrics_before.get(k, 0)},
+        })
+    finally:
+        for s in senders:
+            s.close()
+        await gen.kill()
+
+
 async def throughput_phase(args, server, room_id, result):
     hu.log(f"throughput: {args.tp_users} users × {args.tp_user_rate}/s for {args.tp_seconds}s")
     observer_lat = array.array("q")
@@ -523,6 +756,10 @@ def main():
     ap.add_argument("--tp-seconds", type=float, default=10.0)
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--bin", default=os.environ.get("LIVEHUB_BIN", str(hu.DEFAULT_BIN)))
+    ap.add_argument("--native", default=os.environ.get("HUBLOAD_BIN") or None, metavar="PATH_TO_HUBLOAD_BINARY",
+                    help="phase 1 subscribers from the native bench/hubload binary instead of Python workers (env HUBLOAD_BIN)")
+    ap.add_argument("--native-connect-rate", type=float, default=2000.0, help="hubload connects per second")
+    ap.add_argument("--native-event-loops", type=int, default=1, help="hubload event loop threads")
     ap.add_argument("--out", default="hub-latest.json")
     args = ap.parse_args()
     if args.per_sender_rate > 5:
@@ -543,7 +780,10 @@ def main():
         s1, room = server.request("POST", "/v1/notifications/live/rooms", {"title": "fanout bench"}, owner)
         s2, room2 = server.request("POST", "/v1/notifications/live/rooms", {"title": "throughput bench"}, owner)
         assert s1 == 201 and s2 == 201, (s1, room, s2, room2)
-        asyncio.run(fanout_phase(args, server, room["id"], result["fanout"]))
+        if args.native:
+            asyncio.run(fanout_phase_native(args, server, room["id"], result["fanout"]))
+        else:
+            asyncio.run(fanout_phase(args, server, room["id"], result["fanout"]))
         if not args.skip_throughput:
             asyncio.run(throughput_phase(args, server, room2["id"], result["throughput"]))
         result["server_rss_end_kib"] = server.rss_kib()
@@ -552,6 +792,7 @@ def main():
         result["hub_metrics_end"] = hu.hub_metrics(server.metrics())
         result["metrics_response_s_after_disconnects"] = server.last_metrics_s
     finally:
+        kill_native_leftovers()
         server.stop()
         result["server_exit_code"] = server.proc.returncode if server.proc else None
         result["server_log_problems"] = hu.log_problems(server.output())
@@ -567,7 +808,10 @@ def report(r):
     f = r["fanout"]
     lat = f.get("latency", {})
     ph = f.get("phase", {})
+    native = f.get("loadgen") == "native"
     rows = [
+        ("subscriber load generator", (f"native hubload ({r['args'].get('native_event_loops')} event loop(s))" if native
+                                       else f"python ({r['args'].get('workers')} worker process(es))")),
         ("subscribers connected / requested", f"{f.get('subscribers_connected')}/{f.get('subscribers_requested')} ({hu.fmt(f.get('connection_success_pct'))}%)"),
         ("connect time s (connects/s)", f"{hu.fmt(f.get('connect_seconds'))} ({hu.fmt(f.get('connects_per_s'))})"),
         ("server RSS before connect MiB", (f.get("server_rss_before_connect_kib") or 0) / 1024),
@@ -584,10 +828,13 @@ def report(r):
         ("first-subscriber latency p50 / p99 ms", f"{hu.fmt(f.get('first_delivery_latency', {}).get('p50_ms'))} / {hu.fmt(f.get('first_delivery_latency', {}).get('p99_ms'))}"),
         ("fan-out spread (last−first) p50 / p99 ms", f"{hu.fmt(f.get('fanout_spread_last_minus_first', {}).get('p50_ms'))} / {hu.fmt(f.get('fanout_spread_last_minus_first', {}).get('p99_ms'))}"),
         ("deliveries/s sustained", f.get("deliveries_per_s")),
+    ] + ([("deliveries/s first→last delivery", f.get("deliveries_per_s_first_to_last")),
+          ("min / max deliveries per message", f"{hu.fmt(f.get('min_deliveries_per_message'))} / {hu.fmt(f.get('max_deliveries_per_message'))} ({hu.fmt(f.get('messages_seen'))} seen)")]
+         if native else []) + [
         ("committed chats (per s)", f"{f.get('committed_chats')} ({hu.fmt(f.get('committed_chats_per_s'))})"),
         ("sender ERROR frames", f.get("sender_error_count")),
         ("server CPU % during fan-out", ph.get("server_cpu_pct")),
-        ("loadgen subscriber CPU %", f.get("loadgen_worker_cpu_pct")),
+        ("loadgen subscriber CPU %" + (" (hubload, during fan-out)" if native else ""), f.get("loadgen_worker_cpu_pct")),
         ("machine CPU % (all cores)", ph.get("machine_cpu_pct_of_2_cores")),
         ("client loop lag p99 / max ms", f"{hu.fmt(f.get('worker_loop_lag_p99_ms'))} / {hu.fmt(f.get('worker_loop_lag_max_ms'))}"),
         ("server RSS peak during fan-out MiB", (ph.get("rss_peak_kib") or 0) / 1024),
