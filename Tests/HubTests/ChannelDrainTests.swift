@@ -110,6 +110,54 @@ import Testing
     }
 }
 
+/// The framed path: with NIO's `WebSocketFrameEncoder` in the pipeline the drain writes ready
+/// frame bytes below it; each distinct message is framed once per batch.
+@Suite struct WebSocketFramerTests {
+    @Test func theSameMessageIsFramedOnceAndSharedAndLengthsFollowRFC6455() {
+        var framer = WebSocketFramer()
+        let message = HubOutboundFrame.text(ByteBuffer(string: "MESSAGE\n\nhello\u{0}"))
+        let first = framer.framed(message, allocator: ByteBufferAllocator())
+        let second = framer.framed(message, allocator: ByteBufferAllocator())
+        #expect(framer.framings == 1)
+        #expect(first.withUnsafeReadableBytes { $0.baseAddress } == second.withUnsafeReadableBytes { $0.baseAddress })
+        #expect(Array(first.readableBytesView.prefix(2)) == [0x81, UInt8(message.buffer.readableBytes)])
+        // A different buffer with equal bytes is a different message (framed again, same bytes).
+        let copy = framer.framed(.text(ByteBuffer(string: "MESSAGE\n\nhello\u{0}")), allocator: ByteBufferAllocator())
+        #expect(framer.framings == 2 && copy == first)
+
+        for (length, header) in [(125, [0x82, 125]), (126, [0x82, 126, 0, 126]), (65_536, [0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0])] {
+            let framed = WebSocketFramer.frame(ByteBuffer(repeating: 7, count: length), isText: false, allocator: ByteBufferAllocator())
+            #expect(Array(framed.readableBytesView.prefix(header.count)) == header.map(UInt8.init))
+            #expect(framed.readableBytes == header.count + length)
+        }
+    }
+
+    @Test func withTheEncoderInThePipelineTheSocketGetsValidFramesOfTheSharedBytes() throws {
+        let hub = Hub()
+        let connection = try hub.register(format: .stomp(.raw))
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(WebSocketFrameEncoder())
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        ChannelDrain(channel: channel, connection: connection, clock: hub.clock, coalesce: { $0 }, goodbye: { _ in [] }).start()
+        channel.embeddedEventLoop.run()
+        hub.send(.text(ByteBuffer(string: "one")), to: connection)
+        hub.send(.binary(ByteBuffer(bytes: [1, 2, 3])), to: connection)
+        channel.embeddedEventLoop.run()
+        var bytes: [UInt8] = []
+        while let buffer = try channel.readOutbound(as: IOData.self) {
+            guard case .byteBuffer(let b) = buffer else { Issue.record("file region"); return }
+            bytes += b.readableBytesView
+        }
+        #expect(bytes == [0x81, 3] + Array("one".utf8) + [0x82, 3, 1, 2, 3])
+        // A close is a Close frame through the encoder (code 1000, "bye").
+        hub.close(connection, reason: .normal)
+        channel.embeddedEventLoop.run()
+        var close: [UInt8] = []
+        while let buffer = try channel.readOutbound(as: ByteBuffer.self) { close += buffer.readableBytesView }
+        #expect(Array(close.prefix(4)) == [0x88, 5, 0x03, 0xE8] && Array(close.dropFirst(4)) == Array("bye".utf8))
+    }
+}
+
 /// `ConnectionTicker`: one task ticks every registered connection; a tick returning false is
 /// dropped; removed tickets are not called again.
 @Suite struct ConnectionTickerTests {

@@ -18,6 +18,12 @@ import Synchronization
 /// the socket catches up. A `.close` item is written even to an unwritable channel: the goodbye
 /// frames, an RFC 6455 §5.5.1 Close frame with the reason, then the TCP connection is closed.
 ///
+/// Framing: a server's WebSocket frames are not masked (RFC 6455 §5.1), so a message fanned out to
+/// many connections is the same bytes on every socket. `LoopDrainBatch.run` frames each distinct
+/// message once (`WebSocketFramer`) and every drain writes that one buffer below NIO's
+/// `WebSocketFrameEncoder`, straight toward the socket: per delivery a retain and an iovec, no
+/// header allocation, no trip through the rest of the pipeline.
+///
 /// The WebSocket library (WSCore) still owns the upgrade, the inbound side and control frames
 /// (ping/pong, the client's Close); both write whole frames on the same event loop, so frames
 /// never interleave. Requires a pipeline without a per-message compression extension.
@@ -30,8 +36,11 @@ final class ChannelDrain: Sendable {
     let coalesce: @Sendable ([HubOutboundFrame]) -> [HubOutboundFrame]
     let goodbye: @Sendable (HubCloseReason) -> [HubOutboundFrame]
     private let batch: LoopDrainBatch
-    /// Touched on the event loop only (NIOLoopBound would need the loop at every access).
     private let finished = Atomic<Bool>(false)
+    /// The context of NIO's `WebSocketFrameEncoder` in this channel: writes through it are encoded
+    /// frame bytes. Set on the event loop before the first drain; nil if the pipeline has no such
+    /// encoder (then frames go through `channel.write` as `WebSocketFrame`s).
+    private let encoderContext: NIOLoopBoundBox<ChannelHandlerContext?>
 
     init(
         channel: any Channel, connection: HubConnection, clock: HubClock, closeGrace: Duration = .seconds(5),
@@ -45,16 +54,27 @@ final class ChannelDrain: Sendable {
         self.coalesce = coalesce
         self.goodbye = goodbye
         self.batch = LoopDrainBatch.forLoop(channel.eventLoop)
+        self.encoderContext = NIOLoopBoundBox.makeEmptyBox(valueType: ChannelHandlerContext.self, eventLoop: channel.eventLoop)
     }
 
     /// Installs the writability observer and hands the connection's queue over to this drain.
     func start() {
-        _ = self.channel.pipeline.addHandler(ChannelDrainWritabilityHandler(drain: self))
+        // Runs on the loop before any drain job (jobs on one loop run in order).
+        self.channel.eventLoop.execute { [self] in
+            let pipeline = self.channel.pipeline.syncOperations
+            self.encoderContext.value = try? pipeline.context(handlerType: WebSocketFrameEncoder.self)
+            try? pipeline.addHandler(ChannelDrainWritabilityHandler(drain: self))
+        }
         self.connection.queue.setDrain { [self] in self.batch.submit(self) }
     }
 
     /// On the event loop: write what is queued (if the socket takes it) and flush.
     func drainNow() {
+        var framer = WebSocketFramer()
+        self.drainNow(framer: &framer)
+    }
+
+    func drainNow(framer: inout WebSocketFramer) {
         self.channel.eventLoop.assertInEventLoop()
         if self.finished.load(ordering: .relaxed) { return }
         guard self.channel.isActive else {
@@ -75,14 +95,15 @@ final class ChannelDrain: Sendable {
             }
             if closeReason != nil { break }
         }
-        for frame in self.coalesce(frames) { self.write(frame) }
+        let encoder = self.encoderContext.value
+        for frame in self.coalesce(frames) { self.write(frame, encoder: encoder, framer: &framer) }
         self.connection.noteWrite(at: self.clock.now())
         guard let reason = closeReason else {
-            self.channel.flush()
+            if let encoder { encoder.flush() } else { self.channel.flush() }
             return
         }
         self.finished.store(true, ordering: .relaxed)
-        for frame in self.goodbye(reason) { self.write(frame) }
+        for frame in self.goodbye(reason) { self.write(frame, encoder: encoder, framer: &framer) }
         var payload = self.channel.allocator.buffer(capacity: 2 + reason.text.utf8.count)
         payload.writeInteger(reason.webSocketCloseCode)
         payload.writeString(reason.text)
@@ -100,7 +121,11 @@ final class ChannelDrain: Sendable {
         }
     }
 
-    private func write(_ frame: HubOutboundFrame) {
+    private func write(_ frame: HubOutboundFrame, encoder: ChannelHandlerContext?, framer: inout WebSocketFramer) {
+        if let encoder {
+            encoder.write(NIOAny(IOData.byteBuffer(framer.framed(frame, allocator: self.channel.allocator))), promise: nil)
+            return
+        }
         switch frame {
         case .text(let buffer): self.channel.write(WebSocketFrame(fin: true, opcode: .text, data: buffer), promise: nil)
         case .binary(let buffer): self.channel.write(WebSocketFrame(fin: true, opcode: .binary, data: buffer), promise: nil)
@@ -149,7 +174,63 @@ final class LoopDrainBatch: Sendable {
             pending.reserveCapacity(drains.count)
             return drains
         }
-        for drain in drains { drain.drainNow() }
+        var framer = WebSocketFramer()
+        for drain in drains { drain.drainNow(framer: &framer) }
+    }
+}
+
+/// Unmasked server frames (RFC 6455 §5.2) for hub messages, each distinct message framed once per
+/// batch run. A message is recognised by its bytes' address and length; the entry keeps the
+/// original buffer alive, so no other buffer can take that address while the entry exists.
+struct WebSocketFramer {
+    private struct Entry {
+        let original: ByteBuffer
+        let address: UInt
+        let isText: Bool
+        let framed: ByteBuffer
+    }
+
+    /// A batch carries a handful of distinct messages (the chats of one burst); coalesced SockJS
+    /// frames are one-offs, so only the latest few are kept.
+    private static let capacity = 8
+    private var entries: [Entry] = []
+    private(set) var framings = 0
+
+    mutating func framed(_ frame: HubOutboundFrame, allocator: ByteBufferAllocator) -> ByteBuffer {
+        let (payload, isText): (ByteBuffer, Bool) =
+            switch frame {
+            case .text(let buffer): (buffer, true)
+            case .binary(let buffer): (buffer, false)
+            }
+        let address = payload.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+        for entry in self.entries
+        where entry.address == address && entry.isText == isText && entry.original.readableBytes == payload.readableBytes {
+            return entry.framed
+        }
+        let framed = Self.frame(payload, isText: isText, allocator: allocator)
+        self.framings += 1
+        if self.entries.count == Self.capacity { self.entries.removeFirst() }
+        self.entries.append(Entry(original: payload, address: address, isText: isText, framed: framed))
+        return framed
+    }
+
+    /// FIN set, no mask, opcode text (0x1) or binary (0x2), 7/16/64-bit payload length.
+    static func frame(_ payload: ByteBuffer, isText: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
+        let length = payload.readableBytes
+        var out = allocator.buffer(capacity: length + 10)
+        out.writeInteger(UInt8(0x80 | (isText ? 0x1 : 0x2)))
+        if length < 126 {
+            out.writeInteger(UInt8(length))
+        } else if length <= 0xFFFF {
+            out.writeInteger(UInt8(126))
+            out.writeInteger(UInt16(length))
+        } else {
+            out.writeInteger(UInt8(127))
+            out.writeInteger(UInt64(length))
+        }
+        var payload = payload
+        out.writeBuffer(&payload)
+        return out
     }
 }
 
