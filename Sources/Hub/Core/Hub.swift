@@ -282,20 +282,33 @@ public final class Hub: Sendable {
         }
         var cache: [EncodeKey: HubOutboundFrame] = [:]
         var sent: [String: Int] = [:]
+        // Most recipients share the previous one's (format, variant): reuse its frame and count
+        // without hashing two strings per recipient.
+        var last: (format: String, variant: String, protocolName: String, frame: HubOutboundFrame)?
+        var sentSinceLast = 0
         for (connection, variants) in recipients {
             for variant in variants {
-                let key = EncodeKey(format: connection.format.name, variant: variant)
+                let format = connection.format
                 let frame: HubOutboundFrame
-                if let f = cache[key] {
-                    frame = f
+                if let previous = last, previous.format == format.name, previous.variant == variant {
+                    frame = previous.frame
                 } else {
-                    frame = connection.format.encoder.encode(message, variant: variant)
-                    cache[key] = frame
-                    self.metrics.encode(connection.format.protocolName)
+                    if let previous = last, sentSinceLast > 0 { sent[previous.protocolName, default: 0] += sentSinceLast }
+                    sentSinceLast = 0
+                    let key = EncodeKey(format: format.name, variant: variant)
+                    if let f = cache[key] {
+                        frame = f
+                    } else {
+                        frame = format.encoder.encode(message, variant: variant)
+                        cache[key] = frame
+                        self.metrics.encode(format.protocolName)
+                    }
+                    last = (format.name, variant, format.protocolName, frame)
                 }
-                if self.enqueue(frame, on: connection) { sent[connection.format.protocolName, default: 0] += 1 }
+                if self.enqueue(frame, on: connection) { sentSinceLast += 1 }
             }
         }
+        if let previous = last, sentSinceLast > 0 { sent[previous.protocolName, default: 0] += sentSinceLast }
         if !cache.isEmpty { self.state.withLock { $0.encodes += cache.count } }
         for (p, n) in sent { self.metrics.messagesOut(p, n) }
         return sent.values.reduce(0, +)

@@ -111,6 +111,15 @@ final class OutboundQueue: Sendable {
         wake?()
     }
 
+    /// Hands an array the drain is done with back for the next enqueues, so that a delivery to an
+    /// idle connection does not allocate a fresh array every time (the items are released here).
+    func recycle(_ items: inout [HubOutboundItem]) {
+        items.removeAll(keepingCapacity: true)
+        self.state.withLock { s in
+            if s.items.isEmpty && s.items.capacity < items.capacity { swap(&s.items, &items) }
+        }
+    }
+
     /// What the drain takes: everything queued; the next enqueue wakes the drain again. A drain
     /// that cannot write now (socket buffer full) simply does not call this, and calls it later.
     func takeForDrain() -> [HubOutboundItem] {

@@ -83,8 +83,18 @@ final class ChannelDrain: Sendable {
             return
         }
         if !self.channel.isWritable && !self.connection.isClosing { return }
-        let items = self.connection.queue.takeForDrain()
+        var items = self.connection.queue.takeForDrain()
         if items.isEmpty { return }
+        defer { self.connection.queue.recycle(&items) }
+        let encoder = self.encoderContext.value
+        if items.count == 1, case .frame(let only) = items[0] {
+            // The usual case in a fan-out: one message for an idle socket (coalescing one frame is
+            // the frame itself).
+            self.write(only, encoder: encoder, framer: &framer)
+            self.connection.noteWrite(at: self.clock.now())
+            if let encoder { encoder.flush() } else { self.channel.flush() }
+            return
+        }
         var frames: [HubOutboundFrame] = []
         frames.reserveCapacity(items.count)
         var closeReason: HubCloseReason?
@@ -95,7 +105,6 @@ final class ChannelDrain: Sendable {
             }
             if closeReason != nil { break }
         }
-        let encoder = self.encoderContext.value
         for frame in self.coalesce(frames) { self.write(frame, encoder: encoder, framer: &framer) }
         self.connection.noteWrite(at: self.clock.now())
         guard let reason = closeReason else {
