@@ -234,6 +234,15 @@ enum ConnectionRunner {
     }
 }
 
+/// Runs `body` on a task of its own and waits for it. For the calls a connection makes into the
+/// server (token checks, database reads, chat commits) from its long-lived task: a task keeps the
+/// memory its deepest call chain needed until it ends, so one GRDB read on a viewer's connection
+/// task left ~7 KiB per idle viewer (measured with `bench/hub/idle_memory.py`); a short task gives
+/// it back. Costs a task creation (~µs), paid per SUBSCRIBE/SEND/auth, never per delivery.
+func onOwnTask<T: Sendable>(_ body: sending @escaping @isolated(any) () async -> T) async -> T {
+    await Task(operation: body).value
+}
+
 /// Random session ids (URL-safe).
 enum SessionID {
     static let alphabet = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_".utf8)

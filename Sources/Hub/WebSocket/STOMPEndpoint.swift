@@ -240,7 +240,8 @@ final class STOMPConnectionDriver: Sendable {
             case .sendHeartbeat:
                 self.hub.send(self.encoder.heartbeat, to: self.connection)
             case .authenticate(let token):
-                let result = await self.endpoint.authenticator.authenticate(token: token)
+                let authenticator = self.endpoint.authenticator
+                let result = await onOwnTask { await authenticator.authenticate(token: token) }
                 if case .invalid(let reason) = result {
                     self.logger.debug("STOMP CONNECT with invalid token", metadata: ["reason": "\(reason)"])
                 }
@@ -250,7 +251,8 @@ final class STOMPConnectionDriver: Sendable {
                 let ctx = self.context()
                 self._context.withLock { $0 = ctx }
             case .authorizeSubscription(let request):
-                let decision = await self.endpoint.backend.canSubscribe(destination: request.destination, connection: self.context())
+                let (backend, context) = (self.endpoint.backend, self.context())
+                let decision = await onOwnTask { await backend.canSubscribe(destination: request.destination, connection: context) }
                 next = self.session.withLock { $0.subscriptionDecided(request, decision) }
             case .subscribe(let topic, let id):
                 self.hub.subscribe(self.connection, topic: topic, variant: id)
@@ -261,9 +263,12 @@ final class STOMPConnectionDriver: Sendable {
                 let key = self.connection.identity.map { "u:" + $0.userId } ?? "c:\(self.connection.id)"
                 let outcome: SendOutcome
                 if self.endpoint.rateLimiter.allow(key) {
-                    outcome = await self.endpoint.backend.handleSend(
-                        destination: request.destination, body: ByteBuffer(bytes: request.body),
-                        contentType: request.contentType, connection: self.context())
+                    let (backend, context) = (self.endpoint.backend, self.context())
+                    outcome = await onOwnTask {
+                        await backend.handleSend(
+                            destination: request.destination, body: ByteBuffer(bytes: request.body),
+                            contentType: request.contentType, connection: context)
+                    }
                 } else {
                     self.hub.recordRateLimited(self.connection)
                     let rate = self.endpoint.configuration.sendRateLimit.ratePerSecond

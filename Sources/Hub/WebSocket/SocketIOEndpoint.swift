@@ -148,27 +148,32 @@ final class SocketIOConnectionDriver: Sendable {
                 self.send(text)
             case .authenticate(let token, let purpose):
                 self.hub.recordInbound(self.connection)
-                let result = await self.endpoint.authenticator.authenticate(token: token)
+                let authenticator = self.endpoint.authenticator
+                let result = await onOwnTask { await authenticator.authenticate(token: token) }
                 next = self.session.withLock { $0.authenticationFinished(result, purpose: purpose) }
             case .joined(let identity):
                 guard let identity else { continue }  // waiting for AUTH
                 let change = self.hub.setIdentity(identity, for: self.connection)
                 self.joined.withLock { $0 = identity }
-                await self.endpoint.backend.userConnected(self.context(identity: identity), identity: identity, isFirstConnectionOfUser: change.isFirstConnectionOfUser)
+                let (backend, context, flag) = (self.endpoint.backend, self.context(identity: identity), change.isFirstConnectionOfUser)
+                await onOwnTask { await backend.userConnected(context, identity: identity, isFirstConnectionOfUser: flag) }
             case .identityChanged(let previous, let identity):
                 let change = self.hub.setIdentity(identity, for: self.connection)
                 self.joined.withLock { $0 = identity }
                 if let previous, previous.userId != identity.userId {
-                    await self.endpoint.backend.userDisconnected(self.context(identity: previous), identity: previous, wasLastConnectionOfUser: change.previousUserRemoved)
+                    let (backend, context, flag) = (self.endpoint.backend, self.context(identity: previous), change.previousUserRemoved)
+                    await onOwnTask { await backend.userDisconnected(context, identity: previous, wasLastConnectionOfUser: flag) }
                 }
                 if previous?.userId != identity.userId {
-                    await self.endpoint.backend.userConnected(self.context(identity: identity), identity: identity, isFirstConnectionOfUser: change.isFirstConnectionOfUser)
+                    let (backend, context, flag) = (self.endpoint.backend, self.context(identity: identity), change.isFirstConnectionOfUser)
+                    await onOwnTask { await backend.userConnected(context, identity: identity, isFirstConnectionOfUser: flag) }
                 }
             case .left(let identity):
                 let change = self.hub.setIdentity(nil, for: self.connection)
                 self.joined.withLock { $0 = nil }
                 if let identity {
-                    await self.endpoint.backend.userDisconnected(self.context(identity: identity), identity: identity, wasLastConnectionOfUser: change.previousUserRemoved)
+                    let (backend, context, flag) = (self.endpoint.backend, self.context(identity: identity), change.previousUserRemoved)
+                    await onOwnTask { await backend.userDisconnected(context, identity: identity, wasLastConnectionOfUser: flag) }
                 }
             case .dispatch(let request):
                 self.hub.recordInbound(self.connection)
@@ -179,8 +184,10 @@ final class SocketIOConnectionDriver: Sendable {
                     break
                 }
                 guard let identity = self.connection.identity else { continue }
-                let result = await self.endpoint.backend.handleEvent(
-                    name: request.name, payload: request.payload, connection: self.context(identity: identity), identity: identity)
+                let (backend, context) = (self.endpoint.backend, self.context(identity: identity))
+                let result = await onOwnTask {
+                    await backend.handleEvent(name: request.name, payload: request.payload, connection: context, identity: identity)
+                }
                 next = self.session.withLock { $0.eventFinished(request, result) }
             case .close(let reason):
                 self.hub.close(self.connection, reason: reason)
