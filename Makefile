@@ -47,7 +47,10 @@ bench: deps
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$missing; fi
 	swift build -c release --product livehub --scratch-path .build-bench
 	python3 bench/run.py $(BENCH_ARGS)
-	python3 bench/hub/stomp_fanout.py --bin .build-bench/release/livehub --subscribers 2000 --messages 300 --rate 10 --workers 2
+	swift build -c release --package-path bench/hubload
+	python3 bench/hub/stomp_fanout.py --bin .build-bench/release/livehub --native bench/hubload/.build/release/hubload --subscribers 2000 --messages 300 --rate 10
+	python3 bench/hub/stomp_fanout.py --bin .build-bench/release/livehub --native bench/hubload/.build/release/hubload --subscribers 10000 --messages 30 --rate 2 --skip-throughput --out hub-10k.json
+	python3 bench/hub/idle_memory.py --bin .build-bench/release/livehub --connections 5000
 	python3 bench/hub/bell_load.py --bin .build-bench/release/livehub --clients 1000 --users 200
 	@echo "Micro-benchmarks of the hot paths (chunk decode, AMF0, HLS packager, hub fan-out): make microbench"
 
@@ -61,4 +64,4 @@ microbench: deps
 	swift package --package-path Benchmarks --scratch-path $(MICROBENCH_SCRATCH) benchmark --no-progress $(MICROBENCH_ARGS)
 
 clean:
-	rm -rf .build Benchmarks/.build Benchmarks/.build-nomalloc $(VENV)
+	rm -rf .build Benchmarks/.build Benchmarks/.build-nomalloc bench/hubload/.build $(VENV)

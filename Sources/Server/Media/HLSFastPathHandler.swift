@@ -90,6 +90,8 @@ final class HLSRequestAnswerer: ChannelInboundHandler, RemovableChannelHandler {
     /// socket: encoded bytes, not response parts.
     var encoderContext: ChannelHandlerContext?
     private var counters: [Int: Prometheus.Counter] = [:]
+    /// Bodies up to this size are copied behind the header; larger ones are written as they are.
+    static let inlineBodyLimit = 16 * 1024
 
     init(hls: HLSService, cors: CORSPolicyMiddleware, metrics: LiveHubMetrics, serverName: String, state: HLSFastPathHandler.State) {
         self.hls = hls
@@ -125,7 +127,11 @@ final class HLSRequestAnswerer: ChannelInboundHandler, RemovableChannelHandler {
     private func write(_ answer: HLSResponse, for head: HTTPRequestHead, context: ChannelHandlerContext) {
         let keepAlive = head.isKeepAlive
         let sendsBody = head.method != .HEAD
-        var out = context.channel.allocator.buffer(capacity: 320 + (sendsBody ? answer.body.readableBytes : 0))
+        // Small bodies (playlists, parts of a low-bitrate stream) go out in the header's buffer: one
+        // write, one copy of a few hundred bytes. Larger ones (segments) are written as they are, a
+        // second iovec of the same writev, so the segment's bytes are never copied.
+        let bodyInline = sendsBody && answer.body.readableBytes <= Self.inlineBodyLimit
+        var out = context.channel.allocator.buffer(capacity: 320 + (bodyInline ? answer.body.readableBytes : 0))
         out.writeString("HTTP/1.1 \(answer.status) \(HTTPResponseStatus(statusCode: answer.status).reasonPhrase)\r\n")
         let origin = head.headers.first(name: "origin")
         let allowedOrigin = cors.allowedOrigin(for: origin)
@@ -152,9 +158,12 @@ final class HLSRequestAnswerer: ChannelInboundHandler, RemovableChannelHandler {
             out.writeStaticString("\r\nConnection: keep-alive")
         }
         out.writeStaticString("\r\n\r\n")
-        if sendsBody {
+        if bodyInline {
             var body = answer.body
             out.writeBuffer(&body)
+        } else if sendsBody {
+            context.write(NIOAny(IOData.byteBuffer(out)), promise: nil)
+            out = answer.body
         }
         countRequest(method: head.method, status: answer.status)
         if keepAlive {
