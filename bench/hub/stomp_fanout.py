@@ -45,6 +45,21 @@ def stomp_frame(command, headers, body=""):
     return command + "\n" + "".join(f"{k}:{v}\n" for k, v in headers.items()) + "\n" + body + "\x00"
 
 
+async def measure_teardown(server, result, limit_s=120):
+    """How long until the server has forgotten every STOMP connection (gauge back to 0), and RSS then."""
+    t_td = time.monotonic()
+    gauge = None
+    while time.monotonic() - t_td < limit_s:
+        m = hu.hub_metrics(server.metrics())
+        gauge = m.get('livehub_hub_connections{protocol="stomp"}')
+        if gauge == 0:
+            break
+        await asyncio.sleep(0.25)
+    result["teardown_s"] = time.monotonic() - t_td
+    result["teardown_connections_left"] = gauge
+    result["server_rss_after_teardown_kib"] = server.rss_kib()
+
+
 class StompConn:
     """One STOMP session over wsclient; `on_frame(kind, payload, t_ns)` sees raw WS messages."""
 
@@ -398,18 +413,7 @@ async def fanout_phase(args, server, room_id, result):
         sender_errors = [e for s in senders for e in s.errors]
         for s in senders:
             s.close()
-        # teardown: how long until the server has forgotten every connection
-        t_td = time.monotonic()
-        gauge = None
-        while time.monotonic() - t_td < 120:
-            m = hu.hub_metrics(server.metrics())
-            gauge = m.get('livehub_hub_connections{protocol="stomp"}')
-            if gauge == 0:
-                break
-            await asyncio.sleep(0.25)
-        result["teardown_s"] = time.monotonic() - t_td
-        result["teardown_connections_left"] = gauge
-        result["server_rss_after_teardown_kib"] = server.rss_kib()
+        await measure_teardown(server, result)
         summary = hu.latency_summary_ms(lat)
         sent_at = send_times
         first_lat = [(first[i] - sent_at[i]) // 1000 for i in range(args.messages) if first[i] and sent_at[i]]
@@ -624,17 +628,7 @@ async def fanout_phase_native(args, server, room_id, result):
         for s in senders:
             s.close()
         senders = []
-        t_td = time.monotonic()
-        gauge = None
-        while time.monotonic() - t_td < 120:
-            m = hu.hub_metrics(server.metrics())
-            gauge = m.get('livehub_hub_connections{protocol="stomp"}')
-            if gauge == 0:
-                break
-            await asyncio.sleep(0.25)
-        result["teardown_s"] = time.monotonic() - t_td
-        result["teardown_connections_left"] = gauge
-        result["server_rss_after_teardown_kib"] = server.rss_kib()
+        await measure_teardown(server, result)
         deliveries = r["deliveries"]
         last_rx = r.get("last_rx_ns") or 0
         span = (last_rx - t_start_ns) / 1e9 if last_rx else None
