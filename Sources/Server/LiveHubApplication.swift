@@ -112,7 +112,9 @@ public struct LiveHub: Sendable {
                     http1: .init(additionalChannelHandlers: [
                         HLSFastPathHandler(hls: hls, cors: cors, metrics: metrics, serverName: "LiveHub", logger: logger)
                     ]),
-                    ws: .init(maxFrameSize: 1 << 20))),
+                    // The hub checks liveness itself (ChannelDrain: Ping after 30 s of silence, from its one
+                    // ticker); WSCore's auto-ping would be a task per connection.
+                    ws: .init(maxFrameSize: 1 << 20, autoPing: .disabled))),
             configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "LiveHub"),
             services: [lifecycle, packaging, ingest, HubService(hub: realtime.hub)],
             onServerRunning: { channel in await onHTTPReady(channel.localAddress?.port ?? configuration.httpPort) },

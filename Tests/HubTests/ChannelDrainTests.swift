@@ -158,6 +158,66 @@ import Testing
     }
 }
 
+/// Liveness without a task: a silent peer gets a Ping after `pingInterval`, any inbound frame
+/// (a Pong) counts as alive, and a peer silent for another interval after the Ping is closed.
+@Suite struct ChannelDrainLivenessTests {
+    @Test func aSilentPeerIsPingedThenClosedAndAPongKeepsItOpen() throws {
+        let clock = ManualHubClock()
+        let hub = Hub(clock: clock.clock)
+        let connection = try hub.register(format: .stomp(.raw))
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(WebSocketFrameEncoder())
+        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(WebSocketFrameDecoder()))
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        let drain = ChannelDrain(
+            channel: channel, connection: connection, clock: clock.clock, pingInterval: .seconds(30), coalesce: { $0 }, goodbye: { _ in [] })
+        drain.start()
+        channel.embeddedEventLoop.run()
+
+        func written() throws -> [UInt8] {
+            var bytes: [UInt8] = []
+            while let buffer = try channel.readOutbound(as: IOData.self) {
+                if case .byteBuffer(let b) = buffer { bytes += b.readableBytesView }
+            }
+            return bytes
+        }
+        clock.advance(by: .seconds(29))
+        drain.livenessTick()
+        channel.embeddedEventLoop.run()
+        #expect(try written().isEmpty, "not silent long enough")
+        clock.advance(by: .seconds(2))
+        drain.livenessTick()
+        channel.embeddedEventLoop.run()
+        #expect(try written() == [0x89, 0x00], "a Ping")
+        drain.livenessTick()
+        channel.embeddedEventLoop.run()
+        #expect(try written().isEmpty, "one Ping at a time")
+
+        // The peer answers with a masked, empty Pong: alive again.
+        clock.advance(by: .seconds(20))
+        try channel.writeInbound(ByteBuffer(bytes: [0x8A, 0x80, 1, 2, 3, 4]))
+        clock.advance(by: .seconds(20))
+        drain.livenessTick()
+        channel.embeddedEventLoop.run()
+        let afterPong = try written()
+        #expect(channel.isActive && afterPong.isEmpty, "20 s since the Pong")
+
+        // Silent again: Ping at 30 s, closed at 60 s.
+        clock.advance(by: .seconds(10))
+        drain.livenessTick()
+        channel.embeddedEventLoop.run()
+        #expect(try written() == [0x89, 0x00])
+        clock.advance(by: .seconds(29))
+        drain.livenessTick()
+        channel.embeddedEventLoop.run()
+        #expect(channel.isActive)
+        clock.advance(by: .seconds(2))
+        drain.livenessTick()
+        channel.embeddedEventLoop.run()
+        #expect(!channel.isActive, "closed after a silent interval following the Ping")
+    }
+}
+
 /// `ConnectionTicker`: one task ticks every registered connection; a tick returning false is
 /// dropped; removed tickets are not called again.
 @Suite struct ConnectionTickerTests {

@@ -24,15 +24,27 @@ import Synchronization
 /// `WebSocketFrameEncoder`, straight toward the socket: per delivery a retain and an iovec, no
 /// header allocation, no trip through the rest of the pipeline.
 ///
-/// The WebSocket library (WSCore) still owns the upgrade, the inbound side and control frames
-/// (ping/pong, the client's Close); both write whole frames on the same event loop, so frames
-/// never interleave. Requires a pipeline without a per-message compression extension.
+/// Liveness (RFC 6455 §5.5.2–5.5.3): a connection silent for `pingInterval` is sent a Ping; if it
+/// is still silent `pingInterval` later it is closed. Any inbound frame counts (a Pong, a STOMP
+/// heart-beat, a chat), seen by `ChannelDrainInboundObserver` right behind the frame decoder and
+/// checked from `ConnectionTicker`'s tick: no task or timer per connection (WSCore's auto-ping was
+/// a task each, ~3 KiB per idle viewer).
+///
+/// The WebSocket library (WSCore) still owns the upgrade, the inbound side and the client's
+/// control frames (answering its Pings, its Close); both write whole frames on the same event
+/// loop, so frames never interleave. Requires a pipeline without a per-message compression
+/// extension.
 final class ChannelDrain: Sendable {
     let channel: any Channel
     let connection: HubConnection
     let clock: HubClock
     /// How long a close may take to flush before the channel is closed anyway.
     let closeGrace: Duration
+    /// Silence before a Ping, and again before closing (nil: no liveness check).
+    let pingInterval: Duration?
+    /// `clock.now()` of the last inbound frame, in nanoseconds.
+    private let lastInboundNanos: Atomic<Int64>
+    private let pingOutstanding = Atomic<Bool>(false)
     let coalesce: @Sendable ([HubOutboundFrame]) -> [HubOutboundFrame]
     let goodbye: @Sendable (HubCloseReason) -> [HubOutboundFrame]
     private let batch: LoopDrainBatch
@@ -44,6 +56,7 @@ final class ChannelDrain: Sendable {
 
     init(
         channel: any Channel, connection: HubConnection, clock: HubClock, closeGrace: Duration = .seconds(5),
+        pingInterval: Duration? = nil,
         coalesce: @escaping @Sendable ([HubOutboundFrame]) -> [HubOutboundFrame],
         goodbye: @escaping @Sendable (HubCloseReason) -> [HubOutboundFrame]
     ) {
@@ -51,6 +64,8 @@ final class ChannelDrain: Sendable {
         self.connection = connection
         self.clock = clock
         self.closeGrace = closeGrace
+        self.pingInterval = pingInterval
+        self.lastInboundNanos = Atomic(Self.nanoseconds(clock.now()))
         self.coalesce = coalesce
         self.goodbye = goodbye
         self.batch = LoopDrainBatch.forLoop(channel.eventLoop)
@@ -64,8 +79,42 @@ final class ChannelDrain: Sendable {
             let pipeline = self.channel.pipeline.syncOperations
             self.encoderContext.value = try? pipeline.context(handlerType: WebSocketFrameEncoder.self)
             try? pipeline.addHandler(ChannelDrainWritabilityHandler(drain: self))
+            if let decoder = try? pipeline.handler(type: ByteToMessageHandler<WebSocketFrameDecoder>.self) {
+                try? pipeline.addHandler(ChannelDrainInboundObserver(drain: self), position: .after(decoder))
+            }
         }
         self.connection.queue.setDrain { [self] in self.batch.submit(self) }
+    }
+
+    private static func nanoseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
+    }
+
+    /// A frame arrived (any loop or thread).
+    func noteInbound() {
+        self.lastInboundNanos.store(Self.nanoseconds(self.clock.now()), ordering: .relaxed)
+        self.pingOutstanding.store(false, ordering: .relaxed)
+    }
+
+    /// From the connection's tick: Ping a silent peer, close one that stayed silent after it.
+    func livenessTick() {
+        guard let interval = self.pingInterval, !self.finished.load(ordering: .relaxed) else { return }
+        let silent = Self.nanoseconds(self.clock.now()) - self.lastInboundNanos.load(ordering: .relaxed)
+        guard silent >= Self.nanoseconds(interval) else { return }
+        if !self.pingOutstanding.load(ordering: .relaxed) {
+            self.pingOutstanding.store(true, ordering: .relaxed)
+            self.channel.eventLoop.execute { [self] in
+                guard self.channel.isActive else { return }
+                if let encoder = self.encoderContext.value {
+                    encoder.writeAndFlush(NIOAny(IOData.byteBuffer(ByteBuffer(bytes: [0x89, 0x00]))), promise: nil)
+                } else {
+                    self.channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .ping, data: ByteBuffer()), promise: nil)
+                }
+            }
+        } else if silent >= 2 * Self.nanoseconds(interval) {
+            // No Pong and nothing else for a whole interval after the Ping: the peer is gone.
+            self.channel.close(promise: nil)
+        }
     }
 
     /// On the event loop: write what is queued (if the socket takes it) and flush.
@@ -240,6 +289,20 @@ struct WebSocketFramer {
         var payload = payload
         out.writeBuffer(&payload)
         return out
+    }
+}
+
+/// Right behind the WebSocket frame decoder: every inbound frame (Pongs included, which the
+/// WebSocket library consumes) tells the drain the peer is alive.
+final class ChannelDrainInboundObserver: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+    typealias InboundIn = Any
+    let drain: ChannelDrain
+
+    init(drain: ChannelDrain) { self.drain = drain }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.drain.noteInbound()
+        context.fireChannelRead(data)
     }
 }
 

@@ -175,16 +175,21 @@ enum ConnectionRunner {
     /// within `closeGrace` at the latest.
     static func runOnChannel<Inbound: AsyncSequence & Sendable>(
         connection: HubConnection, channel: any Channel, inbound: Inbound, clock: HubClock, tickInterval: Duration,
-        closeGrace: Duration,
+        closeGrace: Duration, pingInterval: Duration? = .seconds(30),
         coalesce: @escaping @Sendable ([HubOutboundFrame]) -> [HubOutboundFrame],
         goodbye: @escaping @Sendable (HubCloseReason) -> [HubOutboundFrame],
         onFrame: @escaping @Sendable (HubInboundFrame) async -> Bool,
         onTick: @escaping @Sendable () async -> Bool
     ) async where Inbound.Element == HubInboundFrame {
-        ChannelDrain(channel: channel, connection: connection, clock: clock, closeGrace: closeGrace, coalesce: coalesce, goodbye: goodbye)
-            .start()
+        let drain = ChannelDrain(
+            channel: channel, connection: connection, clock: clock, closeGrace: closeGrace, pingInterval: pingInterval,
+            coalesce: coalesce, goodbye: goodbye)
+        drain.start()
         let ticker = ConnectionTicker.shared(interval: tickInterval)
-        let ticket = ticker.add(onTick)
+        let ticket = ticker.add {
+            drain.livenessTick()
+            return await onTick()
+        }
         defer { ticker.remove(ticket) }
         do {
             for try await frame in inbound {
