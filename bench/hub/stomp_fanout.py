@@ -45,6 +45,25 @@ def stomp_frame(command, headers, body=""):
     return command + "\n" + "".join(f"{k}:{v}\n" for k, v in headers.items()) + "\n" + body + "\x00"
 
 
+async def send_timed_chats(senders, room_id, args):
+    """`args.messages` chats at `args.rate`/s round-robin over `senders`, each marked `bm{i}@{send ns}`.
+    Returns (start monotonic s, start monotonic ns, send time ns per message, max lateness s)."""
+    dest = f"/app/live/{room_id}/chat"
+    t_start = time.monotonic()
+    t_start_ns = time.monotonic_ns()
+    late = 0.0
+    send_times = [0] * args.messages
+    for i in range(args.messages):
+        delay = t_start + i / args.rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        else:
+            late = max(late, -delay)
+        send_times[i] = time.monotonic_ns()
+        senders[i % len(senders)].send_json(dest, {"message": f"bm{i}@{send_times[i]}" + (" " + args.padding if args.padding else "")})
+    return t_start, t_start_ns, send_times, late
+
+
 async def measure_teardown(server, result, limit_s=120):
     """How long until the server has forgotten every STOMP connection (gauge back to 0), and RSS then."""
     t_td = time.monotonic()
@@ -354,20 +373,7 @@ async def fanout_phase(args, server, room_id, result):
         metrics_before = hu.hub_metrics(server.metrics())
         sampler = Sampler(server)
         sampler.start()
-        dest = f"/app/live/{room_id}/chat"
-        t_start = time.monotonic()
-        t_start_ns = time.monotonic_ns()
-        late = 0.0
-        send_times = [0] * args.messages
-        for i in range(args.messages):
-            due = t_start + i / args.rate
-            delay = due - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            else:
-                late = max(late, -delay)
-            send_times[i] = time.monotonic_ns()
-            senders[i % nsenders].send_json(dest, {"message": f"bm{i}@{send_times[i]}" + (" " + args.padding if args.padding else "")})
+        t_start, t_start_ns, send_times, late = await send_timed_chats(senders, room_id, args)
         t_sent = time.monotonic()
         hu.log(f"sent {args.messages} in {t_sent - t_start:.1f}s (max send lateness {late*1000:.0f} ms); waiting for deliveries")
         # wait for every worker to be complete or the drain timeout
@@ -594,18 +600,7 @@ async def fanout_phase_native(args, server, room_id, result):
         sampler = Sampler(server)
         cpu_gen0 = gen.cpu_s()
         sampler.start()
-        dest = f"/app/live/{room_id}/chat"
-        t_start = time.monotonic()
-        t_start_ns = time.monotonic_ns()
-        late = 0.0
-        for i in range(args.messages):
-            due = t_start + i / args.rate
-            delay = due - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            else:
-                late = max(late, -delay)
-            senders[i % nsenders].send_json(dest, {"message": f"bm{i}@{time.monotonic_ns()}" + (" " + args.padding if args.padding else "")})
+        t_start, t_start_ns, send_times, late = await send_timed_chats(senders, room_id, args)
         t_sent = time.monotonic()
         hu.log(f"sent {args.messages} in {t_sent - t_start:.1f}s (max send lateness {late*1000:.0f} ms); waiting for deliveries")
         complete_line = None

@@ -100,7 +100,7 @@ final class OutboundQueue: Sendable {
 
     /// Switches the queue to a transport-driven drain: from now on every enqueue or close that
     /// finds the queue without a pending drain calls `drain` (synchronously, outside the lock), and
-    /// the transport takes the items with `takeForDrain()`. Items already queued trigger it at once.
+    /// the transport takes the items with `takeAll()`. Items already queued trigger it at once.
     /// Used instead of a writer task (`next()`), never together with one.
     func setDrain(_ drain: @escaping @Sendable () -> Void) {
         let wake = self.state.withLock { s in
@@ -117,18 +117,6 @@ final class OutboundQueue: Sendable {
         items.removeAll(keepingCapacity: true)
         self.state.withLock { s in
             if s.items.isEmpty && s.items.capacity < items.capacity { swap(&s.items, &items) }
-        }
-    }
-
-    /// What the drain takes: everything queued; the next enqueue wakes the drain again. A drain
-    /// that cannot write now (socket buffer full) simply does not call this, and calls it later.
-    func takeForDrain() -> [HubOutboundItem] {
-        self.state.withLock { s in
-            let items = s.items
-            s.items = []
-            s.bytes = 0
-            s.drainPending = false
-            return items
         }
     }
 
@@ -159,12 +147,15 @@ final class OutboundQueue: Sendable {
         return done
     }
 
-    /// Everything queued right now, without waiting.
+    /// Everything queued right now, without waiting (tests, and a transport drain: the next
+    /// enqueue wakes the drain again). A drain that cannot write now (socket buffer full) simply
+    /// does not call this, and calls it later.
     func takeAll() -> [HubOutboundItem] {
         self.state.withLock { s in
             let items = s.items
             s.items = []
             s.bytes = 0
+            s.drainPending = false
             return items
         }
     }

@@ -86,9 +86,7 @@ final class ChannelDrain: Sendable {
         self.connection.queue.setDrain { [self] in self.batch.submit(self) }
     }
 
-    private static func nanoseconds(_ duration: Duration) -> Int64 {
-        duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
-    }
+    private static func nanoseconds(_ duration: Duration) -> Int64 { TimeAmount(duration).nanoseconds }
 
     /// A frame arrived (any loop or thread).
     func noteInbound() {
@@ -105,11 +103,8 @@ final class ChannelDrain: Sendable {
             self.pingOutstanding.store(true, ordering: .relaxed)
             self.channel.eventLoop.execute { [self] in
                 guard self.channel.isActive else { return }
-                if let encoder = self.encoderContext.value {
-                    encoder.writeAndFlush(NIOAny(IOData.byteBuffer(ByteBuffer(bytes: [0x89, 0x00]))), promise: nil)
-                } else {
-                    self.channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .ping, data: ByteBuffer()), promise: nil)
-                }
+                // Ping, FIN, no payload (RFC 6455 §5.5.2).
+                self.channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .ping, data: ByteBuffer()), promise: nil)
             }
         } else if silent >= 2 * Self.nanoseconds(interval) {
             // No Pong and nothing else for a whole interval after the Ping: the peer is gone.
@@ -128,33 +123,31 @@ final class ChannelDrain: Sendable {
         if self.finished.load(ordering: .relaxed) { return }
         guard self.channel.isActive else {
             self.finished.store(true, ordering: .relaxed)
-            _ = self.connection.queue.takeForDrain()
+            _ = self.connection.queue.takeAll()
             return
         }
         if !self.channel.isWritable && !self.connection.isClosing { return }
-        var items = self.connection.queue.takeForDrain()
+        var items = self.connection.queue.takeAll()
         if items.isEmpty { return }
         defer { self.connection.queue.recycle(&items) }
         let encoder = self.encoderContext.value
+        var closeReason: HubCloseReason?
         if items.count == 1, case .frame(let only) = items[0] {
             // The usual case in a fan-out: one message for an idle socket (coalescing one frame is
-            // the frame itself).
+            // the frame itself), written without building a frames array.
             self.write(only, encoder: encoder, framer: &framer)
-            self.connection.noteWrite(at: self.clock.now())
-            if let encoder { encoder.flush() } else { self.channel.flush() }
-            return
-        }
-        var frames: [HubOutboundFrame] = []
-        frames.reserveCapacity(items.count)
-        var closeReason: HubCloseReason?
-        for item in items {
-            switch item {
-            case .frame(let frame): frames.append(frame)
-            case .close(let reason): closeReason = reason
+        } else {
+            var frames: [HubOutboundFrame] = []
+            frames.reserveCapacity(items.count)
+            for item in items {
+                switch item {
+                case .frame(let frame): frames.append(frame)
+                case .close(let reason): closeReason = reason
+                }
+                if closeReason != nil { break }
             }
-            if closeReason != nil { break }
+            for frame in self.coalesce(frames) { self.write(frame, encoder: encoder, framer: &framer) }
         }
-        for frame in self.coalesce(frames) { self.write(frame, encoder: encoder, framer: &framer) }
         self.connection.noteWrite(at: self.clock.now())
         guard let reason = closeReason else {
             if let encoder { encoder.flush() } else { self.channel.flush() }
