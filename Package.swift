@@ -52,6 +52,8 @@ let package = Package(
             pkgConfig: "libavformat libavcodec libavutil libswscale",
             providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev", "libswscale-dev"])]
         ),
+        // memfd_create and file seals (segments served with sendfile; HLS/MemoryFile.swift).
+        .systemLibrary(name: "CLinuxMemFD"),
         .target(
             name: "Ingest",
             dependencies: [
@@ -70,6 +72,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 "MediaCore",
                 "CLibAV",
+                "CLinuxMemFD",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],

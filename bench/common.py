@@ -138,7 +138,26 @@ def cpu_seconds(pids):
     return total / CLK_TCK
 
 
+def memfd_bytes(pid):
+    """Bytes in the process's open memfds. LiveHub keeps finished segments in sealed memfds (to
+    sendfile them); that memory is shared memory, not RSS, so it is added to the RSS figures."""
+    total = 0
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return 0
+    for fd in fds:
+        path = f"/proc/{pid}/fd/{fd}"
+        try:
+            if os.readlink(path).startswith("/memfd:"):
+                total += os.stat(path).st_size
+        except OSError:
+            continue
+    return total
+
+
 def rss_mb(pids):
+    """Resident memory plus in-memory segment files (memfds) of `pids`, in MB."""
     total = 0
     for pid in pids:
         try:
@@ -146,6 +165,7 @@ def rss_mb(pids):
                 total += int(f.read().split()[1]) * PAGE
         except OSError:
             continue
+        total += memfd_bytes(pid)
     return total / 1e6
 
 

@@ -9,8 +9,10 @@ e2e/artifacts/hls-measurements.json.
 import http.client
 import http.server
 import json
+import os
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import threading
@@ -437,6 +439,73 @@ def test_blocking_reload_waits_for_the_hinted_part(live):
     assert last_msn(parse_media_playlist(response.text)) >= target_msn
     assert waited < 6.5, waited
     MEASUREMENTS["blocking reload _HLS_msn only (next segment): request → answer (s)"] = round(waited, 3)
+
+
+def memfd_bytes(pid):
+    """Total size of the process's open memfds (finished segments live there, see HLSMemoryFile)."""
+    total = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            if os.readlink(fd).startswith("/memfd:livehub-segment"):
+                total += os.stat(fd).st_size
+        except OSError:
+            pass
+    return total
+
+
+@pytest.mark.parametrize("live", ["fmp4-ll"], indirect=True)
+def test_a_finished_segment_is_sent_from_its_memory_file_whole_and_as_its_parts(live):
+    """Finished segments are sent with sendfile from sealed memfds. Over one keep-alive connection:
+    a segment's body is exactly its parts' bodies back to back, Content-Length is right for GET and
+    HEAD (HEAD sends no body, the next response on the connection still parses), and
+    `Connection: close` closes after the whole body. The memfds are open in the server process.
+    The router's answers (a connection's first request) copy the same bytes out of the file."""
+    playlist = live.wait_for_segments(4)
+    # The last two complete segments list their parts.
+    segment = playlist["segments"][-2]
+    assert segment["parts"], playlist
+    assert memfd_bytes(live.hub.proc.pid) > 0, "no segment memory files open in the server"
+    connection = http.client.HTTPConnection("127.0.0.1", live.hub.http_port, timeout=15)
+    path = f"/hls/{live.id}/"
+    connection.request("GET", path + segment["uri"])
+    whole = connection.getresponse()
+    body = whole.read()
+    assert whole.status == 200 and whole.getheader("Content-Type") == "video/mp4", whole.status
+    assert int(whole.getheader("Content-Length")) == len(body) > 10_000
+    parts = b""
+    for part in segment["parts"]:
+        connection.request("HEAD", path + part["uri"])
+        head = connection.getresponse()
+        assert head.status == 200 and head.read() == b""
+        connection.request("GET", path + part["uri"])
+        answer = connection.getresponse()
+        content = answer.read()
+        assert answer.status == 200 and int(answer.getheader("Content-Length")) == len(content)
+        assert int(head.getheader("Content-Length")) == len(content)
+        parts += content
+    assert parts == body, f"segment {segment['uri']}: {len(body)} bytes, its parts {len(parts)}"
+    connection.close()
+
+    # A connection's first request is answered by the router (it passes the WebSocket-upgrade check
+    # before the fast path is installed); the second one by the fast path, which must close the
+    # connection right after the whole body.
+    raw = socket.create_connection(("127.0.0.1", live.hub.http_port), timeout=10)
+    raw.sendall(f"GET {path}{segment['uri']} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    received = b""
+    while b"\r\n\r\n" not in received or len(received.split(b"\r\n\r\n", 1)[1]) < len(body):
+        chunk = raw.recv(65536)
+        assert chunk, "the server closed a keep-alive connection"
+        received += chunk
+    first, rest = received.split(b"\r\n\r\n", 1)
+    assert first.startswith(b"HTTP/1.1 200") and rest == body, first
+    raw.sendall(f"GET {path}{segment['uri']} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    received = b""
+    while chunk := raw.recv(65536):  # until the server closes (a timeout fails the test)
+        received += chunk
+    raw.close()
+    second_head, second_body = received.split(b"\r\n\r\n", 1)
+    assert second_head.startswith(b"HTTP/1.1 200") and b"\r\nConnection: close" in second_head, second_head
+    assert second_body == body, f"{len(second_body)} bytes after the second head, expected {len(body)}"
 
 
 # ---------------------------------------------------------------------------------------------

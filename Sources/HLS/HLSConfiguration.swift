@@ -37,6 +37,9 @@ public struct HLSConfiguration: Sendable {
     /// How long the packager waits (in media time) for missing sequence headers before it starts
     /// muxing with the tracks it has.
     public var trackDiscoveryTimeoutMilliseconds: Int64
+    /// Finished segments move from the heap into sealed in-memory files (`HLSMemoryFile`), which
+    /// the server sends with `sendfile(2)`. Off, or where memfds are unavailable: they stay on the heap.
+    public var segmentsInMemoryFiles: Bool
 
     public init(
         variant: HLSVariant = .fmp4LowLatency,
@@ -47,7 +50,8 @@ public struct HLSConfiguration: Sendable {
         thumbnailInterval: Duration = .seconds(10),
         thumbnailWidth: Int = 480,
         blockingReloadTimeoutMultiplier: Double = 3,
-        trackDiscoveryTimeoutMilliseconds: Int64 = 1000
+        trackDiscoveryTimeoutMilliseconds: Int64 = 1000,
+        segmentsInMemoryFiles: Bool = true
     ) {
         self.variant = variant
         self.targetSegmentDuration = max(0.1, targetSegmentDuration)
@@ -58,5 +62,6 @@ public struct HLSConfiguration: Sendable {
         self.thumbnailWidth = thumbnailWidth
         self.blockingReloadTimeoutMultiplier = blockingReloadTimeoutMultiplier
         self.trackDiscoveryTimeoutMilliseconds = trackDiscoveryTimeoutMilliseconds
+        self.segmentsInMemoryFiles = segmentsInMemoryFiles
     }
 }

@@ -19,7 +19,8 @@
 /// `_HLS_msn`, `_HLS_msn` more than two segments ahead); 503 when a blocking request is still
 /// unsatisfied after `blockingReloadTimeoutMultiplier` × target duration; 404 for unknown rooms and
 /// files. Every response carries `Access-Control-Allow-Origin: *`. Bodies are the stored
-/// `ByteBuffer`s (no copy per request).
+/// `ByteBuffer`s, or for finished segments and their parts a range of the segment's sealed memory
+/// file (`HLSBody`; no copy per request either way).
 import CLibAV
 import Logging
 import MediaCore
@@ -31,12 +32,20 @@ import Synchronization
 public struct HLSResponse: Sendable {
     public var status: Int
     public var headers: [(String, String)]
-    public var body: ByteBuffer
+    /// Heap bytes, or a range of a finished segment's memory file (send it with `sendfile`).
+    public var content: HLSBody
 
-    public init(status: Int, headers: [(String, String)], body: ByteBuffer) {
+    /// The body on the heap (copied out of the memory file for a finished segment's bytes).
+    public var body: ByteBuffer { content.bytes }
+
+    public init(status: Int, headers: [(String, String)], content: HLSBody) {
         self.status = status
         self.headers = headers
-        self.body = body
+        self.content = content
+    }
+
+    public init(status: Int, headers: [(String, String)], body: ByteBuffer) {
+        self.init(status: status, headers: headers, content: .bytes(body))
     }
 
     /// The value of the first header named `name` (case-insensitive).
@@ -200,7 +209,7 @@ public final class HLSService: Sendable {
             return immediateFile(name, store: store)
         case .part(let msn, let index):
             guard configuration.variant.hasParts else { return Self.error(404, "not found") }
-            if let body = store.partBytes(msn: msn, index: index) {
+            if let body = store.partBody(msn: msn, index: index) {
                 return served(body, type: "video/mp4", cache: Self.immutable)
             }
             return nil
@@ -262,7 +271,7 @@ public final class HLSService: Sendable {
 
         case .part(let msn, let index):
             guard configuration.variant.hasParts else { return Self.error(404, "not found") }
-            if let body = store.partBytes(msn: msn, index: index) {
+            if let body = store.partBody(msn: msn, index: index) {
                 return served(body, type: "video/mp4", cache: Self.immutable)
             }
             // RFC 8216bis §4.4.5.3: a request for the preload-hinted part is held until it is complete.
@@ -270,7 +279,7 @@ public final class HLSService: Sendable {
             let isHinted = (msn == next.msn && index >= next.index && index <= next.index + 1) || (msn == next.msn + 1 && index == 0)
             guard isHinted, !store.isEnded else { return Self.error(404, "not found") }
             guard await store.wait(for: .part(msn, index), timeout: blockingTimeout(store.targetDuration)),
-                let body = store.partBytes(msn: msn, index: index)
+                let body = store.partBody(msn: msn, index: index)
             else {
                 return Self.error(404, "not found")
             }
@@ -291,7 +300,7 @@ public final class HLSService: Sendable {
             }
             return served(body, type: "video/mp4", cache: Self.immutable)
         case .segment(let msn, let ext):
-            guard ext == configuration.variant.segmentExtension, let body = store.segmentBytes(msn: msn) else {
+            guard ext == configuration.variant.segmentExtension, let body = store.segmentBody(msn: msn) else {
                 return Self.error(404, "not found")
             }
             return served(body, type: ext == "ts" ? "video/mp2t" : "video/mp4", cache: Self.immutable)
@@ -308,8 +317,12 @@ public final class HLSService: Sendable {
     ]
 
     private func served(_ body: ByteBuffer, type: String, cache: String) -> HLSResponse {
-        metrics.bytesServed.increment(by: body.readableBytes)
-        return HLSResponse(status: 200, headers: [("Content-Type", type), ("Cache-Control", cache)] + Self.cors, body: body)
+        served(.bytes(body), type: type, cache: cache)
+    }
+
+    private func served(_ body: HLSBody, type: String, cache: String) -> HLSResponse {
+        metrics.bytesServed.increment(by: body.count)
+        return HLSResponse(status: 200, headers: [("Content-Type", type), ("Cache-Control", cache)] + Self.cors, content: body)
     }
 
     private static func error(_ status: Int, _ message: String) -> HLSResponse {

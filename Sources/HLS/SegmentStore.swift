@@ -9,7 +9,11 @@ final class SegmentStore: Sendable {
     struct Part: Sendable {
         var duration: Double
         var independent: Bool
+        /// The part's bytes while they are on the heap; empty once its segment is in a memory file.
         var bytes: ByteBuffer
+        /// Where the part lies in its finished segment's bytes.
+        var offset = 0
+        var length: Int
     }
 
     struct Segment: Sendable {
@@ -17,7 +21,9 @@ final class SegmentStore: Sendable {
         var duration: Double
         var independent: Bool
         var parts: [Part]
-        var bytes: ByteBuffer
+        /// On the heap until `closeSegment` has moved it into an `HLSMemoryFile`.
+        var body: HLSBody
+        var byteCount: Int
         var initIndex: Int?
         var discontinuity: Bool
         var programDateTimeMs: Int64
@@ -136,14 +142,17 @@ final class SegmentStore: Sendable {
     func addPart(_ bytes: ByteBuffer, duration: Double, independent: Bool, programDateTimeMs: Int64) {
         mutate { state in
             if state.open == nil { state.open = Self.openSegment(&state, programDateTimeMs: programDateTimeMs) }
-            state.open!.parts.append(Part(duration: duration, independent: independent, bytes: bytes))
+            state.open!.parts.append(Part(duration: duration, independent: independent, bytes: bytes, length: bytes.readableBytes))
         }
     }
 
     /// Completes the open segment. With parts, its bytes are the parts' bytes; otherwise `bytes`.
+    /// The finished segment then moves into a sealed `HLSMemoryFile` (when
+    /// `configuration.segmentsInMemoryFiles`), so that the server can `sendfile` it and its parts.
     func closeSegment(
         duration: Double, independent: Bool, bytes: ByteBuffer?, programDateTimeMs: Int64, targetDuration: Int?
     ) {
+        var finished: (msn: Int, body: ByteBuffer)?
         mutate { state in
             var open = state.open ?? Self.openSegment(&state, programDateTimeMs: programDateTimeMs)
             state.open = nil
@@ -155,18 +164,21 @@ final class SegmentStore: Sendable {
                 for part in open.parts { body.writeImmutableBuffer(part.bytes) }
                 // The parts become views into the segment's storage: each byte is held once, not
                 // twice (measured: ~15 MB per live stream before, with the window plus retention).
-                var offset = body.readerIndex
+                var offset = 0
                 for index in open.parts.indices {
-                    let length = open.parts[index].bytes.readableBytes
-                    if let slice = body.getSlice(at: offset, length: length) { open.parts[index].bytes = slice }
+                    let length = open.parts[index].length
+                    if let slice = body.getSlice(at: body.readerIndex + offset, length: length) { open.parts[index].bytes = slice }
+                    open.parts[index].offset = offset
                     offset += length
                 }
             }
             if bytes != nil { open.parts = [] }
             let segment = Segment(
-                msn: open.msn, duration: duration, independent: independent, parts: open.parts, bytes: body,
-                initIndex: open.initIndex, discontinuity: open.discontinuity, programDateTimeMs: open.programDateTimeMs)
+                msn: open.msn, duration: duration, independent: independent, parts: open.parts, body: .bytes(body),
+                byteCount: body.readableBytes, initIndex: open.initIndex, discontinuity: open.discontinuity,
+                programDateTimeMs: open.programDateTimeMs)
             state.segments.append(segment)
+            finished = (open.msn, body)
             state.lastCompleteMSN = open.msn
             if state.targetDuration == nil { state.targetDuration = targetDuration ?? Int(duration.rounded(.up)) }
             let now = ContinuousClock.now
@@ -190,6 +202,21 @@ final class SegmentStore: Sendable {
             let referenced = Set(state.segments.compactMap(\.initIndex) + state.retired.compactMap(\.segment.initIndex))
             for key in state.inits.keys where !referenced.contains(key) && key != state.currentInit {
                 state.inits.removeValue(forKey: key)
+            }
+        }
+        // The copy into the file is made outside the lock; until it is swapped in, requests get the
+        // heap bytes. Nothing a playlist shows changes, so no version bump.
+        if configuration.segmentsInMemoryFiles, let finished, let file = HLSMemoryFile.make(copying: finished.body) {
+            state.withLock { state in
+                func moveToFile(_ segment: inout Segment) {
+                    segment.body = .file(file, offset: 0, length: file.size)
+                    for index in segment.parts.indices { segment.parts[index].bytes = ByteBuffer() }
+                }
+                if let index = state.segments.firstIndex(where: { $0.msn == finished.msn }) {
+                    moveToFile(&state.segments[index])
+                } else if let index = state.retired.firstIndex(where: { $0.segment.msn == finished.msn }) {
+                    moveToFile(&state.retired[index].segment)
+                }
             }
         }
     }
@@ -289,23 +316,32 @@ final class SegmentStore: Sendable {
 
     func initSection(_ index: Int) -> ByteBuffer? { state.withLock { $0.inits[index] } }
 
-    func segmentBytes(msn: Int) -> ByteBuffer? {
+    func segmentBody(msn: Int) -> HLSBody? {
         state.withLock { state in
-            if let segment = state.segments.first(where: { $0.msn == msn }) { return segment.bytes }
+            if let segment = state.segments.first(where: { $0.msn == msn }) { return segment.body }
             let now = ContinuousClock.now
-            return state.retired.first { $0.segment.msn == msn && $0.expires >= now }?.segment.bytes
+            return state.retired.first { $0.segment.msn == msn && $0.expires >= now }?.segment.body
         }
     }
 
-    func partBytes(msn: Int, index: Int) -> ByteBuffer? {
-        state.withLock { state in
-            if let open = state.open, open.msn == msn { return index < open.parts.count ? open.parts[index].bytes : nil }
-            if let segment = state.segments.first(where: { $0.msn == msn }) {
-                return index < segment.parts.count ? segment.parts[index].bytes : nil
+    /// The segment's bytes on the heap (a copy when it is in a memory file).
+    func segmentBytes(msn: Int) -> ByteBuffer? { segmentBody(msn: msn)?.bytes }
+
+    func partBody(msn: Int, index: Int) -> HLSBody? {
+        func body(_ segment: Segment) -> HLSBody? {
+            guard index < segment.parts.count else { return nil }
+            let part = segment.parts[index]
+            switch segment.body {
+            case .bytes: return .bytes(part.bytes)
+            case .file(let file, let offset, _): return .file(file, offset: offset + part.offset, length: part.length)
             }
+        }
+        return state.withLock { state in
+            if let open = state.open, open.msn == msn { return index < open.parts.count ? .bytes(open.parts[index].bytes) : nil }
+            if let segment = state.segments.first(where: { $0.msn == msn }) { return body(segment) }
             let now = ContinuousClock.now
             if let retired = state.retired.first(where: { $0.segment.msn == msn && $0.expires >= now }) {
-                return index < retired.segment.parts.count ? retired.segment.parts[index].bytes : nil
+                return body(retired.segment)
             }
             return nil
         }
@@ -351,7 +387,7 @@ final class SegmentStore: Sendable {
             var totalBits = 0.0
             var totalSeconds = 0.0
             for segment in state.segments where segment.duration > 0 {
-                let bits = Double(segment.bytes.readableBytes * 8)
+                let bits = Double(segment.byteCount * 8)
                 peak = max(peak, bits / segment.duration)
                 totalBits += bits
                 totalSeconds += segment.duration

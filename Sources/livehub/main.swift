@@ -35,6 +35,7 @@ struct LiveHubCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "livehub")
+        Self.raiseOpenFileLimit(logger: logger)
         let config = configuration
         let hub = try await LiveHub.build(
             configuration: configuration, logger: logger,
@@ -46,5 +47,20 @@ struct LiveHubCommand: AsyncParsableCommand {
             StartupBanner.printDevMode(ownerToken: tokens.owner, viewerToken: tokens.viewer, internalToken: hub.internalToken, httpPort: configuration.httpPort, rtmpPort: configuration.rtmpPort)
         }
         try await hub.run()
+    }
+
+    /// Every viewer's WebSocket, every publisher and every finished segment (a memfd) is a
+    /// descriptor; systemd and most shells start services with a soft limit of 1024. Raise the soft
+    /// limit to the hard one, as nginx's `worker_rlimit_nofile` is commonly used to.
+    static func raiseOpenFileLimit(logger: Logger) {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+        let before = limit.rlim_cur
+        limit.rlim_cur = limit.rlim_max
+        if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 {
+            logger.debug("raised the open file limit", metadata: ["from": "\(before)", "to": "\(limit.rlim_max)"])
+        } else {
+            logger.warning("could not raise the open file limit", metadata: ["limit": "\(before)", "errno": "\(errno)"])
+        }
     }
 }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOCore
 import Testing
 
@@ -222,5 +225,77 @@ import Testing
         #expect(text.contains("part-3-0.m4s"))
         #expect(text.contains("#EXT-X-PART:DURATION=0.500,URI=\"part-4-0.m4s\",INDEPENDENT=YES\n#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part-4-1.m4s\"\n"))
         #expect(store.segmentBytes(msn: 2)?.readableBytes == 40)
+    }
+}
+
+/// Finished segments move into sealed memory files (`HLSMemoryFile`) that the server `sendfile`s.
+@Suite struct SegmentMemoryFileTests {
+    /// Distinct bytes per part, so a wrong offset shows.
+    func part(_ value: UInt8, _ count: Int) -> ByteBuffer { ByteBuffer(repeating: value, count: count) }
+
+    func storeWithOneFinishedSegment(memoryFiles: Bool = true) -> SegmentStore {
+        let store = SegmentStore(configuration: HLSConfiguration(segmentsInMemoryFiles: memoryFiles))
+        store.setInitSection(part(0x01, 10))
+        store.addPart(part(0xA0, 100), duration: 0.5, independent: true, programDateTimeMs: 0)
+        store.addPart(part(0xA1, 70), duration: 0.5, independent: false, programDateTimeMs: 0)
+        store.addPart(part(0xA2, 130), duration: 0.5, independent: false, programDateTimeMs: 0)
+        store.closeSegment(duration: 1.5, independent: true, bytes: nil, programDateTimeMs: 0, targetDuration: 2)
+        return store
+    }
+
+    @Test func aFinishedSegmentAndItsPartsAreRangesOfOneSealedFile() throws {
+        let store = storeWithOneFinishedSegment()
+        guard case .file(let file, let offset, let length) = store.segmentBody(msn: 0) else {
+            Issue.record("segment 0 is not in a memory file: \(String(describing: store.segmentBody(msn: 0)))")
+            return
+        }
+        #expect(offset == 0 && length == 300 && file.size == 300)
+        let expected: [(UInt8, Int, Int)] = [(0xA0, 0, 100), (0xA1, 100, 70), (0xA2, 170, 130)]
+        for (index, (value, start, count)) in expected.enumerated() {
+            guard case .file(let partFile, let partOffset, let partLength) = store.partBody(msn: 0, index: index) else {
+                Issue.record("part \(index) is not a file range")
+                continue
+            }
+            #expect(partFile === file && partOffset == start && partLength == count)
+            #expect(store.partBody(msn: 0, index: index)?.bytes == part(value, count))
+        }
+        #expect(store.partBody(msn: 0, index: 3) == nil)
+        var whole = part(0xA0, 100)
+        whole.writeImmutableBuffer(part(0xA1, 70))
+        whole.writeImmutableBuffer(part(0xA2, 130))
+        #expect(store.segmentBytes(msn: 0) == whole)
+        // Sealed: the descriptor can be read, never written or resized.
+        var byte: UInt8 = 0
+        #expect(pwrite(file.descriptor, &byte, 1, 0) == -1 && errno == EPERM)
+        #expect(ftruncate(file.descriptor, 10) == -1 && errno == EPERM)
+    }
+
+    @Test func theOpenSegmentsPartsStayOnTheHeap() {
+        let store = storeWithOneFinishedSegment()
+        store.addPart(part(0xB0, 40), duration: 0.5, independent: true, programDateTimeMs: 1500)
+        guard case .bytes(let bytes) = store.partBody(msn: 1, index: 0) else {
+            Issue.record("open part is not on the heap")
+            return
+        }
+        #expect(bytes == part(0xB0, 40))
+    }
+
+    @Test func aResponseKeepsItsFileReadableAfterTheStoreIsGone() throws {
+        var store: SegmentStore? = storeWithOneFinishedSegment()
+        let body = store!.partBody(msn: 0, index: 2)
+        store = nil
+        #expect(body?.bytes == part(0xA2, 130))
+        guard case .file(let file, _, _) = body else { return }
+        #expect(fcntl(file.descriptor, F_GETFD) != -1)
+    }
+
+    @Test func withMemoryFilesOffSegmentsStayOnTheHeap() {
+        let store = storeWithOneFinishedSegment(memoryFiles: false)
+        guard case .bytes(let bytes) = store.segmentBody(msn: 0) else {
+            Issue.record("segment moved to a file although memory files are off")
+            return
+        }
+        #expect(bytes.readableBytes == 300)
+        #expect(store.partBody(msn: 0, index: 1)?.bytes == part(0xA1, 70))
     }
 }

@@ -127,11 +127,19 @@ final class HLSRequestAnswerer: ChannelInboundHandler, RemovableChannelHandler {
     private func write(_ answer: HLSResponse, for head: HTTPRequestHead, context: ChannelHandlerContext) {
         let keepAlive = head.isKeepAlive
         let sendsBody = head.method != .HEAD
-        // Small bodies (playlists, parts of a low-bitrate stream) go out in the header's buffer: one
-        // write, one copy of a few hundred bytes. Larger ones (segments) are written as they are, a
-        // second iovec of the same writev, so the segment's bytes are never copied.
-        let bodyInline = sendsBody && answer.body.readableBytes <= Self.inlineBodyLimit
-        var out = context.channel.allocator.buffer(capacity: 320 + (bodyInline ? answer.body.readableBytes : 0))
+        // Small heap bodies (playlists, parts of a low-bitrate stream) go out in the header's buffer:
+        // one write, one copy of a few hundred bytes. Larger ones are written as they are, a second
+        // iovec of the same writev. Finished segments and their parts are sent from their memory file
+        // with sendfile(2), so the kernel does not copy their bytes from user memory either.
+        let length = answer.content.count
+        var heapBody: ByteBuffer?
+        var fileBody: (file: HLSMemoryFile, offset: Int)?
+        switch answer.content {
+        case .bytes(let bytes): heapBody = bytes
+        case .file(let file, let offset, _): fileBody = (file, offset)
+        }
+        let bodyInline = sendsBody && heapBody != nil && length <= Self.inlineBodyLimit
+        var out = context.channel.allocator.buffer(capacity: 320 + (bodyInline ? length : 0))
         out.writeString("HTTP/1.1 \(answer.status) \(HTTPResponseStatus(statusCode: answer.status).reasonPhrase)\r\n")
         let origin = head.headers.first(name: "origin")
         let allowedOrigin = cors.allowedOrigin(for: origin)
@@ -147,7 +155,7 @@ final class HLSRequestAnswerer: ChannelInboundHandler, RemovableChannelHandler {
         }
         if allowedOrigin != nil { out.writeStaticString("Vary: Origin\r\n") }
         out.writeStaticString("Content-Length: ")
-        out.writeString(String(answer.body.readableBytes))
+        out.writeString(String(length))
         out.writeStaticString("\r\nDate: ")
         out.writeString(HTTPDateCache.current())
         out.writeStaticString("\r\nServer: ")
@@ -158,19 +166,35 @@ final class HLSRequestAnswerer: ChannelInboundHandler, RemovableChannelHandler {
             out.writeStaticString("\r\nConnection: keep-alive")
         }
         out.writeStaticString("\r\n\r\n")
-        if bodyInline {
-            var body = answer.body
-            out.writeBuffer(&body)
-        } else if sendsBody {
-            context.write(NIOAny(IOData.byteBuffer(out)), promise: nil)
-            out = answer.body
-        }
         countRequest(method: head.method, status: answer.status)
-        if keepAlive {
-            context.writeAndFlush(NIOAny(IOData.byteBuffer(out)), promise: nil)
+        let written: EventLoopFuture<Void>
+        if sendsBody, let fileBody {
+            context.write(NIOAny(IOData.byteBuffer(out)), promise: nil)
+            // A handle of its own per response: NIO allows one access at a time per NIOFileHandle,
+            // and the same segment is sent on many event loops at once. It borrows the memory file's
+            // descriptor and gives it back (without closing) once the write is done; the closure
+            // keeps the file, and so the descriptor, alive until then.
+            let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: fileBody.file.descriptor)
+            let region = FileRegion(fileHandle: handle, readerIndex: fileBody.offset, endIndex: fileBody.offset + length)
+            written = context.writeAndFlush(NIOAny(IOData.fileRegion(region)))
+            written.whenComplete { [file = fileBody.file] _ in
+                _ = try? handle.takeDescriptorOwnership()
+                withExtendedLifetime(file) {}
+            }
         } else {
-            context.writeAndFlush(NIOAny(IOData.byteBuffer(out))).whenComplete { _ in context.close(promise: nil) }
+            if bodyInline, var body = heapBody {
+                out.writeBuffer(&body)
+            } else if sendsBody, let heapBody {
+                context.write(NIOAny(IOData.byteBuffer(out)), promise: nil)
+                out = heapBody
+            }
+            if keepAlive {
+                context.writeAndFlush(NIOAny(IOData.byteBuffer(out)), promise: nil)
+                return
+            }
+            written = context.writeAndFlush(NIOAny(IOData.byteBuffer(out)))
         }
+        if !keepAlive { written.whenComplete { _ in context.close(promise: nil) } }
     }
 
     /// `livehub_http_requests_total`, with the counters this connection used kept at hand.
