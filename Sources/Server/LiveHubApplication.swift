@@ -1,8 +1,8 @@
 import Foundation
 import Hummingbird
 import HLS
+import HummingbirdCore
 import Hub
-import HummingbirdWebSocket
 import Ingest
 import Logging
 import MediaCore
@@ -96,25 +96,26 @@ public struct LiveHub: Sendable {
         WebController(assets: WebController.loadAssets(logger: logger), devTokens: devTokens).addRoutes(to: router)
         let packaging = PackagingService(streams: streams, hls: hls, logger: logger)
 
-        let webSocketRouter = Router(context: LiveHubRequestContext.self)
         let realtime = await RealtimeWiring.make(
             rooms: rooms, live: live, notifications: notifications, jwt: jwt, metrics: metrics, configuration: configuration, logger: logger)
-        realtime.addRoutes(router: router, webSocketRouter: webSocketRouter)
+        realtime.addRoutes(router: router)
         let lifecycle = LifecycleService(rooms: rooms, database: database, logger: logger)
         let application = Application(
             router: router,
-            // Frames up to 1 MiB reach the hub, which enforces STOMP's 64 KiB and Socket.IO's maxPayload
-            // itself with protocol-level errors.
-            // HLS requests that need no waiting are answered on the event loop (HLSFastPathHandler).
-            server: .http1WebSocketUpgrade(
-                webSocketRouter: webSocketRouter,
-                configuration: .init(
+            // HTTP/1 through the router, with HLS requests that need no waiting answered on the event
+            // loop (HLSFastPathHandler); WebSocket upgrades go to the hub (LiveHubHTTPChannel).
+            // Frames up to 1 MiB reach the hub, which enforces STOMP's 64 KiB and Socket.IO's
+            // maxPayload itself with protocol-level errors. The hub checks liveness itself
+            // (ChannelDrain: Ping after 30 s of silence, from its one ticker).
+            server: HTTPServerBuilder { responder in
+                LiveHubHTTPChannel(
+                    responder: responder,
                     http1: .init(additionalChannelHandlers: [
                         HLSFastPathHandler(hls: hls, cors: cors, metrics: metrics, serverName: "LiveHub", logger: logger)
                     ]),
-                    // The hub checks liveness itself (ChannelDrain: Ping after 30 s of silence, from its one
-                    // ticker); WSCore's auto-ping would be a task per connection.
-                    ws: .init(maxFrameSize: 1 << 20, autoPing: .disabled))),
+                    maxFrameSize: 1 << 20,
+                    decideUpgrade: realtime.decideUpgrade)
+            },
             configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "LiveHub"),
             services: [lifecycle, packaging, ingest, HubService(hub: realtime.hub)],
             onServerRunning: { channel in await onHTTPReady(channel.localAddress?.port ?? configuration.httpPort) },

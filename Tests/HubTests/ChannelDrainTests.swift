@@ -245,3 +245,70 @@ import Testing
         #expect(ticker.count == 0)
     }
 }
+
+/// `InboundProcessor`: a connection's inbound work in order on a task that exists only while
+/// there is work; reading pauses above the backlog limit; nothing runs after `end`.
+@Suite struct InboundProcessorTests {
+    final class Log: Sendable {
+        let events = Mutex<[String]>([])
+        func add(_ event: String) { events.withLock { $0.append(event) } }
+        var all: [String] { events.withLock { $0 } }
+    }
+
+    @Test func framesRunInOrderAfterStartAndEndRunsLastAndOnce() async throws {
+        let log = Log()
+        let processor = InboundProcessor(
+            start: { log.add("start") },
+            onFrame: { frame in
+                try? await Task.sleep(for: .microseconds(200))
+                log.add(String(buffer: frame.data))
+                return true
+            },
+            onStopped: { log.add("stopped") },
+            end: { log.add("end") },
+            setReading: { log.add($0 ? "resume" : "pause") })
+        processor.enqueue(.start)
+        for i in 0..<100 { processor.enqueue(.frame(.text("f\(i)"))) }
+        processor.enqueue(.end)
+        processor.enqueue(.frame(.text("after end")))
+        processor.enqueue(.end)
+        #expect(await eventually { log.all.last == "end" })
+        let work = log.all.filter { $0 != "pause" && $0 != "resume" }
+        #expect(work == ["start"] + (0..<100).map { "f\($0)" } + ["end"])
+        // 100 queued at once: reading paused once, resumed once the backlog was half worked off.
+        #expect(log.all.filter { $0 == "pause" }.count == 1)
+        #expect(log.all.filter { $0 == "resume" }.count == 1)
+        let resumedAt = log.all.firstIndex(of: "resume")!
+        #expect(log.all[..<resumedAt].filter { $0.hasPrefix("f") }.count >= 100 - InboundProcessor.pauseBacklog / 2 - 1)
+    }
+
+    @Test func afterTheSessionAsksToCloseLaterFramesAreDroppedButEndStillRuns() async throws {
+        let log = Log()
+        let processor = InboundProcessor(
+            start: {},
+            onFrame: { frame in
+                let text = String(buffer: frame.data)
+                log.add(text)
+                return text != "close"
+            },
+            onStopped: { log.add("stopped") },
+            end: { log.add("end") },
+            setReading: { _ in })
+        for text in ["a", "close", "b", "c"] { processor.enqueue(.frame(.text(text))) }
+        processor.enqueue(.end)
+        #expect(await eventually { log.all.last == "end" })
+        #expect(log.all == ["a", "close", "stopped", "end"])
+    }
+
+    @Test func aClientsCloseCodeIsEchoedUnlessItIsMalformedOrReserved() {
+        func reply(_ bytes: [UInt8]) -> UInt16 { HubWebSocketFrameHandler.replyCode(toClosePayload: ByteBuffer(bytes: bytes)) }
+        #expect(reply([]) == 1000)
+        #expect(reply([0x03]) == 1002, "one byte cannot hold a code")
+        #expect(reply([0x03, 0xE9]) == 1001)
+        #expect(reply([0x03, 0xE9, 0x62, 0x79, 0x65]) == 1001, "with a reason")
+        #expect(reply([0x0F, 0xA0]) == 4000, "application codes")
+        for reserved: UInt16 in [999, 1004, 1005, 1006, 1015, 2999, 5000] {
+            #expect(reply([UInt8(reserved >> 8), UInt8(reserved & 0xFF)]) == 1002, "\(reserved)")
+        }
+    }
+}

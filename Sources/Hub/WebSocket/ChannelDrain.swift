@@ -5,7 +5,7 @@ import Synchronization
 /// Writes one hub connection's outbound queue straight onto its WebSocket `Channel`, on the
 /// channel's event loop, with no writer task in between.
 ///
-/// Why: through WSCore's async writer every delivery cost two hops (the queue woke the
+/// Why: through a WebSocket library's async writer (WSCore's, before) every delivery cost two hops (the queue woke the
 /// connection's writer task on the Swift pool, whose `write` then hopped to the event loop). A
 /// chat into a 10k-viewer room was 20k scheduled jobs, and the last viewer waited for all of
 /// them. Here an enqueue only appends to the queue; the first one for a connection since its last
@@ -30,10 +30,9 @@ import Synchronization
 /// checked from `ConnectionTicker`'s tick: no task or timer per connection (WSCore's auto-ping was
 /// a task each, ~3 KiB per idle viewer).
 ///
-/// The WebSocket library (WSCore) still owns the upgrade, the inbound side and the client's
-/// control frames (answering its Pings, its Close); both write whole frames on the same event
-/// loop, so frames never interleave. Requires a pipeline without a per-message compression
-/// extension.
+/// `HubWebSocketFrameHandler` owns the inbound side and the client's control frames (answering
+/// its Pings, its Close); both write whole frames on the same event loop, so frames never
+/// interleave. Requires a pipeline without a per-message compression extension.
 final class ChannelDrain: Sendable {
     let channel: any Channel
     let connection: HubConnection

@@ -1,7 +1,7 @@
 public import NIOCore
 
-/// One inbound WebSocket data frame, independent of the WebSocket library (WSCore's
-/// `WebSocketDataFrame` maps 1:1; tests build these directly).
+/// One inbound WebSocket data frame, independent of the WebSocket library (NIO's `WebSocketFrame`
+/// maps to it in `HubWebSocketFrameHandler`; tests build these directly).
 public struct HubInboundFrame: Sendable, Hashable {
     public enum Kind: Sendable, Hashable {
         case text
@@ -33,8 +33,8 @@ public struct HubInboundFrame: Sendable, Hashable {
     }
 }
 
-/// The outbound half of a WebSocket as the hub needs it. `WSCoreSocketWriter` adapts WSCore's
-/// `WebSocketOutboundWriter`; tests use an in-memory recorder.
+/// The outbound half of a WebSocket as the hub needs it when it is written by a writer task
+/// (`ConnectionRunner.Output.writerTask`); tests use an in-memory recorder.
 public protocol HubSocketWriter: Sendable {
     /// Write one complete WebSocket message (text or binary), sharing the buffer.
     func write(_ frame: HubOutboundFrame) async throws

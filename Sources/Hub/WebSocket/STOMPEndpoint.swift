@@ -1,10 +1,9 @@
 public import Logging
 public import NIOCore
 import Synchronization
-public import WSCore
 
-/// The live-room STOMP endpoint. The Server creates one and calls `serve` from its WebSocket
-/// routes (`/ws/live`, `/ws/live/websocket` with `.raw`; `/ws/live/{server}/{session}/websocket`
+/// The live-room STOMP endpoint. The Server creates one and calls `attach` for each upgraded
+/// WebSocket (`/ws/live`, `/ws/live/websocket` with `.raw`; `/ws/live/{server}/{session}/websocket`
 /// with `.sockJS`), echoing `STOMPSubprotocol.negotiate(offered:)` in the upgrade response.
 public struct STOMPEndpoint: Sendable {
     public let hub: Hub
@@ -22,38 +21,73 @@ public struct STOMPEndpoint: Sendable {
         self.rateLimiter = RateLimiter(limit: configuration.sendRateLimit, clock: hub.clock)
     }
 
-    /// Runs one STOMP session on a WSCore WebSocket until it closes, then deregisters it.
+    /// Runs one STOMP session over any transport until it closes, then deregisters it (tests, other
+    /// WebSocket libraries): frames from `inbound`, written through `socket` by a writer task, or
+    /// straight onto `channel` by `ChannelDrain` when one is given.
     /// - Parameters:
     ///   - queryToken: the `token` query parameter of the upgrade request (verified at CONNECT;
     ///     a CONNECT `Authorization`/`token` header takes precedence).
     ///   - identity: an identity the Server already verified, used when no token is presented.
-    ///   - channel: the upgraded connection's NIO channel: when given, the hub writes to it
-    ///     directly on its event loop (`ChannelDrain`) instead of through `outbound`.
-    public func serve(
-        inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, framing: STOMPFraming,
-        queryToken: String? = nil, identity: HubIdentity? = nil, channel: (any Channel)? = nil, logger: Logger
-    ) async {
-        await self.serve(
-            inbound: WSCoreInboundFrames(inbound), socket: WSCoreSocketWriter(outbound), framing: framing,
-            queryToken: queryToken, identity: identity, channel: channel, logger: logger)
-    }
-
-    /// Transport-neutral variant (tests, other WebSocket libraries).
     public func serve<Inbound: AsyncSequence & Sendable>(
         inbound: Inbound, socket: some HubSocketWriter, framing: STOMPFraming,
         queryToken: String? = nil, identity: HubIdentity? = nil, channel: (any Channel)? = nil, logger: Logger
     ) async where Inbound.Element == HubInboundFrame {
-        let encoder = STOMPMessageEncoder(framing: framing)
-        let connection: HubConnection
-        do {
-            connection = try self.hub.register(format: .stomp(framing))
-        } catch {
-            let err = STOMPFrame(.error, headers: ["message": "server shutting down"], body: "server shutting down")
-            try? await socket.write(encoder.encode(err))
-            if framing == .sockJS { try? await socket.write(.text(ByteBuffer(string: SockJSFraming.closeFrame()))) }
+        guard let session = self.open(framing: framing, queryToken: queryToken, identity: identity, logger: logger) else {
+            for frame in Self.refusal(framing: framing) { try? await socket.write(frame) }
             await socket.close(code: 1001, reason: "server shutting down")
             return
         }
+        await ConnectionRunner.run(
+            connection: session.connection, output: channel.map { .channel($0) } ?? .writerTask(socket), inbound: inbound,
+            clock: self.hub.clock, tickInterval: self.configuration.tickInterval,
+            coalesce: session.coalesce, goodbye: session.goodbye, onFrame: session.onFrame, onTick: session.onTick)
+        await session.finish()
+    }
+
+    /// Runs one STOMP session on a just-upgraded NIO channel (its pipeline ends with NIO's WebSocket
+    /// frame codecs) without a task of its own while idle (`ConnectionRunner.attach`). Call on the
+    /// channel's event loop; returns at once. The Server's own WebSocket upgrade uses this.
+    public func attach(
+        to channel: any Channel, framing: STOMPFraming, queryToken: String? = nil, identity: HubIdentity? = nil, logger: Logger
+    ) {
+        guard let session = self.open(framing: framing, queryToken: queryToken, identity: identity, logger: logger) else {
+            ConnectionRunner.refuse(channel: channel, frames: Self.refusal(framing: framing), code: 1001, reason: "server shutting down")
+            return
+        }
+        let (hub, connection) = (self.hub, session.connection)
+        ConnectionRunner.attach(
+            connection: connection, channel: channel, clock: hub.clock, tickInterval: self.configuration.tickInterval,
+            coalesce: session.coalesce, goodbye: session.goodbye,
+            quiesce: { hub.close(connection, reason: .shutdown) },
+            start: {}, onFrame: session.onFrame, onTick: session.onTick, end: session.finish)
+    }
+
+    static var shutdownError: STOMPFrame {
+        STOMPFrame(.error, headers: ["message": "server shutting down"], body: "server shutting down")
+    }
+
+    /// What a connection gets while the hub is shutting down: an ERROR (and SockJS's close frame).
+    static func refusal(framing: STOMPFraming) -> [HubOutboundFrame] {
+        var frames = [STOMPMessageEncoder(framing: framing).encode(Self.shutdownError)]
+        if framing == .sockJS { frames.append(.text(ByteBuffer(string: SockJSFraming.closeFrame()))) }
+        return frames
+    }
+
+    /// A registered connection with its session, and the callbacks that run it on any transport.
+    struct OpenSession: Sendable {
+        let connection: HubConnection
+        let coalesce: @Sendable ([HubOutboundFrame]) -> [HubOutboundFrame]
+        let goodbye: @Sendable (HubCloseReason) -> [HubOutboundFrame]
+        let onFrame: @Sendable (HubInboundFrame) async -> Bool
+        let onTick: @Sendable () async -> Bool
+        /// Deregisters the connection and tells the backend (once the transport is done).
+        let finish: @Sendable () async -> Void
+    }
+
+    /// Registers a connection; nil while the hub is shutting down.
+    func open(framing: STOMPFraming, queryToken: String?, identity: HubIdentity?, logger: Logger) -> OpenSession? {
+        let encoder = STOMPMessageEncoder(framing: framing)
+        guard let connection = try? self.hub.register(format: .stomp(framing)) else { return nil }
         var logger = logger
         logger[metadataKey: "hub.connection"] = "\(connection.id)"
         let driver = STOMPConnectionDriver(
@@ -66,11 +100,11 @@ public struct STOMPEndpoint: Sendable {
         if framing == .sockJS {
             self.hub.send(.text(ByteBuffer(string: SockJSFraming.openFrame)), to: connection)
         }
-        let parserLimits = self.configuration.parserLimits
-        let maxSockJS = self.configuration.maxSockJSMessageSize
-        await ConnectionRunner.run(
-            connection: connection, output: channel.map { .channel($0) } ?? .writerTask(socket), inbound: inbound, clock: self.hub.clock,
-            tickInterval: self.configuration.tickInterval,
+        let reader = STOMPReader(
+            framing: framing, parserLimits: self.configuration.parserLimits, maxSockJSMessageSize: self.configuration.maxSockJSMessageSize)
+        let (hub, backend) = (self.hub, self.backend)
+        return OpenSession(
+            connection: connection,
             coalesce: { frames in
                 guard framing == .sockJS, frames.count > 1 else { return frames }
                 return Self.coalesceSockJS(frames)
@@ -78,23 +112,22 @@ public struct STOMPEndpoint: Sendable {
             goodbye: { reason in
                 var out: [HubOutboundFrame] = []
                 if reason == .shutdown {
-                    out.append(encoder.encode(STOMPFrame(.error, headers: ["message": "server shutting down"], body: "server shutting down")))
+                    out.append(encoder.encode(Self.shutdownError))
                 }
                 if framing == .sockJS && reason != .slowConsumer {
                     out.append(.text(ByteBuffer(string: SockJSFraming.closeFrame())))
                 }
                 return out
             },
-            onFrame: { [reader = STOMPReader(framing: framing, parserLimits: parserLimits, maxSockJSMessageSize: maxSockJS)] frame in
-                await driver.handle(frame, reader: reader)
-            },
-            onTick: { await driver.tick() }
-        )
-        self.hub.unregister(connection)
-        if let context = driver.connectedContext {
-            await self.backend.connectionClosed(context)
-        }
-        logger.debug("STOMP connection closed", metadata: ["slow": "\(connection.wasDroppedAsSlow)"])
+            onFrame: { frame in await driver.handle(frame, reader: reader) },
+            onTick: { await driver.tick() },
+            finish: { [logger] in
+                hub.unregister(connection)
+                if let context = driver.connectedContext {
+                    await backend.connectionClosed(context)
+                }
+                logger.debug("STOMP connection closed", metadata: ["slow": "\(connection.wasDroppedAsSlow)"])
+            })
     }
 
     /// Merges runs of SockJS `a[…]` frames into one.

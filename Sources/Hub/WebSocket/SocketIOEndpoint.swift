@@ -1,11 +1,12 @@
 public import Logging
 public import NIOCore
 import Synchronization
-public import WSCore
 
 /// The notification-bell Socket.IO endpoint (Engine.IO v4 WebSocket transport, default
-/// namespace). The Server calls `serve` from its `/socket.io/` WebSocket route (after checking
-/// `EIO=4&transport=websocket`), optionally with an identity it verified from the upgrade request.
+/// namespace). The Server calls `attach` for each WebSocket upgraded on `/socket.io/` (after
+/// checking `EIO=4&transport=websocket`), optionally with an identity it verified from the upgrade
+/// request. Frames above `configuration.maxPayload` close the session (the upgrade's frame limit
+/// should be at least that).
 /// Pushes go through `hub.sendToUser(userId:event:payload:)`.
 public struct SocketIOEndpoint: Sendable {
     public let hub: Hub
@@ -23,42 +24,66 @@ public struct SocketIOEndpoint: Sendable {
         self.rateLimiter = RateLimiter(limit: configuration.inboundRateLimit, clock: hub.clock)
     }
 
-    /// Runs one Engine.IO/Socket.IO session on a WSCore WebSocket until it closes.
-    /// Configure the WebSocket route's max frame size ≥ `configuration.maxPayload` (or accept
-    /// that WSCore rejects larger frames first).
-    /// `channel`: the upgraded connection's NIO channel; when given, the hub writes to it directly
-    /// on its event loop (`ChannelDrain`) instead of through `outbound`.
-    public func serve(
-        inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, identity: HubIdentity? = nil,
-        channel: (any Channel)? = nil, logger: Logger
-    ) async {
-        await self.serve(
-            inbound: WSCoreInboundFrames(inbound), socket: WSCoreSocketWriter(outbound), identity: identity, channel: channel, logger: logger)
-    }
-
-    /// Transport-neutral variant (tests, other WebSocket libraries).
+    /// Runs one Engine.IO/Socket.IO session over any transport until it closes (tests, other
+    /// WebSocket libraries): frames from `inbound`, written through `socket` by a writer task, or
+    /// straight onto `channel` by `ChannelDrain` when one is given.
     public func serve<Inbound: AsyncSequence & Sendable>(
         inbound: Inbound, socket: some HubSocketWriter, identity: HubIdentity? = nil, channel: (any Channel)? = nil, logger: Logger
     ) async where Inbound.Element == HubInboundFrame {
-        let connection: HubConnection
-        do {
-            connection = try self.hub.register(format: .socketIO)
-        } catch {
+        guard let session = self.open(identity: identity, logger: logger) else {
             await socket.close(code: 1001, reason: "server shutting down")
             return
         }
+        await session.start()
+        await ConnectionRunner.run(
+            connection: session.connection, output: channel.map { .channel($0) } ?? .writerTask(socket), inbound: inbound,
+            clock: self.hub.clock, tickInterval: self.configuration.tickInterval,
+            coalesce: { $0 }, goodbye: session.goodbye, onFrame: session.onFrame, onTick: session.onTick)
+        await session.finish()
+    }
+
+    /// Runs one Engine.IO/Socket.IO session on a just-upgraded NIO channel (its pipeline ends with
+    /// NIO's WebSocket frame codecs) without a task of its own while idle
+    /// (`ConnectionRunner.attach`). Call on the channel's event loop; returns at once.
+    public func attach(to channel: any Channel, identity: HubIdentity? = nil, logger: Logger) {
+        guard let session = self.open(identity: identity, logger: logger) else {
+            ConnectionRunner.refuse(channel: channel, frames: [], code: 1001, reason: "server shutting down")
+            return
+        }
+        let (hub, connection) = (self.hub, session.connection)
+        ConnectionRunner.attach(
+            connection: connection, channel: channel, clock: hub.clock, tickInterval: self.configuration.tickInterval,
+            coalesce: { $0 }, goodbye: session.goodbye,
+            quiesce: { hub.close(connection, reason: .shutdown) },
+            start: session.start, onFrame: session.onFrame, onTick: session.onTick, end: session.finish)
+    }
+
+    /// A registered connection with its session, and the callbacks that run it on any transport.
+    struct OpenSession: Sendable {
+        let connection: HubConnection
+        /// The Engine.IO open packet (and the Socket.IO connect, with an identity).
+        let start: @Sendable () async -> Void
+        let goodbye: @Sendable (HubCloseReason) -> [HubOutboundFrame]
+        let onFrame: @Sendable (HubInboundFrame) async -> Bool
+        let onTick: @Sendable () async -> Bool
+        /// Deregisters the connection and tells the backend (once the transport is done).
+        let finish: @Sendable () async -> Void
+    }
+
+    /// Registers a connection; nil while the hub is shutting down.
+    func open(identity: HubIdentity?, logger: Logger) -> OpenSession? {
+        guard let connection = try? self.hub.register(format: .socketIO) else { return nil }
         var logger = logger
         logger[metadataKey: "hub.connection"] = "\(connection.id)"
         let session = SocketIOSession(
             configuration: self.configuration, engineSid: SessionID.make(), socketSid: SessionID.make(),
             identity: identity, now: self.hub.clock.now())
         let driver = SocketIOConnectionDriver(endpoint: self, connection: connection, session: session, logger: logger)
-        _ = await driver.perform(session.open())
         let assembler = Mutex(MessageAssembler(maxSize: self.configuration.maxPayload))
-        await ConnectionRunner.run(
-            connection: connection, output: channel.map { .channel($0) } ?? .writerTask(socket), inbound: inbound, clock: self.hub.clock,
-            tickInterval: self.configuration.tickInterval,
-            coalesce: { $0 },
+        let (hub, backend) = (self.hub, self.backend)
+        return OpenSession(
+            connection: connection,
+            start: { _ = await driver.perform(driver.session.withLock { $0.open() }) },
             goodbye: { reason in
                 reason == .shutdown ? [.text(ByteBuffer(string: EngineIOPacket.close.encoded))] : []
             },
@@ -81,15 +106,16 @@ public struct SocketIOEndpoint: Sendable {
             onTick: {
                 let now = driver.endpoint.hub.clock.now()
                 return await driver.perform(driver.session.withLock { $0.tick(now: now) })
-            }
-        )
-        let unregistration = self.hub.unregister(connection)
-        if let identity = driver.takeJoinedIdentity() {
-            await self.backend.userDisconnected(
-                driver.context(identity: identity), identity: identity,
-                wasLastConnectionOfUser: unregistration.wasLastConnectionOfUser)
-        }
-        logger.debug("Socket.IO connection closed", metadata: ["slow": "\(connection.wasDroppedAsSlow)"])
+            },
+            finish: { [logger] in
+                let unregistration = hub.unregister(connection)
+                if let identity = driver.takeJoinedIdentity() {
+                    await backend.userDisconnected(
+                        driver.context(identity: identity), identity: identity,
+                        wasLastConnectionOfUser: unregistration.wasLastConnectionOfUser)
+                }
+                logger.debug("Socket.IO connection closed", metadata: ["slow": "\(connection.wasDroppedAsSlow)"])
+            })
     }
 }
 

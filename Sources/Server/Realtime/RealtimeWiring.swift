@@ -1,7 +1,7 @@
 import Foundation
 import Hub
 import Hummingbird
-import HummingbirdWebSocket
+import NIOHTTP1
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -86,48 +86,66 @@ struct RealtimeWiring: Sendable {
         return RealtimeWiring(hub: hub, stomp: stomp, bell: bell, viewers: viewers)
     }
 
-    /// `/ws/live` (+ SockJS `info`, raw `websocket` and framed `{server}/{session}/websocket`) and
-    /// `/socket.io/`.
-    func addRoutes(router: Router<LiveHubRequestContext>, webSocketRouter: Router<LiveHubRequestContext>) {
+    /// SockJS's `GET /ws/live/info` (the WebSocket endpoints are `decideUpgrade`'s).
+    func addRoutes(router: Router<LiveHubRequestContext>) {
         router.get("ws/live/info") { _, _ -> Response in
             Response(
                 status: .ok,
                 headers: [.contentType: "application/json; charset=UTF-8", .cacheControl: "no-store, no-cache, must-revalidate, max-age=0"],
                 body: .init(byteBuffer: ByteBuffer(string: SockJSFraming.infoJSON())))
         }
-        let stomp = self.stomp
-        let stompUpgrade: @Sendable (Request, LiveHubRequestContext) async throws -> RouterShouldUpgrade = { request, _ in
-            let offered = request.headers[values: .secWebSocketProtocol]
-            if let chosen = STOMPSubprotocol.negotiate(offered: offered) {
-                return .upgrade([.secWebSocketProtocol: chosen])
+    }
+
+    /// The WebSocket endpoints (the Server's `LiveHubHTTPChannel` asks on every upgrade request):
+    /// - `/ws/live` and `/ws/live/websocket`: STOMP over raw WebSocket frames;
+    /// - `/ws/live/{server}/{session}/websocket`: STOMP over SockJS's WebSocket transport;
+    /// - `/socket.io/?EIO=4&transport=websocket`: the bell (Engine.IO v4 handshake checked first,
+    ///   refused with engine.io's JSON error and status 400 otherwise).
+    ///
+    /// STOMP offers the subprotocol it prefers of those offered (`v12.stomp`, …). A `token` query
+    /// parameter is kept for STOMP's CONNECT (a CONNECT header wins). Any other path: 404.
+    func decideUpgrade(_ head: HTTPRequestHead) -> WebSocketUpgradeDecision {
+        let (path, query) = Self.splitTarget(head.uri)
+        let segments = path.split(separator: "/", omittingEmptySubsequences: true)
+        let (stomp, bell) = (self.stomp, self.bell)
+        func stompUpgrade(_ framing: STOMPFraming) -> WebSocketUpgradeDecision {
+            var headers = HTTPHeaders()
+            if let chosen = STOMPSubprotocol.negotiate(offered: head.headers["Sec-WebSocket-Protocol"]) {
+                headers.add(name: "Sec-WebSocket-Protocol", value: chosen)
             }
-            return .upgrade([:])
-        }
-        for path in ["ws/live", "ws/live/websocket"] {
-            webSocketRouter.ws(RouterPath(path), shouldUpgrade: stompUpgrade) { inbound, outbound, context in
-                let token = context.request.uri.queryParameters["token"].map(String.init)
-                await stomp.serve(
-                    inbound: inbound, outbound: outbound, framing: .raw, queryToken: token, channel: context.requestContext.channel,
-                    logger: context.logger)
+            let token = query["token"]
+            return .upgrade(headers) { channel, logger in
+                stomp.attach(to: channel, framing: framing, queryToken: token, logger: logger)
             }
         }
-        webSocketRouter.ws("ws/live/:server/:session/websocket", shouldUpgrade: stompUpgrade) { inbound, outbound, context in
-            let token = context.request.uri.queryParameters["token"].map(String.init)
-            await stomp.serve(
-                inbound: inbound, outbound: outbound, framing: .sockJS, queryToken: token, channel: context.requestContext.channel,
-                logger: context.logger)
-        }
-        let bell = self.bell
-        webSocketRouter.ws("socket.io", shouldUpgrade: { request, _ in
-            var query: [String: String] = [:]
-            for (key, value) in request.uri.queryParameters { query[String(key)] = String(value) }
+        switch segments.count {
+        case 2 where segments == ["ws", "live"], 3 where segments == ["ws", "live", "websocket"]:
+            return stompUpgrade(.raw)
+        case 5 where segments[0] == "ws" && segments[1] == "live" && segments[4] == "websocket":
+            return stompUpgrade(.sockJS)
+        case 1 where segments[0] == "socket.io":
             if let rejection = EngineIOHandshake.validate(query: query) {
-                throw APIError(.init(code: rejection.status), "BAD_HANDSHAKE", rejection.message)
+                return .reject(.init(code: rejection.status), contentType: "application/json", body: rejection.body)
             }
-            return .upgrade([:])
-        }) { inbound, outbound, context in
-            await bell.serve(inbound: inbound, outbound: outbound, channel: context.requestContext.channel, logger: context.logger)
+            return .upgrade(HTTPHeaders()) { channel, logger in bell.attach(to: channel, logger: logger) }
+        default:
+            return .reject(.notFound, contentType: "text/plain; charset=utf-8", body: "no WebSocket endpoint at \(path)\n")
         }
+    }
+
+    /// `/path?a=1&b=%20` → ("/path", ["a": "1", "b": " "]) (percent- and `+`-decoding query values).
+    static func splitTarget(_ target: String) -> (path: String, query: [String: String]) {
+        guard let mark = target.firstIndex(of: "?") else { return (target, [:]) }
+        var query: [String: String] = [:]
+        for pair in target[target.index(after: mark)...].split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            func decode(_ s: Substring) -> String {
+                let spaced = s.replacingOccurrences(of: "+", with: " ")
+                return spaced.removingPercentEncoding ?? spaced
+            }
+            query[decode(parts[0])] = parts.count > 1 ? decode(parts[1]) : ""
+        }
+        return (String(target[..<mark]), query)
     }
 }
 

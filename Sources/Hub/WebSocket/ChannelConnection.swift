@@ -1,0 +1,266 @@
+import NIOCore
+import NIOWebSocket
+import Synchronization
+
+/// A hub connection that lives on its NIO channel alone: no task while it is idle.
+///
+/// Why: a task per connection (the WebSocket library's handler task, awaiting the next frame) kept
+/// its async frames, an inbound stream and an outbound writer alive for every idle viewer; with
+/// Hummingbird's HTTP/1 connection machinery that was ~37 KiB per watching viewer
+/// (`bench/hub/idle_memory.py`). Here an idle connection is its pipeline, its hub objects and a
+/// ticker entry. Inbound frames are handled by `HubWebSocketFrameHandler` on the event loop; the
+/// work they cause (parsing, token checks, SENDs) runs in order on a short task started when the
+/// first frame of a burst arrives and ended when the burst is done (`InboundProcessor`). Writing
+/// is `ChannelDrain`'s, ticking `ConnectionTicker`'s, as for `ConnectionRunner.runOnChannel`.
+extension ConnectionRunner {
+    /// Attaches `connection` to `channel`, whose pipeline ends with NIO's WebSocket frame codecs
+    /// (just upgraded). Call on the channel's event loop. `start` runs first, before any frame;
+    /// `end` runs once, after the channel closed and every frame before it was handled.
+    static func attach(
+        connection: HubConnection, channel: any Channel, clock: HubClock, tickInterval: Duration,
+        closeGrace: Duration = .seconds(5), pingInterval: Duration? = .seconds(30),
+        coalesce: @escaping @Sendable ([HubOutboundFrame]) -> [HubOutboundFrame],
+        goodbye: @escaping @Sendable (HubCloseReason) -> [HubOutboundFrame],
+        quiesce: @escaping @Sendable () -> Void,
+        start: @escaping @Sendable () async -> Void,
+        onFrame: @escaping @Sendable (HubInboundFrame) async -> Bool,
+        onTick: @escaping @Sendable () async -> Bool,
+        end: @escaping @Sendable () async -> Void
+    ) {
+        channel.eventLoop.assertInEventLoop()
+        let drain = ChannelDrain(
+            channel: channel, connection: connection, clock: clock, closeGrace: closeGrace, pingInterval: pingInterval,
+            coalesce: coalesce, goodbye: goodbye)
+        drain.start()
+        let ticker = ConnectionTicker.shared(interval: tickInterval)
+        let ticket = ticker.add {
+            drain.livenessTick()
+            return await onTick()
+        }
+        let processor = InboundProcessor(
+            start: start, onFrame: onFrame,
+            onStopped: {
+                // The session asked to close; its goodbye is queued, the drain closes the channel.
+                // A reader that stopped without that (client half-closed) closes it here.
+                if !connection.isClosing { channel.close(promise: nil) }
+            },
+            end: {
+                ticker.remove(ticket)
+                await end()
+            },
+            setReading: { reading in channel.setOption(ChannelOptions.autoRead, value: reading).whenFailure { _ in } })
+        processor.enqueue(.start)
+        do {
+            try channel.pipeline.syncOperations.addHandler(HubWebSocketFrameHandler(processor: processor, quiesce: quiesce))
+        } catch {
+            channel.close(promise: nil)
+            processor.enqueue(.end)
+            return
+        }
+        // Closed before the handler was in place: its channelInactive never comes.
+        if !channel.isActive { processor.enqueue(.end) }
+    }
+}
+
+extension ConnectionRunner {
+    /// Writes `frames`, a Close with `code` and `reason`, and closes: for a connection the hub
+    /// cannot take (shutting down). Call on the channel's event loop.
+    static func refuse(channel: any Channel, frames: [HubOutboundFrame], code: UInt16, reason: String) {
+        for frame in frames {
+            switch frame {
+            case .text(let buffer): channel.write(WebSocketFrame(fin: true, opcode: .text, data: buffer), promise: nil)
+            case .binary(let buffer): channel.write(WebSocketFrame(fin: true, opcode: .binary, data: buffer), promise: nil)
+            }
+        }
+        var payload = channel.allocator.buffer(capacity: 2 + reason.utf8.count)
+        payload.writeInteger(code)
+        payload.writeString(reason)
+        channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: payload)).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+    }
+}
+
+/// One connection's inbound work, in order, on a task that exists only while there is work.
+///
+/// A flood is held back, not buffered: above `pauseBacklog` queued frames the channel stops
+/// reading (`autoRead` off) until the backlog is half worked off, so TCP pushes back on the client.
+final class InboundProcessor: Sendable {
+    enum Job: Sendable {
+        case start
+        case frame(HubInboundFrame)
+        case end
+    }
+
+    private struct State {
+        var jobs = CircularBuffer<Job>(initialCapacity: 4)
+        var running = false
+        /// The session asked to close: later frames are dropped.
+        var stopped = false
+        /// `.end` is queued: nothing is accepted after it.
+        var ended = false
+        var readingPaused = false
+    }
+
+    static let pauseBacklog = 32
+
+    private let state = Mutex(State())
+    private let start: @Sendable () async -> Void
+    private let onFrame: @Sendable (HubInboundFrame) async -> Bool
+    private let onStopped: @Sendable () -> Void
+    private let end: @Sendable () async -> Void
+    private let setReading: @Sendable (Bool) -> Void
+
+    init(
+        start: @escaping @Sendable () async -> Void, onFrame: @escaping @Sendable (HubInboundFrame) async -> Bool,
+        onStopped: @escaping @Sendable () -> Void, end: @escaping @Sendable () async -> Void,
+        setReading: @escaping @Sendable (Bool) -> Void
+    ) {
+        self.start = start
+        self.onFrame = onFrame
+        self.onStopped = onStopped
+        self.end = end
+        self.setReading = setReading
+    }
+
+    /// Jobs queued and not yet taken (tests).
+    var backlog: Int { self.state.withLock { $0.jobs.count } }
+
+    func enqueue(_ job: Job) {
+        let (startTask, pause) = self.state.withLock { s -> (Bool, Bool) in
+            if s.ended { return (false, false) }
+            if case .end = job { s.ended = true }
+            s.jobs.append(job)
+            var pause = false
+            if s.jobs.count >= Self.pauseBacklog && !s.readingPaused {
+                s.readingPaused = true
+                pause = true
+            }
+            if s.running { return (false, pause) }
+            s.running = true
+            return (true, pause)
+        }
+        if pause { self.setReading(false) }
+        if startTask { Task { await self.run() } }
+    }
+
+    private func run() async {
+        while true {
+            let (next, resume, stopped): (Job?, Bool, Bool) = self.state.withLock { s in
+                guard let job = s.jobs.popFirst() else {
+                    s.running = false
+                    return (nil, false, s.stopped)
+                }
+                var resume = false
+                if s.readingPaused && s.jobs.count <= Self.pauseBacklog / 2 {
+                    s.readingPaused = false
+                    resume = true
+                }
+                return (job, resume, s.stopped)
+            }
+            if resume { self.setReading(true) }
+            guard let next else { return }
+            switch next {
+            case .start:
+                await self.start()
+            case .frame(let frame):
+                if stopped { continue }
+                if !(await self.onFrame(frame)) {
+                    self.state.withLock { $0.stopped = true }
+                    self.onStopped()
+                }
+            case .end:
+                await self.end()
+                return
+            }
+        }
+    }
+}
+
+/// The end of an upgraded hub connection's pipeline: data frames go to the `InboundProcessor`;
+/// control frames are answered here, on the event loop (RFC 6455 §5.5).
+///
+/// - A client frame must be masked (§5.1) and may not set RSV bits (§5.2, no extension is
+///   negotiated); a frame with an opcode this server does not know is refused too: all with a
+///   Close 1002 (protocol error), then the TCP connection is closed.
+/// - Ping → Pong with the same payload; a Pong only counts as liveness (`ChannelDrainInboundObserver`).
+/// - Close → a Close echoing the client's code (1000 without one, 1002 for a malformed or reserved
+///   code, §7.4), then the TCP connection is closed (§7.1.1: the server closes first).
+/// - Oversized and malformed frames never get here: NIO's `WebSocketProtocolErrorHandler` answers
+///   the decoder's errors with a Close (1009 / 1002) and closes.
+/// - `ChannelShouldQuiesceEvent` (server shutting down) → `quiesce`, which closes the hub connection
+///   with its goodbye.
+final class HubWebSocketFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    private let processor: InboundProcessor
+    private let quiesce: @Sendable () -> Void
+    private var closing = false
+
+    init(processor: InboundProcessor, quiesce: @escaping @Sendable () -> Void) {
+        self.processor = processor
+        self.quiesce = quiesce
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = self.unwrapInboundIn(data)
+        if self.closing { return }
+        guard frame.maskKey != nil, !frame.rsv1, !frame.rsv2, !frame.rsv3 else {
+            self.close(context: context, code: 1002)
+            return
+        }
+        switch frame.opcode {
+        case .text:
+            self.processor.enqueue(.frame(HubInboundFrame(kind: .text, data: frame.unmaskedData, fin: frame.fin)))
+        case .binary:
+            self.processor.enqueue(.frame(HubInboundFrame(kind: .binary, data: frame.unmaskedData, fin: frame.fin)))
+        case .continuation:
+            self.processor.enqueue(.frame(HubInboundFrame(kind: .continuation, data: frame.unmaskedData, fin: frame.fin)))
+        case .ping:
+            context.writeAndFlush(self.wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)), promise: nil)
+        case .pong:
+            break
+        case .connectionClose:
+            self.close(context: context, code: Self.replyCode(toClosePayload: frame.unmaskedData))
+        default:
+            self.close(context: context, code: 1002)
+        }
+    }
+
+    /// RFC 6455 §5.5.1 / §7.4: the status code to answer a client's Close with.
+    static func replyCode(toClosePayload payload: ByteBuffer) -> UInt16 {
+        if payload.readableBytes == 0 { return 1000 }
+        guard payload.readableBytes >= 2, let code = payload.getInteger(at: payload.readerIndex, as: UInt16.self) else { return 1002 }
+        switch code {
+        case 1000...1003, 1007...1011, 3000...4999: return code
+        default: return 1002
+        }
+    }
+
+    private func close(context: ChannelHandlerContext, code: UInt16) {
+        self.closing = true
+        var payload = context.channel.allocator.buffer(capacity: 2)
+        payload.writeInteger(code)
+        let channel = context.channel
+        context.writeAndFlush(self.wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: payload)))
+            .whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.processor.enqueue(.end)
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            self.quiesce()
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,150 @@
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
+import NIOWebSocket
+
+/// What to do with a WebSocket upgrade request (`GET` with `Upgrade: websocket`).
+enum WebSocketUpgradeDecision: Sendable {
+    /// Switch protocols with these extra response headers (e.g. `Sec-WebSocket-Protocol`), then
+    /// hand the upgraded channel to `attach` on its event loop.
+    case upgrade(HTTPHeaders, attach: @Sendable (any Channel, Logger) -> Void)
+    /// Answer with this status, content type and body, and close.
+    case reject(HTTPResponse.Status, contentType: String, body: String)
+}
+
+/// The HTTP server's connections: HTTP/1.1 through Hummingbird's router, and WebSocket upgrades
+/// done by NIO and handed to the hub, which then runs them on the event loop alone.
+///
+/// Why not Hummingbird's `http1WebSocketUpgrade`: it runs each WebSocket in the connection's task,
+/// through async inbound/outbound sequences, until it closes. That task, its sequences and
+/// Hummingbird's per-connection state were ~34 KiB of the ~37 KiB an idle viewer cost
+/// (`bench/hub/idle_memory.py`). Here the connection's task ends once the upgrade is done; the hub
+/// side is `STOMPEndpoint.attach` / `SocketIOEndpoint.attach` (`ConnectionRunner.attach`).
+///
+/// The HTTP side is set up as Hummingbird sets up its own (the same decoder limits, the same
+/// HTTP-types codec, the extra handlers, its connection-state handler, then
+/// `HTTPChannelHandler.handleHTTP`). As with NIO's upgrade handler generally, only a connection's
+/// first request can upgrade; a later `Upgrade: websocket` request is answered with a redirect to
+/// the same URI and `Connection: close`, so the client retries on a fresh connection.
+struct LiveHubHTTPChannel: ServerChildChannel, HTTPChannelHandler {
+    enum Negotiated: Sendable {
+        case http(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>)
+        case rejectedUpgrade(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, HTTPResponse.Status, contentType: String, body: String)
+        /// The hub has it; nothing is left for the connection's task to do.
+        case webSocket
+    }
+
+    struct Value: ServerChildChannelValue {
+        let negotiated: EventLoopFuture<Negotiated>
+        let channel: any Channel
+    }
+
+    let responder: HTTPChannelHandler.Responder
+    let http1: HTTP1Channel.Configuration
+    /// Largest WebSocket frame NIO's decoder accepts (larger: Close 1009).
+    let maxFrameSize: Int
+    let decideUpgrade: @Sendable (HTTPRequestHead) -> WebSocketUpgradeDecision
+
+    init(
+        responder: @escaping HTTPChannelHandler.Responder, http1: HTTP1Channel.Configuration, maxFrameSize: Int,
+        decideUpgrade: @escaping @Sendable (HTTPRequestHead) -> WebSocketUpgradeDecision
+    ) {
+        self.responder = Self.redirectingLateUpgrades(responder)
+        self.http1 = http1
+        self.maxFrameSize = maxFrameSize
+        self.decideUpgrade = decideUpgrade
+    }
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        channel.eventLoop.makeCompletedFuture {
+            let decision = NIOLoopBoundBox<WebSocketUpgradeDecision?>(nil, eventLoop: channel.eventLoop)
+            let upgrader = NIOTypedWebSocketServerUpgrader<Negotiated>(
+                maxFrameSize: self.maxFrameSize,
+                shouldUpgrade: { channel, head in
+                    let decided = self.decideUpgrade(head)
+                    decision.value = decided
+                    guard case .upgrade(let headers, _) = decided else { return channel.eventLoop.makeSucceededFuture(nil) }
+                    return channel.eventLoop.makeSucceededFuture(headers)
+                },
+                upgradePipelineHandler: { channel, _ in
+                    channel.eventLoop.makeCompletedFuture {
+                        if case .upgrade(_, let attach) = decision.value { attach(channel, logger) }
+                        return .webSocket
+                    }
+                })
+            let http1 = self.http1
+            let upgrades = NIOTypedHTTPServerUpgradeConfiguration(
+                upgraders: [upgrader],
+                notUpgradingCompletionHandler: { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let pipeline = channel.pipeline.syncOperations
+                        try pipeline.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+                        try pipeline.addHandlers(http1.additionalChannelHandlers())
+                        try pipeline.addHandler(HTTPConnectionStateHandler(idleTimeout: http1.idleTimeout.map { .init($0) }, logger: logger))
+                        let asyncChannel = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
+                            wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
+                        if case .reject(let status, let contentType, let body) = decision.value {
+                            return .rejectedUpgrade(asyncChannel, status, contentType: contentType, body: body)
+                        }
+                        return .http(asyncChannel)
+                    }
+                })
+            var configuration = NIOUpgradableHTTPServerPipelineConfiguration(upgradeConfiguration: upgrades)
+            // As Hummingbird's own HTTP/1 channel: it pipelines, handles errors and validates headers itself.
+            configuration.enablePipelining = false
+            configuration.enableErrorHandling = false
+            configuration.enableResponseHeaderValidation = false
+            configuration.decoderConfiguration.maxHeaderFieldSize = http1.httpDecoder.maxHeaderFieldSize
+            configuration.decoderConfiguration.maxHeaderListSize = http1.httpDecoder.maxHeaderListSize
+            configuration.decoderConfiguration.maxHeaderFieldCount = http1.httpDecoder.maxHeaderFieldCount
+            let negotiated = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: configuration)
+            return Value(negotiated: negotiated, channel: channel)
+        }
+    }
+
+    func handle(value: Value, logger: Logger) async {
+        do {
+            switch try await value.negotiated.get() {
+            case .http(let asyncChannel):
+                await self.handleHTTP(asyncChannel: asyncChannel, logger: logger)
+            case .rejectedUpgrade(let asyncChannel, let status, let contentType, let body):
+                logger.debug("WebSocket upgrade refused", metadata: ["status": "\(status.code)"])
+                try await asyncChannel.executeThenClose { _, outbound in
+                    var buffer = ByteBuffer(string: body)
+                    let head = HTTPResponse(
+                        status: status,
+                        headerFields: [.connection: "close", .contentType: contentType, .contentLength: String(buffer.readableBytes)])
+                    try await outbound.write(contentsOf: [.head(head), .body(buffer.readSlice(length: buffer.readableBytes)!), .end(nil)])
+                }
+            case .webSocket:
+                return
+            }
+        } catch let error as ChannelError where error == .inputClosed {
+            logger.trace("connection closed before its first request")
+        } catch {
+            logger.debug("connection setup failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// A WebSocket upgrade after another request on the same connection cannot be switched any more
+    /// (NIO upgrades a connection's first request only): redirect to the same URI and close.
+    static func redirectingLateUpgrades(_ responder: @escaping HTTPChannelHandler.Responder) -> HTTPChannelHandler.Responder {
+        struct ClosedAfterRedirect: Error {}
+        return { request, responseWriter, channel in
+            guard request.headers[.upgrade]?.lowercased() == "websocket" else {
+                try await responder(request, responseWriter, channel)
+                return
+            }
+            var location = request.uri.path
+            if let query = request.uri.query { location += "?\(query)" }
+            try await responseWriter.writeResponse(
+                HTTPResponse(status: .temporaryRedirect, headerFields: [.connection: "close", .location: location, .contentLength: "0"]))
+            throw ClosedAfterRedirect()
+        }
+    }
+}
