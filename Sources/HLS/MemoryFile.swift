@@ -31,28 +31,36 @@ public final class HLSMemoryFile: Sendable {
 
     deinit { close(descriptor) }
 
-    /// A sealed copy of `bytes`; nil where memfds are unavailable or the process is out of
-    /// descriptors (the caller keeps the heap bytes then).
-    public static func make(copying bytes: ByteBuffer) -> HLSMemoryFile? {
+    /// A sealed file of `pieces` back to back; nil where memfds are unavailable or the process is
+    /// out of descriptors (the caller keeps the heap bytes then).
+    public static func make(copying pieces: [ByteBuffer]) -> HLSMemoryFile? {
         let fd = livehub_memfd_create_sealable("livehub-segment")
         guard fd >= 0 else { return nil }
-        let written = bytes.withUnsafeReadableBytes { raw -> Bool in
-            var offset = 0
-            while offset < raw.count {
-                let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return false
+        var size = 0
+        for piece in pieces {
+            let written = piece.withUnsafeReadableBytes { raw -> Bool in
+                var offset = 0
+                while offset < raw.count {
+                    let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        return false
+                    }
+                    offset += n
                 }
-                offset += n
+                return true
             }
-            return true
+            guard written else {
+                close(fd)
+                return nil
+            }
+            size += piece.readableBytes
         }
-        guard written, livehub_seal_immutable(fd) == 0 else {
+        guard livehub_seal_immutable(fd) == 0 else {
             close(fd)
             return nil
         }
-        return HLSMemoryFile(descriptor: fd, size: bytes.readableBytes)
+        return HLSMemoryFile(descriptor: fd, size: size)
     }
 
     /// `length` bytes from `offset`, copied onto the heap (the router path and tests; the server's

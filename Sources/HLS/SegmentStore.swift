@@ -147,38 +147,50 @@ final class SegmentStore: Sendable {
     }
 
     /// Completes the open segment. With parts, its bytes are the parts' bytes; otherwise `bytes`.
-    /// The finished segment then moves into a sealed `HLSMemoryFile` (when
-    /// `configuration.segmentsInMemoryFiles`), so that the server can `sendfile` it and its parts.
+    /// The finished segment is kept in a sealed `HLSMemoryFile` (when
+    /// `configuration.segmentsInMemoryFiles`, and on the heap if that fails), so that the server
+    /// can `sendfile` it and its parts.
     func closeSegment(
         duration: Double, independent: Bool, bytes: ByteBuffer?, programDateTimeMs: Int64, targetDuration: Int?
     ) {
-        var finished: (msn: Int, body: ByteBuffer)?
+        // The file is written before the lock is taken, straight from the parts (no heap copy of the
+        // whole segment first). Only the packager adds parts and closes segments, so the open
+        // segment's parts cannot change in between.
+        var file: HLSMemoryFile?
+        if configuration.segmentsInMemoryFiles {
+            let pieces = bytes.map { [$0] } ?? state.withLock { $0.open?.parts.map(\.bytes) ?? [] }
+            file = HLSMemoryFile.make(copying: pieces)
+        }
         mutate { state in
             var open = state.open ?? Self.openSegment(&state, programDateTimeMs: programDateTimeMs)
             state.open = nil
-            var body: ByteBuffer
-            if let bytes {
-                body = bytes
+            if bytes != nil { open.parts = [] }
+            var offset = 0
+            for index in open.parts.indices {
+                open.parts[index].offset = offset
+                offset += open.parts[index].length
+            }
+            let body: HLSBody
+            if let file {
+                body = .file(file, offset: 0, length: file.size)
+                for index in open.parts.indices { open.parts[index].bytes = ByteBuffer() }
+            } else if let bytes {
+                body = .bytes(bytes)
             } else {
-                body = ByteBufferAllocator().buffer(capacity: open.parts.reduce(0) { $0 + $1.bytes.readableBytes })
-                for part in open.parts { body.writeImmutableBuffer(part.bytes) }
+                var joined = ByteBufferAllocator().buffer(capacity: offset)
+                for part in open.parts { joined.writeImmutableBuffer(part.bytes) }
                 // The parts become views into the segment's storage: each byte is held once, not
                 // twice (measured: ~15 MB per live stream before, with the window plus retention).
-                var offset = 0
                 for index in open.parts.indices {
-                    let length = open.parts[index].length
-                    if let slice = body.getSlice(at: body.readerIndex + offset, length: length) { open.parts[index].bytes = slice }
-                    open.parts[index].offset = offset
-                    offset += length
+                    open.parts[index].bytes = joined.getSlice(at: joined.readerIndex + open.parts[index].offset, length: open.parts[index].length)!
                 }
+                body = .bytes(joined)
             }
-            if bytes != nil { open.parts = [] }
             let segment = Segment(
-                msn: open.msn, duration: duration, independent: independent, parts: open.parts, body: .bytes(body),
-                byteCount: body.readableBytes, initIndex: open.initIndex, discontinuity: open.discontinuity,
+                msn: open.msn, duration: duration, independent: independent, parts: open.parts, body: body,
+                byteCount: body.count, initIndex: open.initIndex, discontinuity: open.discontinuity,
                 programDateTimeMs: open.programDateTimeMs)
             state.segments.append(segment)
-            finished = (open.msn, body)
             state.lastCompleteMSN = open.msn
             if state.targetDuration == nil { state.targetDuration = targetDuration ?? Int(duration.rounded(.up)) }
             let now = ContinuousClock.now
@@ -202,21 +214,6 @@ final class SegmentStore: Sendable {
             let referenced = Set(state.segments.compactMap(\.initIndex) + state.retired.compactMap(\.segment.initIndex))
             for key in state.inits.keys where !referenced.contains(key) && key != state.currentInit {
                 state.inits.removeValue(forKey: key)
-            }
-        }
-        // The copy into the file is made outside the lock; until it is swapped in, requests get the
-        // heap bytes. Nothing a playlist shows changes, so no version bump.
-        if configuration.segmentsInMemoryFiles, let finished, let file = HLSMemoryFile.make(copying: finished.body) {
-            state.withLock { state in
-                func moveToFile(_ segment: inout Segment) {
-                    segment.body = .file(file, offset: 0, length: file.size)
-                    for index in segment.parts.indices { segment.parts[index].bytes = ByteBuffer() }
-                }
-                if let index = state.segments.firstIndex(where: { $0.msn == finished.msn }) {
-                    moveToFile(&state.segments[index])
-                } else if let index = state.retired.firstIndex(where: { $0.segment.msn == finished.msn }) {
-                    moveToFile(&state.retired[index].segment)
-                }
             }
         }
     }

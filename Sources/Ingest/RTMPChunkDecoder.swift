@@ -210,7 +210,14 @@ public struct RTMPChunkDecoder: Sendable {
             stream.partial = partial
             stream.received = bodyLength
         } else {
-            stream.partial!.writeImmutableBuffer(body)
+            // `stream` is a copy of the dictionary's entry: both hold the partial message. Take it
+            // out of both before appending, or every chunk would copy the whole message so far
+            // (copy-on-write: quadratic in the number of chunks of a keyframe).
+            var partial = stream.partial!
+            stream.partial = nil
+            streams[csid]!.partial = nil
+            partial.writeImmutableBuffer(body)
+            stream.partial = partial
             stream.received += bodyLength
         }
         if stream.received == stream.length {

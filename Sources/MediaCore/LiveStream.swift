@@ -14,8 +14,11 @@ public final class LiveStream: Sendable {
     public let id: String
 
     private struct State {
-        var readers: [ObjectIdentifier: StreamReader] = [:]
-        var sinks: [ObjectIdentifier: any StreamSink] = [:]
+        var readers: [ObjectIdentifier: StreamReader] = [:] { didSet { readerList = Array(readers.values) } }
+        var sinks: [ObjectIdentifier: any StreamSink] = [:] { didSet { sinkList = Array(sinks.values) } }
+        /// The values above, kept as arrays: `publish` hands them out per packet without building one.
+        var readerList: [StreamReader] = []
+        var sinkList: [any StreamSink] = []
         var session = 0
         var publishing = false
         var metadata: StreamMetadata?
@@ -110,7 +113,7 @@ public final class LiveStream: Sendable {
             state.publishing = true
             state.metadata = nil
             state.configs = [:]
-            return (state.session, Array(state.readers.values), Array(state.sinks.values))
+            return (state.session, state.readerList, state.sinkList)
         }
         let event = StreamEvent.publishStarted(session: session)
         for sink in sinks { sink.receive(event) }
@@ -130,7 +133,7 @@ public final class LiveStream: Sendable {
             case .ended: state.ended = true
             case .publishStarted, .packet: break
             }
-            return (state.readers.isEmpty ? [] : Array(state.readers.values), state.sinks.isEmpty ? [] : Array(state.sinks.values))
+            return (state.readerList, state.sinkList)
         }
         for sink in sinks { sink.receive(event) }
         for reader in readers { reader.offer(event) }
