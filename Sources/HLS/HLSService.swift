@@ -185,7 +185,7 @@ public final class HLSService: Sendable {
         case .multivariant:
             guard let body = store.multivariantPlaylist() else { return nil }
             metrics.playlistRequestsNonBlocking.increment()
-            return served(body, type: "application/vnd.apple.mpegurl", cache: "no-cache")
+            return served(body, Self.playlistHeaders)
         case .media:
             var condition: SegmentStore.Condition?
             if configuration.variant.hasParts {
@@ -200,17 +200,17 @@ public final class HLSService: Sendable {
             guard let condition else {
                 guard let body = store.mediaPlaylist() else { return nil }
                 metrics.playlistRequestsNonBlocking.increment()
-                return served(body, type: "application/vnd.apple.mpegurl", cache: "no-cache")
+                return served(body, Self.playlistHeaders)
             }
             guard store.isSatisfied(.ready), store.isSatisfied(condition), let body = store.mediaPlaylist() else { return nil }
             metrics.playlistRequestsBlocking.increment()
-            return served(body, type: "application/vnd.apple.mpegurl", cache: "no-cache")
+            return served(body, Self.playlistHeaders)
         case .initSection, .segment:
             return immediateFile(name, store: store)
         case .part(let msn, let index):
             guard configuration.variant.hasParts else { return Self.error(404, "not found") }
             if let body = store.partBody(msn: msn, index: index) {
-                return served(body, type: "video/mp4", cache: Self.immutable)
+                return served(body, Self.mp4Headers)
             }
             return nil
         case .thumbnail:
@@ -234,7 +234,7 @@ public final class HLSService: Sendable {
             guard await store.wait(for: .ready, timeout: blockingTimeout(nil)), let body = store.multivariantPlaylist() else {
                 return Self.error(404, "no media yet")
             }
-            return served(body, type: "application/vnd.apple.mpegurl", cache: "no-cache")
+            return served(body, Self.playlistHeaders)
 
         case .media:
             var condition: SegmentStore.Condition?
@@ -264,7 +264,7 @@ public final class HLSService: Sendable {
                 }
             }
             guard let body = store.mediaPlaylist() else { return Self.error(404, "no media yet") }
-            return served(body, type: "application/vnd.apple.mpegurl", cache: "no-cache")
+            return served(body, Self.playlistHeaders)
 
         case .initSection, .segment:
             return immediateFile(name, store: store)
@@ -272,7 +272,7 @@ public final class HLSService: Sendable {
         case .part(let msn, let index):
             guard configuration.variant.hasParts else { return Self.error(404, "not found") }
             if let body = store.partBody(msn: msn, index: index) {
-                return served(body, type: "video/mp4", cache: Self.immutable)
+                return served(body, Self.mp4Headers)
             }
             // RFC 8216bis §4.4.5.3: a request for the preload-hinted part is held until it is complete.
             let next = store.nextPart
@@ -283,11 +283,11 @@ public final class HLSService: Sendable {
             else {
                 return Self.error(404, "not found")
             }
-            return served(body, type: "video/mp4", cache: Self.immutable)
+            return served(body, Self.mp4Headers)
 
         case .thumbnail:
             guard let body = await store.thumbnails.current() else { return Self.error(404, "no thumbnail yet") }
-            return served(body, type: "image/jpeg", cache: "no-cache")
+            return served(body, Self.jpegHeaders)
         }
     }
 
@@ -298,12 +298,12 @@ public final class HLSService: Sendable {
             guard configuration.variant.usesFragmentedMP4, let body = store.initSection(index) else {
                 return Self.error(404, "not found")
             }
-            return served(body, type: "video/mp4", cache: Self.immutable)
+            return served(body, Self.mp4Headers)
         case .segment(let msn, let ext):
             guard ext == configuration.variant.segmentExtension, let body = store.segmentBody(msn: msn) else {
                 return Self.error(404, "not found")
             }
-            return served(body, type: ext == "ts" ? "video/mp2t" : "video/mp4", cache: Self.immutable)
+            return served(body, ext == "ts" ? Self.tsHeaders : Self.mp4Headers)
         default:
             return Self.error(404, "not found")
         }
@@ -316,19 +316,27 @@ public final class HLSService: Sendable {
         ("Access-Control-Expose-Headers", "Content-Length, Content-Type"),
     ]
 
-    private func served(_ body: ByteBuffer, type: String, cache: String) -> HLSResponse {
-        served(.bytes(body), type: type, cache: cache)
+    /// The header sets of every answer, built once: a response shares its array (and the Server's
+    /// fast path keeps the encoded header block per array).
+    static let playlistHeaders = [("Content-Type", "application/vnd.apple.mpegurl"), ("Cache-Control", "no-cache")] + cors
+    static let mp4Headers = [("Content-Type", "video/mp4"), ("Cache-Control", immutable)] + cors
+    static let tsHeaders = [("Content-Type", "video/mp2t"), ("Cache-Control", immutable)] + cors
+    static let jpegHeaders = [("Content-Type", "image/jpeg"), ("Cache-Control", "no-cache")] + cors
+    static let errorHeaders = [("Content-Type", "text/plain; charset=utf-8"), ("Cache-Control", "no-cache")] + cors
+
+    private func served(_ body: ByteBuffer, _ headers: [(String, String)]) -> HLSResponse {
+        served(.bytes(body), headers)
     }
 
-    private func served(_ body: HLSBody, type: String, cache: String) -> HLSResponse {
+    private func served(_ body: HLSBody, _ headers: [(String, String)]) -> HLSResponse {
         metrics.bytesServed.increment(by: body.count)
-        return HLSResponse(status: 200, headers: [("Content-Type", type), ("Cache-Control", cache)] + Self.cors, content: body)
+        return HLSResponse(status: 200, headers: headers, content: body)
     }
 
     private static func error(_ status: Int, _ message: String) -> HLSResponse {
         HLSResponse(
             status: status,
-            headers: [("Content-Type", "text/plain; charset=utf-8"), ("Cache-Control", "no-cache")] + cors,
+            headers: errorHeaders,
             body: ByteBuffer(string: message + "\n"))
     }
 
