@@ -11,7 +11,7 @@ import Synchronization
 /// ticker entry. Inbound frames are handled by `HubWebSocketFrameHandler` on the event loop; the
 /// work they cause (parsing, token checks, SENDs) runs in order on a short task started when the
 /// first frame of a burst arrives and ended when the burst is done (`InboundProcessor`). Writing
-/// is `ChannelDrain`'s, ticking `ConnectionTicker`'s, as for `ConnectionRunner.runOnChannel`.
+/// is `ChannelDrain`'s, ticking `ConnectionTicker`'s.
 extension ConnectionRunner {
     /// Attaches `connection` to `channel`, whose pipeline ends with NIO's WebSocket frame codecs
     /// (just upgraded). Call on the channel's event loop. `start` runs first, before any frame;
@@ -66,12 +66,7 @@ extension ConnectionRunner {
     /// Writes `frames`, a Close with `code` and `reason`, and closes: for a connection the hub
     /// cannot take (shutting down). Call on the channel's event loop.
     static func refuse(channel: any Channel, frames: [HubOutboundFrame], code: UInt16, reason: String) {
-        for frame in frames {
-            switch frame {
-            case .text(let buffer): channel.write(WebSocketFrame(fin: true, opcode: .text, data: buffer), promise: nil)
-            case .binary(let buffer): channel.write(WebSocketFrame(fin: true, opcode: .binary, data: buffer), promise: nil)
-            }
-        }
+        for frame in frames { channel.write(frame.webSocketFrame, promise: nil) }
         var payload = channel.allocator.buffer(capacity: 2 + reason.utf8.count)
         payload.writeInteger(code)
         payload.writeString(reason)

@@ -176,10 +176,7 @@ final class ChannelDrain: Sendable {
             encoder.write(NIOAny(IOData.byteBuffer(framer.framed(frame, allocator: self.channel.allocator))), promise: nil)
             return
         }
-        switch frame {
-        case .text(let buffer): self.channel.write(WebSocketFrame(fin: true, opcode: .text, data: buffer), promise: nil)
-        case .binary(let buffer): self.channel.write(WebSocketFrame(fin: true, opcode: .binary, data: buffer), promise: nil)
-        }
+        self.channel.write(frame.webSocketFrame, promise: nil)
     }
 }
 
@@ -308,5 +305,15 @@ final class ChannelDrainWritabilityHandler: ChannelInboundHandler, RemovableChan
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable { self.drain.drainNow() }
         context.fireChannelWritabilityChanged()
+    }
+}
+
+extension HubOutboundFrame {
+    /// One whole, unmasked server frame (RFC 6455 §5.2).
+    var webSocketFrame: WebSocketFrame {
+        switch self {
+        case .text(let buffer): WebSocketFrame(fin: true, opcode: .text, data: buffer)
+        case .binary(let buffer): WebSocketFrame(fin: true, opcode: .binary, data: buffer)
+        }
     }
 }

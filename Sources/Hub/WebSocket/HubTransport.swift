@@ -34,7 +34,7 @@ public struct HubInboundFrame: Sendable, Hashable {
 }
 
 /// The outbound half of a WebSocket as the hub needs it when it is written by a writer task
-/// (`ConnectionRunner.Output.writerTask`); tests use an in-memory recorder.
+/// (`ConnectionRunner.run`); tests use an in-memory recorder.
 public protocol HubSocketWriter: Sendable {
     /// Write one complete WebSocket message (text or binary), sharing the buffer.
     func write(_ frame: HubOutboundFrame) async throws
@@ -84,9 +84,11 @@ struct MessageAssembler {
     }
 }
 
-/// Runs one connection: a writer task draining the hub queue onto the socket, a reader task,
-/// a ticker, and a watchdog that ends everything when the connection starts closing (at once for
-/// a slow consumer, after `closeGrace` otherwise, so the goodbye frames can be flushed).
+/// Runs hub connections. `run` (any transport: tests, other WebSocket libraries): a writer task
+/// draining the hub queue onto the socket, a reader task, a ticker, and a watchdog that ends
+/// everything when the connection starts closing (at once for a slow consumer, after `closeGrace`
+/// otherwise, so the goodbye frames can be flushed). `attach` (ChannelConnection.swift): the
+/// server's way, on a NIO channel with no task while idle.
 enum ConnectionRunner {
     enum Ended: Sendable {
         /// Reader stopped because the client went away.
@@ -98,17 +100,9 @@ enum ConnectionRunner {
         case watchdog
     }
 
-    /// Where the connection's outbound queue goes.
-    enum Output<Socket: HubSocketWriter>: Sendable {
-        /// A writer task awaits the queue and writes through the WebSocket library.
-        case writerTask(Socket)
-        /// `ChannelDrain` writes the queue on the channel's event loop (no writer task).
-        case channel(any Channel)
-    }
-
     static func run<Inbound: AsyncSequence & Sendable, Socket: HubSocketWriter>(
         connection: HubConnection,
-        output: Output<Socket>,
+        socket: Socket,
         inbound: Inbound,
         clock: HubClock,
         tickInterval: Duration,
@@ -118,16 +112,6 @@ enum ConnectionRunner {
         onFrame: @escaping @Sendable (HubInboundFrame) async -> Bool,
         onTick: @escaping @Sendable () async -> Bool
     ) async where Inbound.Element == HubInboundFrame {
-        let socket: Socket
-        switch output {
-        case .writerTask(let writer):
-            socket = writer
-        case .channel(let channel):
-            await Self.runOnChannel(
-                connection: connection, channel: channel, inbound: inbound, clock: clock, tickInterval: tickInterval,
-                closeGrace: closeGrace, coalesce: coalesce, goodbye: goodbye, onFrame: onFrame, onTick: onTick)
-            return
-        }
         await withTaskGroup(of: Ended.self) { group in
             group.addTask {
                 await Self.writeLoop(connection: connection, socket: socket, clock: clock, coalesce: coalesce, goodbye: goodbye)
@@ -167,41 +151,6 @@ enum ConnectionRunner {
                 }
             }
         }
-    }
-
-    /// The same connection with `ChannelDrain` writing and `ConnectionTicker` ticking: no task of
-    /// its own besides the caller's, which reads. Once the reader stops (client gone, or the session
-    /// asked to close) it waits for the channel to close; the drain closes it after the goodbye,
-    /// within `closeGrace` at the latest.
-    static func runOnChannel<Inbound: AsyncSequence & Sendable>(
-        connection: HubConnection, channel: any Channel, inbound: Inbound, clock: HubClock, tickInterval: Duration,
-        closeGrace: Duration, pingInterval: Duration? = .seconds(30),
-        coalesce: @escaping @Sendable ([HubOutboundFrame]) -> [HubOutboundFrame],
-        goodbye: @escaping @Sendable (HubCloseReason) -> [HubOutboundFrame],
-        onFrame: @escaping @Sendable (HubInboundFrame) async -> Bool,
-        onTick: @escaping @Sendable () async -> Bool
-    ) async where Inbound.Element == HubInboundFrame {
-        let drain = ChannelDrain(
-            channel: channel, connection: connection, clock: clock, closeGrace: closeGrace, pingInterval: pingInterval,
-            coalesce: coalesce, goodbye: goodbye)
-        drain.start()
-        let ticker = ConnectionTicker.shared(interval: tickInterval)
-        let ticket = ticker.add {
-            drain.livenessTick()
-            return await onTick()
-        }
-        defer { ticker.remove(ticket) }
-        do {
-            for try await frame in inbound {
-                if !(await onFrame(frame)) { break }
-            }
-        } catch {}
-        guard channel.isActive else { return }
-        if !connection.isClosing {
-            // The client stopped sending but the socket is open (half-closed): close it.
-            channel.close(promise: nil)
-        }
-        try? await channel.closeFuture.get()
     }
 
     static func writeLoop(

@@ -22,15 +22,14 @@ public struct STOMPEndpoint: Sendable {
     }
 
     /// Runs one STOMP session over any transport until it closes, then deregisters it (tests, other
-    /// WebSocket libraries): frames from `inbound`, written through `socket` by a writer task, or
-    /// straight onto `channel` by `ChannelDrain` when one is given.
+    /// WebSocket libraries): frames from `inbound`, written through `socket` by a writer task.
     /// - Parameters:
     ///   - queryToken: the `token` query parameter of the upgrade request (verified at CONNECT;
     ///     a CONNECT `Authorization`/`token` header takes precedence).
     ///   - identity: an identity the Server already verified, used when no token is presented.
     public func serve<Inbound: AsyncSequence & Sendable>(
         inbound: Inbound, socket: some HubSocketWriter, framing: STOMPFraming,
-        queryToken: String? = nil, identity: HubIdentity? = nil, channel: (any Channel)? = nil, logger: Logger
+        queryToken: String? = nil, identity: HubIdentity? = nil, logger: Logger
     ) async where Inbound.Element == HubInboundFrame {
         guard let session = self.open(framing: framing, queryToken: queryToken, identity: identity, logger: logger) else {
             for frame in Self.refusal(framing: framing) { try? await socket.write(frame) }
@@ -38,7 +37,7 @@ public struct STOMPEndpoint: Sendable {
             return
         }
         await ConnectionRunner.run(
-            connection: session.connection, output: channel.map { .channel($0) } ?? .writerTask(socket), inbound: inbound,
+            connection: session.connection, socket: socket, inbound: inbound,
             clock: self.hub.clock, tickInterval: self.configuration.tickInterval,
             coalesce: session.coalesce, goodbye: session.goodbye, onFrame: session.onFrame, onTick: session.onTick)
         await session.finish()

@@ -25,10 +25,9 @@ public struct SocketIOEndpoint: Sendable {
     }
 
     /// Runs one Engine.IO/Socket.IO session over any transport until it closes (tests, other
-    /// WebSocket libraries): frames from `inbound`, written through `socket` by a writer task, or
-    /// straight onto `channel` by `ChannelDrain` when one is given.
+    /// WebSocket libraries): frames from `inbound`, written through `socket` by a writer task.
     public func serve<Inbound: AsyncSequence & Sendable>(
-        inbound: Inbound, socket: some HubSocketWriter, identity: HubIdentity? = nil, channel: (any Channel)? = nil, logger: Logger
+        inbound: Inbound, socket: some HubSocketWriter, identity: HubIdentity? = nil, logger: Logger
     ) async where Inbound.Element == HubInboundFrame {
         guard let session = self.open(identity: identity, logger: logger) else {
             await socket.close(code: 1001, reason: "server shutting down")
@@ -36,7 +35,7 @@ public struct SocketIOEndpoint: Sendable {
         }
         await session.start()
         await ConnectionRunner.run(
-            connection: session.connection, output: channel.map { .channel($0) } ?? .writerTask(socket), inbound: inbound,
+            connection: session.connection, socket: socket, inbound: inbound,
             clock: self.hub.clock, tickInterval: self.configuration.tickInterval,
             coalesce: { $0 }, goodbye: session.goodbye, onFrame: session.onFrame, onTick: session.onTick)
         await session.finish()

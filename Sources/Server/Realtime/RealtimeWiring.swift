@@ -1,6 +1,7 @@
 import Foundation
 import Hub
 import Hummingbird
+import HummingbirdCore
 import NIOHTTP1
 import Logging
 import NIOCore
@@ -105,7 +106,10 @@ struct RealtimeWiring: Sendable {
     /// STOMP offers the subprotocol it prefers of those offered (`v12.stomp`, …). A `token` query
     /// parameter is kept for STOMP's CONNECT (a CONNECT header wins). Any other path: 404.
     func decideUpgrade(_ head: HTTPRequestHead) -> WebSocketUpgradeDecision {
-        let (path, query) = Self.splitTarget(head.uri)
+        let uri = URI(head.uri)
+        let path = uri.path
+        var query: [String: String] = [:]
+        for (key, value) in uri.queryParameters { query[String(key)] = String(value) }
         let segments = path.split(separator: "/", omittingEmptySubsequences: true)
         let (stomp, bell) = (self.stomp, self.bell)
         func stompUpgrade(_ framing: STOMPFraming) -> WebSocketUpgradeDecision {
@@ -133,20 +137,6 @@ struct RealtimeWiring: Sendable {
         }
     }
 
-    /// `/path?a=1&b=%20` → ("/path", ["a": "1", "b": " "]) (percent- and `+`-decoding query values).
-    static func splitTarget(_ target: String) -> (path: String, query: [String: String]) {
-        guard let mark = target.firstIndex(of: "?") else { return (target, [:]) }
-        var query: [String: String] = [:]
-        for pair in target[target.index(after: mark)...].split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            func decode(_ s: Substring) -> String {
-                let spaced = s.replacingOccurrences(of: "+", with: " ")
-                return spaced.removingPercentEncoding ?? spaced
-            }
-            query[decode(parts[0])] = parts.count > 1 ? decode(parts[1]) : ""
-        }
-        return (String(target[..<mark]), query)
-    }
 }
 
 /// Closes every hub connection politely on shutdown (before the database closes).
