@@ -241,6 +241,10 @@ class LiveHub:
             "LIVEHUB_DATA_DIR": str(self.dir / "data"), "LIVEHUB_LOG_LEVEL": log_level,
             "LIVEHUB_HLS_VARIANT": variant,
         })
+        # A/B runs: BENCH_LIVEHUB_ENV="LIVEHUB_X=1 LIVEHUB_Y=2" adds settings to the server's environment.
+        for item in os.environ.get("BENCH_LIVEHUB_ENV", "").split():
+            key, _, value = item.partition("=")
+            self.env[key] = value
         self.proc, self.token = None, None
 
     @property

@@ -5,7 +5,8 @@
     python3 bench/profile.py playlist [SECONDS]       # 1 publisher + wrk on media.m3u8
     python3 bench/profile.py segment [SECONDS]        # 1 publisher + wrk on a segment
 
-Writes bench/results/perf-<what>.data and prints the top symbols (self time, demangled)."""
+PERF_FREQ (default 499 Hz) sets the sampling rate. Writes bench/results/perf-<what>.data and prints the top symbols (self time, demangled)."""
+import os
 import shutil
 import subprocess
 import sys
@@ -41,7 +42,7 @@ def main():
             wrk = subprocess.Popen(["wrk", "-t2", "-c100", f"-d{int(seconds) + 2}s", url], stdout=subprocess.PIPE, text=True)
             time.sleep(1)
         log(f"perf record -p {server.pid} for {seconds}s")
-        subprocess.run(["perf", "record", "-e", "cpu-clock", "-F", "499", "-g", "-p", str(server.pid), "-o", str(out),
+        subprocess.run(["perf", "record", "-e", "cpu-clock", "-F", os.environ.get("PERF_FREQ", "499"), "-g", "-p", str(server.pid), "-o", str(out),
                         "--", "sleep", str(seconds)], capture_output=True, timeout=seconds + 60)
         if wrk:
             print(wrk.communicate(timeout=30)[0])

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import MediaCore
 import NIOCore
@@ -24,6 +27,9 @@ final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private var lastActivity = NIODeadline.now()
     private var lastMedia = NIODeadline.now()
     private var streamKeyTagValue: String?
+    private var receiveCoalescing: ReceiveCoalescing
+    private var bytesSinceTick = 0
+    private var lastTick = NIODeadline.now()
 
     init(server: RTMPServer, secure: Bool) {
         self.server = server
@@ -37,6 +43,7 @@ final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
                 maxChunkSize: configuration.maxChunkSize, maxMessageSize: configuration.maxMessageSize,
                 maxChunkStreams: configuration.maxChunkStreams, amf: configuration.amf))
         self.logger = server.logger
+        self.receiveCoalescing = ReceiveCoalescing(window: configuration.receiveCoalescingWindow)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -86,6 +93,7 @@ final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         guard !closing else { return }
         server.metrics.bytesIn.increment(by: Int64(bytes.readableBytes))
         lastActivity = .now()
+        bytesSinceTick &+= bytes.readableBytes
         connection.receive(bytes)
         if connection.bufferedBytes > server.configuration.maxBufferedBytes {
             fail("more than \(server.configuration.maxBufferedBytes) bytes buffered")
@@ -196,6 +204,8 @@ final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         logger[metadataKey: "room"] = "\(record.roomId)"
         logger.info("publish started", metadata: ["key": "\(streamKeyTagValue ?? "-")"])
         lastMedia = .now()
+        bytesSinceTick = 0
+        lastTick = .now()
         perform(connection.authorizationAccepted())
         run()
     }
@@ -209,6 +219,7 @@ final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         guard !closing else { return }
         let timeout = server.configuration.idleTimeout
         let now = NIODeadline.now()
+        if record != nil { coalesceReceives(now: now) }
         if record != nil {
             if now - lastMedia > timeout {
                 logger.info("publisher idle: no media", metadata: ["timeout": "\(timeout)"])
@@ -218,6 +229,24 @@ final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
             logger.info("connection idle before publishing")
             close(reason: .idle)
         }
+    }
+
+    /// Adjusts the socket's receive low-water mark to the stream's rate (`ReceiveCoalescing`).
+    private func coalesceReceives(now: NIODeadline) {
+        let bytes = bytesSinceTick
+        let elapsed = now - lastTick
+        bytesSinceTick = 0
+        lastTick = now
+        #if os(Linux)
+        guard let mark = receiveCoalescing.update(bytesSinceLastTick: bytes, elapsed: elapsed),
+            let options = context?.channel.syncOptions
+        else { return }
+        do {
+            try options.setOption(.socketOption(NIOBSDSocket.Option(rawValue: SO_RCVLOWAT)), value: SocketOptionValue(mark))
+        } catch {
+            logger.debug("SO_RCVLOWAT not set: \(error)")
+        }
+        #endif
     }
 
     /// Bad input: exactly one warning line, then close.

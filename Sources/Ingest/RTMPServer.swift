@@ -48,13 +48,19 @@ public struct RTMPServerConfiguration: Sendable {
     /// and counts on its own (MediaCore `StreamReader.droppedPackets`). Default 512 ≈ 8 s of
     /// 30 fps video + AAC.
     public var consumerQueueCapacity: Int
+    /// While publishing, let the kernel buffer about this much of the stream (at its measured
+    /// rate) before waking the loop (`SO_RCVLOWAT`, see `ReceiveCoalescing`): about half the
+    /// wake-ups per stream. `.zero` wakes on every arrival.
+    public var receiveCoalescingWindow: TimeAmount
 
     public init(
         listeners: [RTMPListener] = [RTMPListener()], app: String = "live", maxChunkSize: Int = 65536,
         maxMessageSize: Int = 8 << 20, maxChunkStreams: Int = 64, handshakeTimeout: TimeAmount = .seconds(10),
         idleTimeout: TimeAmount = .seconds(10), outboundChunkSize: Int = 4096, windowAckSize: Int = 2_500_000,
-        amf: AMF0Decoder = AMF0Decoder(), maxBufferedBytes: Int = 16 << 20, consumerQueueCapacity: Int = 512
+        amf: AMF0Decoder = AMF0Decoder(), maxBufferedBytes: Int = 16 << 20, consumerQueueCapacity: Int = 512,
+        receiveCoalescingWindow: TimeAmount = .milliseconds(10)
     ) {
+        self.receiveCoalescingWindow = receiveCoalescingWindow
         self.consumerQueueCapacity = consumerQueueCapacity
         self.listeners = listeners
         self.app = app

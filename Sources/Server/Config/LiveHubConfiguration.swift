@@ -37,6 +37,10 @@ public struct LiveHubConfiguration: Sendable {
     public var reconnectGrace: Duration = .seconds(30)
     /// `LIVEHUB_PUBLISHER_IDLE_TIMEOUT` seconds (10): no media for this long = publisher gone.
     public var publisherIdleTimeout: Duration = .seconds(10)
+    /// `LIVEHUB_RTMP_RECEIVE_COALESCING` (seconds, 0.01): while a publisher streams, the kernel
+    /// buffers about this much of its media before waking the server (`SO_RCVLOWAT`, see Ingest's
+    /// `ReceiveCoalescing`); 0 wakes on every arrival.
+    public var rtmpReceiveCoalescing: Duration = .milliseconds(10)
     /// `LIVEHUB_HLS_VARIANT` (`fmp4-ll`, `fmp4`, `mpegts`).
     public var hlsVariant: HLSVariantName = .fmp4LowLatency
     /// `LIVEHUB_HLS_SEGMENT_SECONDS` (2): target segment duration, cut on keyframes.
@@ -106,6 +110,12 @@ public struct LiveHubConfiguration: Sendable {
         if let host = value("LIVEHUB_PUBLIC_HOST") { publicHost = host }
         if let grace = try seconds("LIVEHUB_RECONNECT_GRACE") { reconnectGrace = .milliseconds(Int64(grace * 1000)) }
         if let idle = try seconds("LIVEHUB_PUBLISHER_IDLE_TIMEOUT") { publisherIdleTimeout = .milliseconds(Int64(idle * 1000)) }
+        if let window = try seconds("LIVEHUB_RTMP_RECEIVE_COALESCING") {
+            guard window <= 0.1 else {
+                throw ConfigurationError(variable: "LIVEHUB_RTMP_RECEIVE_COALESCING", value: "\(window)", expected: "at most 0.1 seconds")
+            }
+            rtmpReceiveCoalescing = .microseconds(Int64(window * 1_000_000))
+        }
         if let raw = value("LIVEHUB_HLS_VARIANT") {
             guard let variant = HLSVariantName(rawValue: raw) else {
                 throw ConfigurationError(variable: "LIVEHUB_HLS_VARIANT", value: raw, expected: "one of fmp4-ll, fmp4, mpegts")
