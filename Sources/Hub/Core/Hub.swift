@@ -28,6 +28,10 @@ public final class Hub: Sendable {
         var connections: [HubConnectionID: ConnectionEntry] = [:]
         /// topic → subscriber → variants
         var topics: [String: [HubConnectionID: [String]]] = [:]
+        /// topic → its subscribers as `publish` walks them, built by the first publish after a
+        /// change to the topic's subscriptions: a chat into a 10k room then takes one retain under
+        /// the lock instead of 10k dictionary lookups and appends.
+        var recipients: [String: [(HubConnection, [String])]] = [:]
         var subscriptionCount = 0
         var users: [String: Set<HubConnectionID>] = [:]
         /// protocol name → userId → connections of that protocol
@@ -99,6 +103,7 @@ public final class Hub: Sendable {
             }
             for (topic, variants) in entry.subscriptions {
                 s.subscriptionCount -= variants.count
+                s.recipients.removeValue(forKey: topic)
                 s.topics[topic]?.removeValue(forKey: connection.id)
                 if s.topics[topic]?.isEmpty == true { s.topics.removeValue(forKey: topic) }
             }
@@ -210,6 +215,7 @@ public final class Hub: Sendable {
             entry.subscriptions[topic] = variants
             s.connections[connection.id] = entry
             s.topics[topic, default: [:]][connection.id] = variants
+            s.recipients.removeValue(forKey: topic)
             s.subscriptionCount += 1
             return (true, s.subscriptionCount, s.topics.count)
         }
@@ -228,6 +234,7 @@ public final class Hub: Sendable {
                 let i = variants.firstIndex(of: variant)
             else { return (false, 0, 0) }
             variants.remove(at: i)
+            s.recipients.removeValue(forKey: topic)
             if variants.isEmpty {
                 entry.subscriptions.removeValue(forKey: topic)
                 s.topics[topic]?.removeValue(forKey: connection.id)
@@ -272,12 +279,14 @@ public final class Hub: Sendable {
             if keepInHistory {
                 s.history[topic, default: HistoryRing(capacity: self.configuration.historyCapacity)].append(m)
             }
+            if let cached = s.recipients[topic] { return (m, cached) }
             guard let subs = s.topics[topic] else { return (m, []) }
             var list: [(HubConnection, [String])] = []
             list.reserveCapacity(subs.count)
             for (id, variants) in subs {
                 if let c = s.connections[id]?.connection { list.append((c, variants)) }
             }
+            s.recipients[topic] = list
             return (m, list)
         }
         var cache: [EncodeKey: HubOutboundFrame] = [:]
