@@ -134,6 +134,29 @@ struct HubCoreTests {
         #expect(hub.snapshot().topics == 0)
     }
 
+    /// `publish` reuses a topic's recipient list between publishes: every change to the topic's
+    /// subscribers (subscribe, a second variant, unsubscribe, unregister) must show in the next one.
+    @Test func everySubscriptionChangeReachesTheNextPublish() throws {
+        let hub = Hub()
+        let a = try hub.register(format: testFormat)
+        let b = try hub.register(format: testFormat)
+        hub.subscribe(a, topic: "t", variant: "x")
+        #expect(hub.publish(topic: "t", json: "1") == 1)
+        #expect(hub.publish(topic: "t", json: "2") == 1)
+        hub.subscribe(b, topic: "t", variant: "x")
+        #expect(hub.publish(topic: "t", json: "3") == 2)
+        hub.subscribe(b, topic: "t", variant: "y")
+        #expect(hub.publish(topic: "t", json: "4") == 3)
+        hub.unsubscribe(b, topic: "t", variant: "x")
+        #expect(hub.publish(topic: "t", json: "5") == 2)
+        hub.unregister(a)
+        #expect(hub.publish(topic: "t", json: "6") == 1)
+        hub.unregister(b)
+        #expect(hub.publish(topic: "t", json: "7") == 0)
+        #expect(a.pendingStrings() == ["x|t|1", "x|t|2", "x|t|3", "x|t|4", "x|t|5"])
+        #expect(b.pendingStrings() == ["x|t|3", "x|t|4", "y|t|4", "y|t|5", "y|t|6"])
+    }
+
     @Test func historyKeepsTheLastNMessagesOfATopic() {
         let hub = Hub(configuration: .init(historyCapacity: 3))
         for i in 1...5 { hub.publish(topic: "chat", json: "\(i)", keepInHistory: true) }
