@@ -219,8 +219,8 @@ final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         guard !closing else { return }
         let timeout = server.configuration.idleTimeout
         let now = NIODeadline.now()
-        if record != nil { coalesceReceives(now: now) }
         if record != nil {
+            coalesceReceives(now: now)
             if now - lastMedia > timeout {
                 logger.info("publisher idle: no media", metadata: ["timeout": "\(timeout)"])
                 close(reason: .idle)

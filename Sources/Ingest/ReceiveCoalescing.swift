@@ -11,14 +11,15 @@ public import NIOCore
 /// stream's measured rate, an audio packet waits in the kernel for the next video frame and the
 /// two are read together: less than half the wake-ups, and CPU per 2.5 Mbps stream from 0.63 to
 /// ~0.3 % of a core measured here (README "Performance"), at a cost of at most one frame interval
-/// of added delay on the audio that waited (the frame closing an LL-HLS part: +13 ms at p50). Video frames (what parts and segments are cut on) are larger than the mark and wake at once.
+/// of added delay on the audio that waited (the frame closing an LL-HLS part: +13 ms at p50).
+/// Video frames (what parts and segments are cut on) are larger than the mark and wake at once.
 ///
 /// Bytes below the mark stay in the kernel until more arrive, so the mark is dropped back to 1
 /// (which also makes the kernel signal what is waiting right away) whenever a tick saw no data:
 /// a stalled publisher's last bytes, or a lone `deleteStream` without a close, are read within
 /// one tick. Nothing is held before publishing starts (handshake and commands are small) or for a
 /// stream too slow for the mark to be worth it.
-public struct ReceiveCoalescing: Sendable, Equatable {
+public struct ReceiveCoalescing: Sendable {
     /// Stream time the mark is worth at the measured rate; `.zero` disables coalescing.
     public let window: TimeAmount
     /// Largest mark (a very high bitrate gains nothing from more).

@@ -74,8 +74,8 @@ public struct LiveHub: Sendable {
         let rtmp = RTMPServer(
             configuration: RTMPServerConfiguration(
                 listeners: listeners,
-                idleTimeout: .nanoseconds(Int64(configuration.publisherIdleTimeout / .nanoseconds(1))),
-                receiveCoalescingWindow: .nanoseconds(Int64(configuration.rtmpReceiveCoalescing / .nanoseconds(1)))),
+                idleTimeout: TimeAmount(configuration.publisherIdleTimeout),
+                receiveCoalescingWindow: TimeAmount(configuration.rtmpReceiveCoalescing)),
             authorizer: RoomPublishAuthorizer(rooms: rooms, logger: logger),
             registry: streams, group: MultiThreadedEventLoopGroup.singleton, logger: logger,
             metricsFactory: metrics.factory)
