@@ -87,7 +87,7 @@ import Testing
             "LIVEHUB_JWT_SECRET": "s", "LIVEHUB_INTERNAL_TOKEN": "i", "LIVEHUB_CORS_ORIGINS": "https://a, https://b",
             "LIVEHUB_RECONNECT_GRACE": "5", "LIVEHUB_HLS_VARIANT": "mpegts", "LIVEHUB_HLS_SEGMENT_SECONDS": "3",
             "LIVEHUB_HLS_PART_SECONDS": "0.3", "LIVEHUB_HLS_WINDOW": "8", "LIVEHUB_TLS_CERT": "/c", "LIVEHUB_TLS_KEY": "/k",
-            "LIVEHUB_RTMPS_PORT": "1937",
+            "LIVEHUB_RTMPS_PORT": "1937", "LIVEHUB_RTMP_RECEIVE_COALESCING": "0.02",
         ])
         #expect(configuration.httpPort == 9090)
         #expect(configuration.rtmpPort == 19350)
@@ -99,6 +99,10 @@ import Testing
         #expect(configuration.hlsSegmentSeconds == 3)
         #expect(configuration.hlsWindowSegments == 8)
         #expect(configuration.rtmpsPort == 1937)
+        #expect(configuration.rtmpReceiveCoalescing == .milliseconds(20))
+        #expect(try LiveHubConfiguration.fromEnvironment(["LIVEHUB_RTMP_RECEIVE_COALESCING": "0"]).rtmpReceiveCoalescing == .zero)
+        #expect(throws: ConfigurationError.self) { try LiveHubConfiguration.fromEnvironment(["LIVEHUB_RTMP_RECEIVE_COALESCING": "0.5"]) }
+        #expect(throws: ConfigurationError.self) { try LiveHubConfiguration.fromEnvironment(["LIVEHUB_RTMP_RECEIVE_COALESCING": "-1"]) }
         #expect(throws: ConfigurationError.self) { try LiveHubConfiguration.fromEnvironment(["LIVEHUB_HTTP_PORT": "eighty"]) }
         #expect(throws: ConfigurationError.self) { try LiveHubConfiguration.fromEnvironment(["LIVEHUB_HLS_VARIANT": "dash"]) }
         #expect(throws: ConfigurationError.self) { try LiveHubConfiguration.fromEnvironment(["LIVEHUB_HTTP_PORT": "70000"]) }
