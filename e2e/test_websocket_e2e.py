@@ -132,6 +132,28 @@ def test_ping_is_answered_with_its_payload_and_a_close_is_echoed_then_the_server
     assert other.close_code_and_eof() == 1002
 
 
+def test_negotiated_server_heart_beats_arrive_on_time_while_the_ticker_skips_idle_sessions(livehub):
+    """STOMP 1.2 §Heart-beating: the client asks for a server heart-beat every 1 s, the server can
+    send every 10 s, so an EOL must arrive ~10 s after the last write. The per-connection ticker
+    skips a session until its deadline (ConnectionTicker): the CONNECT must bring that deadline
+    forward, and the heart-beat must not come late."""
+    ws = RawWebSocket(livehub)
+    ws.sock.settimeout(20)
+    ws.stomp("CONNECT", {"accept-version": "1.2", "heart-beat": "0,1000"})
+    command, headers, _ = ws.next_stomp()
+    assert command == "CONNECTED"
+    sx, _ = (int(v) for v in headers["heart-beat"].split(","))
+    assert sx >= 1000
+    started = time.monotonic()
+    while True:
+        opcode, payload = ws.next_frame()
+        if opcode == 0x1 and payload.strip(b"\r\n") == b"":
+            break
+    waited = time.monotonic() - started
+    # Due `sx` ms after CONNECTED; the ticker's round (500 ms) may add one round.
+    assert sx / 1000 - 0.2 <= waited <= sx / 1000 + 1.5, waited
+
+
 def test_protocol_violations_are_closed_with_1002_or_1009_and_bystanders_keep_working(livehub):
     bystander = StompWS(ws_url(livehub, "/ws/live"), token=livehub.tokens["viewer"])
     cases = {

@@ -218,8 +218,9 @@ import Testing
     }
 }
 
-/// `ConnectionTicker`: one task ticks every registered connection; a tick returning false is
-/// dropped; removed tickets are not called again.
+/// `ConnectionTicker`: one task ticks every registered connection that is due; a tick returning
+/// `.stop` is dropped; removed tickets are not called again; a ticket is skipped until the
+/// deadline its tick returned, unless woken.
 @Suite struct ConnectionTickerTests {
     final class Counts: Sendable {
         let values = Mutex<[String: Int]>([:])
@@ -231,9 +232,9 @@ import Testing
         // An interval no other test uses, so this ticker is this test's alone.
         let ticker = ConnectionTicker.shared(interval: .milliseconds(13))
         let counts = Counts()
-        let keep = ticker.add { counts.bump("keep"); return true }
-        _ = ticker.add { counts.bump("once"); return false }
-        let removed = ticker.add { counts.bump("removed"); return true }
+        let keep = ticker.add { counts.bump("keep"); return .everyRound }
+        _ = ticker.add { counts.bump("once"); return .stop }
+        let removed = ticker.add { counts.bump("removed"); return .everyRound }
         ticker.remove(removed)
         let deadline = ContinuousClock.now + .seconds(20)
         while counts["keep"] < 5 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
@@ -243,6 +244,32 @@ import Testing
         #expect(ticker.count == 1)
         ticker.remove(keep)
         #expect(ticker.count == 0)
+    }
+
+    @Test func aTicketIsSkippedUntilItsDeadlineOrAWake() async throws {
+        let ticker = ConnectionTicker.shared(interval: .milliseconds(11))
+        let clock = ManualHubClock(.seconds(100))
+        let counts = Counts()
+        // Due again 10 s of hub clock after each tick.
+        let ticket = ticker.add(clock: clock.clock) {
+            counts.bump("t")
+            return .again(notBefore: clock.now + .seconds(10))
+        }
+        defer { ticker.remove(ticket) }
+        #expect(await eventually { counts["t"] == 1 })
+        // Many rounds (11 ms each) pass without the hub clock moving: not ticked again.
+        try await Task.sleep(for: .milliseconds(150))
+        #expect(counts["t"] == 1)
+        clock.advance(by: .seconds(9))
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(counts["t"] == 1, "9 s of 10: not due")
+        clock.advance(by: .seconds(1))
+        #expect(await eventually { counts["t"] == 2 }, "due at its deadline")
+        // A wake (an inbound frame) makes it due in the next round, deadline or not.
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(counts["t"] == 2)
+        ticket.wake()
+        #expect(await eventually { counts["t"] == 3 })
     }
 }
 

@@ -71,6 +71,42 @@ struct STOMPSessionTests {
         #expect(s.tick(now: .seconds(36), lastOutboundAt: .seconds(35)) == [.close(.timeout)])
     }
 
+    /// `nextTickDeadline` lets the ticker skip a session: it must never be later than the first
+    /// tick that acts. Walk time in 100 ms steps through connect timeout, heart-beats, silence.
+    @Test func theNextTickDeadlineIsNeverLaterThanTheFirstTickThatActs() {
+        func firstActingTick(_ s: STOMPSession, from: Duration, lastOut: Duration) -> Duration? {
+            var t = from
+            while t < from + .seconds(120) {
+                var probe = s
+                if !probe.tick(now: t, lastOutboundAt: lastOut).isEmpty { return t }
+                t += .milliseconds(100)
+            }
+            return nil
+        }
+        // Awaiting CONNECT: the connect timeout.
+        let waiting = STOMPSession(configuration: .init(connectTimeout: .seconds(10)), sessionId: "w", now: .zero)
+        #expect(waiting.nextTickDeadline(lastOutboundAt: .zero) == .seconds(10))
+        #expect(firstActingTick(waiting, from: .zero, lastOut: .zero) == .seconds(10))
+        // Connected with 10 s heart-beats both ways: the server's heart-beat is due first.
+        var beating = STOMPSession(sessionId: "b", now: .zero)
+        _ = connected(&beating)
+        let due = beating.nextTickDeadline(lastOutboundAt: .seconds(3))
+        #expect(due == .seconds(13))
+        if let due, let acts = firstActingTick(beating, from: .zero, lastOut: .seconds(3)) { #expect(due <= acts) }
+        // Only the client's heart-beat (server sends none): silence closes after twice its interval.
+        var listening = STOMPSession(configuration: .init(heartBeatSend: 0, heartBeatReceive: 4000), sessionId: "l", now: .zero)
+        _ = listening.receive(frame(.connect, [("accept-version", "1.2"), ("heart-beat", "4000,0")]), now: .zero)
+        listening.noteInbound(now: .seconds(2))
+        let silenceDue = listening.nextTickDeadline(lastOutboundAt: .zero)
+        #expect(silenceDue == .seconds(10))
+        if let silenceDue, let acts = firstActingTick(listening, from: .seconds(2), lastOut: .zero) { #expect(silenceDue <= acts) }
+        // No heart-beats negotiated: nothing is ever due.
+        var quiet = STOMPSession(sessionId: "q", now: .zero)
+        _ = quiet.receive(frame(.connect, [("accept-version", "1.2"), ("heart-beat", "0,0")]), now: .zero)
+        #expect(firstActingTick(quiet, from: .zero, lastOut: .zero) == nil)
+        #expect((quiet.nextTickDeadline(lastOutboundAt: .zero) ?? .zero) > .seconds(1_000_000))
+    }
+
     @Test func aFrameBeforeConnectIsAnError() {
         var s = STOMPSession(sessionId: "s", now: .zero)
         let actions = s.receive(frame(.send, [("destination", "/app/x")]), now: .zero)

@@ -169,6 +169,25 @@ struct SocketIOSessionTests {
         #expect(actions.contains(.left(identity: HubIdentity(userId: "u1", username: "a"))))
     }
 
+    /// The ticker skips a session until `nextTickDeadline`: never later than the first tick that
+    /// acts (Engine.IO ping, silence timeout).
+    @Test func theNextTickDeadlineIsNeverLaterThanTheFirstTickThatActs() {
+        var s = joinedSession()
+        #expect(s.nextTickDeadline() == .seconds(25))
+        var probe = s
+        #expect(probe.tick(now: .milliseconds(24_900)) == [])
+        #expect(probe.tick(now: .seconds(25)) == [.send("2")])
+        _ = s.tick(now: .seconds(25))
+        _ = s.receive("3", now: .seconds(26))
+        // Next ping 25 s after the last one; the silence close (45 s after 26) is later.
+        #expect(s.nextTickDeadline() == .seconds(50))
+        _ = s.tick(now: .seconds(50))
+        // No pong to that ping: the next ping (75 s) comes after the silence close (26 + 45 = 71 s).
+        #expect(s.nextTickDeadline() == .seconds(71))
+        var late = s
+        #expect(late.tick(now: .milliseconds(71_100)).last == .close(.timeout))
+    }
+
     @Test func namespaceDisconnectLeavesAndEngineCloseCloses() {
         var s = joinedSession()
         #expect(s.receive("41", now: .zero) == [.left(identity: HubIdentity(userId: "u1", username: "a"))])

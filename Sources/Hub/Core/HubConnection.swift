@@ -18,14 +18,15 @@ public final class HubConnection: Sendable, Hashable, CustomStringConvertible {
     public let format: HubWireFormat
     let queue: OutboundQueue
     private let _identity: Mutex<HubIdentity?>
-    private let _lastWrite: Mutex<Duration>
+    /// `lastWriteAt` in nanoseconds: written on every delivery, an atomic rather than a lock.
+    private let _lastWriteNanos: Atomic<Int64>
 
     init(id: HubConnectionID, format: HubWireFormat, identity: HubIdentity?, limits: OutboundQueueLimits, now: Duration) {
         self.id = id
         self.format = format
         self.queue = OutboundQueue(limits: limits)
         self._identity = Mutex(identity)
-        self._lastWrite = Mutex(now)
+        self._lastWriteNanos = Atomic(Self.nanoseconds(now))
     }
 
     /// Current identity (`nil` = guest). Change it with `Hub.setIdentity`.
@@ -34,8 +35,21 @@ public final class HubConnection: Sendable, Hashable, CustomStringConvertible {
     func setIdentityLocked(_ identity: HubIdentity?) { self._identity.withLock { $0 = identity } }
 
     /// When the writer last put bytes on the socket (for "server → client" heart-beats).
-    public var lastWriteAt: Duration { self._lastWrite.withLock { $0 } }
-    public func noteWrite(at time: Duration) { self._lastWrite.withLock { $0 = max($0, time) } }
+    public var lastWriteAt: Duration { .nanoseconds(self._lastWriteNanos.load(ordering: .relaxed)) }
+    public func noteWrite(at time: Duration) {
+        let nanos = Self.nanoseconds(time)
+        var current = self._lastWriteNanos.load(ordering: .relaxed)
+        while nanos > current {
+            let (exchanged, original) = self._lastWriteNanos.compareExchange(expected: current, desired: nanos, ordering: .relaxed)
+            if exchanged { return }
+            current = original
+        }
+    }
+
+    private static func nanoseconds(_ d: Duration) -> Int64 {
+        let (seconds, attoseconds) = d.components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
 
     /// True once closing (overflow, shutdown, protocol close).
     public var isClosing: Bool { self.queue.isClosing }

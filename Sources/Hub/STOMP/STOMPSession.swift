@@ -340,6 +340,28 @@ public struct STOMPSession: Sendable {
         }
     }
 
+    /// The earliest `now` at which `tick` can act, given what it knows now (nil: it may act at any
+    /// tick). Only ever early: `lastInboundAt` and `lastOutboundAt` only move forward, and a frame
+    /// that changes the state is followed by a tick anyway (`ConnectionTicker.Ticket.wake`).
+    public func nextTickDeadline(lastOutboundAt: Duration) -> Duration? {
+        switch self.state {
+        case .awaitingConnect:
+            return self.openedAt + self.configuration.connectTimeout
+        case .authenticating:
+            return nil
+        case .closed:
+            return Self.never
+        case .connected:
+            var due = Self.never
+            if self.incomingHeartbeat > 0 { due = min(due, self.lastInboundAt + .milliseconds(2 * self.incomingHeartbeat)) }
+            if self.outgoingHeartbeat > 0 { due = min(due, lastOutboundAt + .milliseconds(self.outgoingHeartbeat)) }
+            return due
+        }
+    }
+
+    /// Later than any deadline.
+    static let never = Duration.seconds(Int64.max / 4)
+
     // MARK: Helpers
 
     private func receiptActions(_ receipt: String?) -> [Action] {

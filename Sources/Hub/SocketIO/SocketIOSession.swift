@@ -324,6 +324,19 @@ public struct SocketIOSession: Sendable {
     }
 
     /// Call periodically: server pings, ping time-out, connect and AUTH time-outs.
+    /// The earliest `now` at which `tick` can act, given what it knows now. Only ever early: the
+    /// clocks it derives from only move forward, and a frame that changes the state is followed by
+    /// a tick anyway (`ConnectionTicker.Ticket.wake`).
+    public func nextTickDeadline() -> Duration {
+        if self.state == .closed { return .seconds(Int64.max / 4) }
+        var due = min(
+            self.lastInboundAt + .milliseconds(self.configuration.pingInterval + self.configuration.pingTimeout),
+            self.lastPingAt + .milliseconds(self.configuration.pingInterval))
+        if self.state == .awaitingConnect { due = min(due, self.openedAt + self.configuration.connectTimeout) }
+        if self.state == .connected, self.identity == nil, let deadline = self.authDeadline { due = min(due, deadline) }
+        return due
+    }
+
     public mutating func tick(now: Duration) -> [Action] {
         if self.state == .closed { return [] }
         if now - self.lastInboundAt > .milliseconds(self.configuration.pingInterval + self.configuration.pingTimeout) {

@@ -25,6 +25,7 @@ extension ConnectionRunner {
         start: @escaping @Sendable () async -> Void,
         onFrame: @escaping @Sendable (HubInboundFrame) async -> Bool,
         onTick: @escaping @Sendable () async -> Bool,
+        nextTickDue: @escaping @Sendable () -> Duration? = { nil },
         end: @escaping @Sendable () async -> Void
     ) {
         channel.eventLoop.assertInEventLoop()
@@ -33,12 +34,22 @@ extension ConnectionRunner {
             coalesce: coalesce, goodbye: goodbye)
         drain.start()
         let ticker = ConnectionTicker.shared(interval: tickInterval)
-        let ticket = ticker.add {
+        // Ticked when the session or the liveness check can next fall due (`nextTickDue`: the
+        // session's earliest deadline on `clock`, nil = every round); a handled frame may bring
+        // that forward (a CONNECT negotiating heart-beats), so it wakes the ticket.
+        let ticket = ticker.add(clock: clock) {
             drain.livenessTick()
-            return await onTick()
+            guard await onTick() else { return .stop }
+            guard let sessionDue = nextTickDue() else { return .everyRound }
+            return .again(notBefore: min(sessionDue, drain.nextLivenessCheck()))
         }
         let processor = InboundProcessor(
-            start: start, onFrame: onFrame,
+            start: start,
+            onFrame: { frame in
+                let keepReading = await onFrame(frame)
+                ticket.wake()
+                return keepReading
+            },
             onStopped: {
                 // The session asked to close; its goodbye is queued, the drain closes the channel.
                 // A reader that stopped without that (client half-closed) closes it here.

@@ -111,6 +111,15 @@ final class ChannelDrain: Sendable {
         }
     }
 
+    /// The earliest hub-clock time `livenessTick` can next act: a Ping `pingInterval` after the
+    /// last inbound frame, the close `pingInterval` after that. Only ever early (the last inbound
+    /// frame only moves forward).
+    func nextLivenessCheck() -> Duration {
+        guard let interval = self.pingInterval, !self.finished.load(ordering: .relaxed) else { return .seconds(Int64.max / 4) }
+        let last = Duration.nanoseconds(self.lastInboundNanos.load(ordering: .relaxed))
+        return self.pingOutstanding.load(ordering: .relaxed) ? last + interval * 2 : last + interval
+    }
+
     /// On the event loop: write what is queued (if the socket takes it) and flush.
     func drainNow() {
         var framer = WebSocketFramer()

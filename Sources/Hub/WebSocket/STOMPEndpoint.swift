@@ -58,7 +58,7 @@ public struct STOMPEndpoint: Sendable {
             connection: connection, channel: channel, clock: hub.clock, tickInterval: self.configuration.tickInterval,
             coalesce: session.coalesce, goodbye: session.goodbye,
             quiesce: { hub.close(connection, reason: .shutdown) },
-            start: {}, onFrame: session.onFrame, onTick: session.onTick, end: session.finish)
+            start: {}, onFrame: session.onFrame, onTick: session.onTick, nextTickDue: session.nextTickDue, end: session.finish)
     }
 
     static var shutdownError: STOMPFrame {
@@ -79,6 +79,8 @@ public struct STOMPEndpoint: Sendable {
         let goodbye: @Sendable (HubCloseReason) -> [HubOutboundFrame]
         let onFrame: @Sendable (HubInboundFrame) async -> Bool
         let onTick: @Sendable () async -> Bool
+        /// When `onTick` can next act (nil: any tick).
+        let nextTickDue: @Sendable () -> Duration?
         /// Deregisters the connection and tells the backend (once the transport is done).
         let finish: @Sendable () async -> Void
     }
@@ -120,6 +122,7 @@ public struct STOMPEndpoint: Sendable {
             },
             onFrame: { frame in await driver.handle(frame, reader: reader) },
             onTick: { await driver.tick() },
+            nextTickDue: { driver.nextTickDue() },
             finish: { [logger] in
                 hub.unregister(connection)
                 if let context = driver.connectedContext {
@@ -253,6 +256,14 @@ final class STOMPConnectionDriver: Sendable {
         if actions.isEmpty { return !self.connection.isClosing }
         let ok = await self.perform(actions)
         return ok
+    }
+
+    /// The earliest hub-clock time `tick` can act (nil: any tick).
+    func nextTickDue() -> Duration? {
+        let lastWrite = self.connection.lastWriteAt
+        guard let due = self.session.withLock({ $0.nextTickDeadline(lastOutboundAt: lastWrite) }) else { return nil }
+        if self.framing == .sockJS { return min(due, lastWrite + self.endpoint.configuration.sockJSHeartbeatInterval) }
+        return due
     }
 
     private func context() -> HubConnectionContext {

@@ -54,7 +54,8 @@ public struct SocketIOEndpoint: Sendable {
             connection: connection, channel: channel, clock: hub.clock, tickInterval: self.configuration.tickInterval,
             coalesce: { $0 }, goodbye: session.goodbye,
             quiesce: { hub.close(connection, reason: .shutdown) },
-            start: session.start, onFrame: session.onFrame, onTick: session.onTick, end: session.finish)
+            start: session.start, onFrame: session.onFrame, onTick: session.onTick, nextTickDue: session.nextTickDue,
+            end: session.finish)
     }
 
     /// A registered connection with its session, and the callbacks that run it on any transport.
@@ -65,6 +66,8 @@ public struct SocketIOEndpoint: Sendable {
         let goodbye: @Sendable (HubCloseReason) -> [HubOutboundFrame]
         let onFrame: @Sendable (HubInboundFrame) async -> Bool
         let onTick: @Sendable () async -> Bool
+        /// When `onTick` can next act.
+        let nextTickDue: @Sendable () -> Duration?
         /// Deregisters the connection and tells the backend (once the transport is done).
         let finish: @Sendable () async -> Void
     }
@@ -106,6 +109,7 @@ public struct SocketIOEndpoint: Sendable {
                 let now = driver.endpoint.hub.clock.now()
                 return await driver.perform(driver.session.withLock { $0.tick(now: now) })
             },
+            nextTickDue: { driver.session.withLock { $0.nextTickDeadline() } },
             finish: { [logger] in
                 let unregistration = hub.unregister(connection)
                 if let identity = driver.takeJoinedIdentity() {
