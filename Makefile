@@ -47,14 +47,16 @@ bench: deps
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$missing; fi
 	swift build -c release --product livehub --scratch-path .build-bench
 	python3 bench/run.py --with-100 $(BENCH_ARGS)
+	@mkdir -p bench/.cache && cc -O2 -Wall -Wextra -pthread -o bench/.cache/stompsub bench/hub/stompsub.c
+	@cc -O2 -pthread -o bench/.cache/loopback_floor bench/hub/loopback_floor.c
 	swift build -c release --package-path bench/hubload
-	python3 bench/hub/stomp_fanout.py --bin .build-bench/release/livehub --native bench/hubload/.build/release/hubload --subscribers 2000 --messages 300 --rate 10
-	python3 bench/hub/stomp_fanout.py --bin .build-bench/release/livehub --native bench/hubload/.build/release/hubload --subscribers 10000 --messages 30 --rate 2 --skip-throughput --out hub-10k.json
-	python3 bench/hub/stomp_fanout.py --bin .build-bench/release/livehub --native bench/hubload/.build/release/hubload --subscribers 10000 --messages 250 --rate 25 --skip-throughput --out hub-10k-throughput.json
+	python3 bench/hub/stomp_fanout.py --bin .build-bench/release/livehub --native bench/.cache/stompsub --subscribers 2000 --messages 300 --rate 10
+	python3 bench/hub/stomp_fanout.py --bin .build-bench/release/livehub --native bench/.cache/stompsub --subscribers 10000 --messages 30 --rate 2 --skip-throughput --out hub-10k.json
+	bench/.cache/loopback_floor 10000 2 30 200 300
+	python3 bench/hub/stomp_fanout.py --bin .build-bench/release/livehub --native bench/hubload/.build/release/hubload --subscribers 10000 --messages 30 --rate 2 --skip-throughput --out hub-10k-hubload.json
+	python3 bench/hub/stomp_fanout.py --bin .build-bench/release/livehub --native bench/.cache/stompsub --subscribers 10000 --messages 250 --rate 25 --skip-throughput --out hub-10k-throughput.json
 	python3 bench/hub/idle_memory.py --bin .build-bench/release/livehub --connections 5000
 	python3 bench/hub/bell_load.py --bin .build-bench/release/livehub --clients 1000 --users 200
-	@mkdir -p bench/.cache && cc -O2 -pthread -o bench/.cache/loopback_floor bench/hub/loopback_floor.c
-	bench/.cache/loopback_floor 10000 2 30 200 300
 	@echo "Micro-benchmarks of the hot paths (chunk decode, AMF0, HLS packager, hub fan-out): make microbench"
 
 ## Micro-benchmarks of the hot paths, in-process, no servers (Benchmarks/, package-benchmark; see

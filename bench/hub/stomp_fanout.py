@@ -361,7 +361,8 @@ async def fanout_phase(args, server, room_id, result):
             "connects_per_s": ok / connect_s if connect_s else None,
             "server_rss_after_connect_kib": rss1,
             "server_rss_per_idle_connection_kib": (rss1 - rss0) / ok if ok else None,
-            "server_cpu_s_connect": cpu1 - cpu0,
+            "server_cpu_s_connect": cpu1 - idle_cpu - cpu0,
+            "server_cpu_pct_idle": 100 * idle_cpu / args.idle_seconds if args.idle_seconds else None,
             "viewer_count_reported": room.get("viewerCount") if isinstance(room, dict) else None,
         })
 
@@ -577,6 +578,10 @@ async def fanout_phase_native(args, server, room_id, result):
         loadgen_cpu_connect = gen.cpu_s()
         await asyncio.sleep(2.0)  # let the server settle (allocations, joins)
         rss1, cpu1 = server.rss_kib(), server.cpu_s()
+        # What N connected, silent viewers cost the server (heart-beat / liveness ticks only).
+        await asyncio.sleep(args.idle_seconds)
+        idle_cpu = server.cpu_s() - cpu1
+        cpu1 += idle_cpu
         hu.log(f"connected {ok}/{n} in {connect_s:.1f}s (hubload: {ready.get('seconds')}s); "
                f"server RSS {rss0/1024:.1f} → {rss1/1024:.1f} MiB; hubload RSS {(gen.rss_kib() or 0)/1024:.1f} MiB")
         status, room = server.request("GET", f"/v1/notifications/live/rooms/{room_id}")
@@ -586,7 +591,8 @@ async def fanout_phase_native(args, server, room_id, result):
             "connect_seconds": connect_s, "connects_per_s": ok / connect_s if connect_s else None,
             "server_rss_after_connect_kib": rss1,
             "server_rss_per_idle_connection_kib": (rss1 - rss0) / ok if ok else None,
-            "server_cpu_s_connect": cpu1 - cpu0,
+            "server_cpu_s_connect": cpu1 - idle_cpu - cpu0,
+            "server_cpu_pct_idle": 100 * idle_cpu / args.idle_seconds if args.idle_seconds else None,
             "viewer_count_reported": room.get("viewerCount") if isinstance(room, dict) else None,
             "loadgen_cpu_s_connect": loadgen_cpu_connect,
             "loadgen_rss_after_connect_kib": gen.rss_kib(),
@@ -740,6 +746,8 @@ def main():
     ap.add_argument("--connect-timeout", type=float, default=300)
     ap.add_argument("--drain-timeout", type=float, default=30)
     ap.add_argument("--no-join", action="store_true", help="subscribers do not SEND /join")
+    ap.add_argument("--idle-seconds", type=float, default=5.0,
+                    help="(--native) server CPU of the connected, silent subscribers measured over this long")
     ap.add_argument("--tp-users", type=int, default=200)
     ap.add_argument("--tp-user-rate", type=float, default=5.0)
     ap.add_argument("--tp-seconds", type=float, default=10.0)
@@ -799,7 +807,7 @@ def report(r):
     ph = f.get("phase", {})
     native = f.get("loadgen") == "native"
     rows = [
-        ("subscriber load generator", (f"native hubload ({r['args'].get('native_event_loops')} event loop(s))" if native
+        ("subscriber load generator", (f"native {Path(r['args'].get('native') or '').name} ({r['args'].get('native_event_loops')} thread(s))" if native
                                        else f"python ({r['args'].get('workers')} worker process(es))")),
         ("subscribers connected / requested", f"{f.get('subscribers_connected')}/{f.get('subscribers_requested')} ({hu.fmt(f.get('connection_success_pct'))}%)"),
         ("connect time s (connects/s)", f"{hu.fmt(f.get('connect_seconds'))} ({hu.fmt(f.get('connects_per_s'))})"),
@@ -822,6 +830,7 @@ def report(r):
          if native else []) + [
         ("committed chats (per s)", f"{f.get('committed_chats')} ({hu.fmt(f.get('committed_chats_per_s'))})"),
         ("sender ERROR frames", f.get("sender_error_count")),
+        ("server CPU % with the subscribers idle", f.get("server_cpu_pct_idle")),
         ("server CPU % during fan-out", ph.get("server_cpu_pct")),
         ("loadgen subscriber CPU %" + (" (hubload, during fan-out)" if native else ""), f.get("loadgen_worker_cpu_pct")),
         ("machine CPU % (all cores)", ph.get("machine_cpu_pct_of_2_cores")),
