@@ -64,6 +64,16 @@ async def send_timed_chats(senders, room_id, args):
     return t_start, t_start_ns, send_times, late
 
 
+async def idle_server_cpu_pct(server, seconds):
+    """Server CPU (% of one core) over `seconds` with every subscriber connected and silent: what
+    idle viewers cost (heart-beat and liveness ticks). None when `seconds` is 0."""
+    if seconds <= 0:
+        return None
+    cpu0 = server.cpu_s()
+    await asyncio.sleep(seconds)
+    return 100 * (server.cpu_s() - cpu0) / seconds
+
+
 async def measure_teardown(server, result, limit_s=120):
     """How long until the server has forgotten every STOMP connection (gauge back to 0), and RSS then."""
     t_td = time.monotonic()
@@ -353,6 +363,7 @@ async def fanout_phase(args, server, room_id, result):
         connect_s = time.monotonic() - t_conn
         await asyncio.sleep(2.0)  # let the server settle (allocations, joins)
         rss1, cpu1 = server.rss_kib(), server.cpu_s()
+        idle_pct = await idle_server_cpu_pct(server, args.idle_seconds)
         hu.log(f"connected {ok}/{n} in {connect_s:.1f}s; server RSS {rss0/1024:.1f} → {rss1/1024:.1f} MiB")
         status, room = server.request("GET", f"/v1/notifications/live/rooms/{room_id}")
         result.update({
@@ -361,8 +372,8 @@ async def fanout_phase(args, server, room_id, result):
             "connects_per_s": ok / connect_s if connect_s else None,
             "server_rss_after_connect_kib": rss1,
             "server_rss_per_idle_connection_kib": (rss1 - rss0) / ok if ok else None,
-            "server_cpu_s_connect": cpu1 - idle_cpu - cpu0,
-            "server_cpu_pct_idle": 100 * idle_cpu / args.idle_seconds if args.idle_seconds else None,
+            "server_cpu_s_connect": cpu1 - cpu0,
+            "server_cpu_pct_idle": idle_pct,
             "viewer_count_reported": room.get("viewerCount") if isinstance(room, dict) else None,
         })
 
@@ -578,10 +589,7 @@ async def fanout_phase_native(args, server, room_id, result):
         loadgen_cpu_connect = gen.cpu_s()
         await asyncio.sleep(2.0)  # let the server settle (allocations, joins)
         rss1, cpu1 = server.rss_kib(), server.cpu_s()
-        # What N connected, silent viewers cost the server (heart-beat / liveness ticks only).
-        await asyncio.sleep(args.idle_seconds)
-        idle_cpu = server.cpu_s() - cpu1
-        cpu1 += idle_cpu
+        idle_pct = await idle_server_cpu_pct(server, args.idle_seconds)
         hu.log(f"connected {ok}/{n} in {connect_s:.1f}s (hubload: {ready.get('seconds')}s); "
                f"server RSS {rss0/1024:.1f} → {rss1/1024:.1f} MiB; hubload RSS {(gen.rss_kib() or 0)/1024:.1f} MiB")
         status, room = server.request("GET", f"/v1/notifications/live/rooms/{room_id}")
@@ -591,8 +599,8 @@ async def fanout_phase_native(args, server, room_id, result):
             "connect_seconds": connect_s, "connects_per_s": ok / connect_s if connect_s else None,
             "server_rss_after_connect_kib": rss1,
             "server_rss_per_idle_connection_kib": (rss1 - rss0) / ok if ok else None,
-            "server_cpu_s_connect": cpu1 - idle_cpu - cpu0,
-            "server_cpu_pct_idle": 100 * idle_cpu / args.idle_seconds if args.idle_seconds else None,
+            "server_cpu_s_connect": cpu1 - cpu0,
+            "server_cpu_pct_idle": idle_pct,
             "viewer_count_reported": room.get("viewerCount") if isinstance(room, dict) else None,
             "loadgen_cpu_s_connect": loadgen_cpu_connect,
             "loadgen_rss_after_connect_kib": gen.rss_kib(),
@@ -747,7 +755,7 @@ def main():
     ap.add_argument("--drain-timeout", type=float, default=30)
     ap.add_argument("--no-join", action="store_true", help="subscribers do not SEND /join")
     ap.add_argument("--idle-seconds", type=float, default=5.0,
-                    help="(--native) server CPU of the connected, silent subscribers measured over this long")
+                    help="server CPU of the connected, silent subscribers measured over this long (0: skip)")
     ap.add_argument("--tp-users", type=int, default=200)
     ap.add_argument("--tp-user-rate", type=float, default=5.0)
     ap.add_argument("--tp-seconds", type=float, default=10.0)

@@ -34,3 +34,16 @@ public final class ManualHubClock: Sendable {
         HubClock { [self] in self.now }
     }
 }
+
+extension Duration {
+    /// Later than any deadline the hub computes ("nothing due").
+    static let hubNever = Duration.seconds(Int64.max / 4)
+
+    /// Whole nanoseconds, clamped to `Int64` (for atomics holding hub-clock times).
+    var hubNanoseconds: Int64 {
+        let (seconds, attoseconds) = self.components
+        if seconds >= Int64.max / 1_000_000_000 { return .max }
+        if seconds <= Int64.min / 1_000_000_000 { return .min }
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}

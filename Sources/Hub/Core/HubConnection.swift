@@ -26,7 +26,7 @@ public final class HubConnection: Sendable, Hashable, CustomStringConvertible {
         self.format = format
         self.queue = OutboundQueue(limits: limits)
         self._identity = Mutex(identity)
-        self._lastWriteNanos = Atomic(Self.nanoseconds(now))
+        self._lastWriteNanos = Atomic(now.hubNanoseconds)
     }
 
     /// Current identity (`nil` = guest). Change it with `Hub.setIdentity`.
@@ -37,18 +37,13 @@ public final class HubConnection: Sendable, Hashable, CustomStringConvertible {
     /// When the writer last put bytes on the socket (for "server → client" heart-beats).
     public var lastWriteAt: Duration { .nanoseconds(self._lastWriteNanos.load(ordering: .relaxed)) }
     public func noteWrite(at time: Duration) {
-        let nanos = Self.nanoseconds(time)
+        let nanos = time.hubNanoseconds
         var current = self._lastWriteNanos.load(ordering: .relaxed)
         while nanos > current {
             let (exchanged, original) = self._lastWriteNanos.compareExchange(expected: current, desired: nanos, ordering: .relaxed)
             if exchanged { return }
             current = original
         }
-    }
-
-    private static func nanoseconds(_ d: Duration) -> Int64 {
-        let (seconds, attoseconds) = d.components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 
     /// True once closing (overflow, shutdown, protocol close).

@@ -350,17 +350,14 @@ public struct STOMPSession: Sendable {
         case .authenticating:
             return nil
         case .closed:
-            return Self.never
+            return .hubNever
         case .connected:
-            var due = Self.never
+            var due = Duration.hubNever
             if self.incomingHeartbeat > 0 { due = min(due, self.lastInboundAt + .milliseconds(2 * self.incomingHeartbeat)) }
             if self.outgoingHeartbeat > 0 { due = min(due, lastOutboundAt + .milliseconds(self.outgoingHeartbeat)) }
             return due
         }
     }
-
-    /// Later than any deadline.
-    static let never = Duration.seconds(Int64.max / 4)
 
     // MARK: Helpers
 

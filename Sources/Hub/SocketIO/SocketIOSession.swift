@@ -323,12 +323,11 @@ public struct SocketIOSession: Sendable {
         }
     }
 
-    /// Call periodically: server pings, ping time-out, connect and AUTH time-outs.
     /// The earliest `now` at which `tick` can act, given what it knows now. Only ever early: the
     /// clocks it derives from only move forward, and a frame that changes the state is followed by
     /// a tick anyway (`ConnectionTicker.Ticket.wake`).
     public func nextTickDeadline() -> Duration {
-        if self.state == .closed { return .seconds(Int64.max / 4) }
+        if self.state == .closed { return .hubNever }
         var due = min(
             self.lastInboundAt + .milliseconds(self.configuration.pingInterval + self.configuration.pingTimeout),
             self.lastPingAt + .milliseconds(self.configuration.pingInterval))
@@ -337,6 +336,7 @@ public struct SocketIOSession: Sendable {
         return due
     }
 
+    /// Call periodically: server pings, ping time-out, connect and AUTH time-outs.
     public mutating func tick(now: Duration) -> [Action] {
         if self.state == .closed { return [] }
         if now - self.lastInboundAt > .milliseconds(self.configuration.pingInterval + self.configuration.pingTimeout) {

@@ -64,7 +64,7 @@ final class ChannelDrain: Sendable {
         self.clock = clock
         self.closeGrace = closeGrace
         self.pingInterval = pingInterval
-        self.lastInboundNanos = Atomic(Self.nanoseconds(clock.now()))
+        self.lastInboundNanos = Atomic(clock.now().hubNanoseconds)
         self.coalesce = coalesce
         self.goodbye = goodbye
         self.batch = LoopDrainBatch.forLoop(channel.eventLoop)
@@ -85,19 +85,17 @@ final class ChannelDrain: Sendable {
         self.connection.queue.setDrain { [self] in self.batch.submit(self) }
     }
 
-    private static func nanoseconds(_ duration: Duration) -> Int64 { TimeAmount(duration).nanoseconds }
-
     /// A frame arrived (any loop or thread).
     func noteInbound() {
-        self.lastInboundNanos.store(Self.nanoseconds(self.clock.now()), ordering: .relaxed)
+        self.lastInboundNanos.store(self.clock.now().hubNanoseconds, ordering: .relaxed)
         self.pingOutstanding.store(false, ordering: .relaxed)
     }
 
     /// From the connection's tick: Ping a silent peer, close one that stayed silent after it.
     func livenessTick() {
         guard let interval = self.pingInterval, !self.finished.load(ordering: .relaxed) else { return }
-        let silent = Self.nanoseconds(self.clock.now()) - self.lastInboundNanos.load(ordering: .relaxed)
-        guard silent >= Self.nanoseconds(interval) else { return }
+        let silent = self.clock.now().hubNanoseconds - self.lastInboundNanos.load(ordering: .relaxed)
+        guard silent >= interval.hubNanoseconds else { return }
         if !self.pingOutstanding.load(ordering: .relaxed) {
             self.pingOutstanding.store(true, ordering: .relaxed)
             self.channel.eventLoop.execute { [self] in
@@ -105,7 +103,7 @@ final class ChannelDrain: Sendable {
                 // Ping, FIN, no payload (RFC 6455 §5.5.2).
                 self.channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .ping, data: ByteBuffer()), promise: nil)
             }
-        } else if silent >= 2 * Self.nanoseconds(interval) {
+        } else if silent >= 2 * interval.hubNanoseconds {
             // No Pong and nothing else for a whole interval after the Ping: the peer is gone.
             self.channel.close(promise: nil)
         }
@@ -115,7 +113,7 @@ final class ChannelDrain: Sendable {
     /// last inbound frame, the close `pingInterval` after that. Only ever early (the last inbound
     /// frame only moves forward).
     func nextLivenessCheck() -> Duration {
-        guard let interval = self.pingInterval, !self.finished.load(ordering: .relaxed) else { return .seconds(Int64.max / 4) }
+        guard let interval = self.pingInterval, !self.finished.load(ordering: .relaxed) else { return .hubNever }
         let last = Duration.nanoseconds(self.lastInboundNanos.load(ordering: .relaxed))
         return self.pingOutstanding.load(ordering: .relaxed) ? last + interval * 2 : last + interval
     }

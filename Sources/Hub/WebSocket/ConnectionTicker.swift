@@ -51,21 +51,16 @@ final class ConnectionTicker: Sendable {
 
         fileprivate var isDue: Bool {
             let due = self.dueNanos.load(ordering: .relaxed)
-            return due <= 0 || due <= Self.nanoseconds(self.clock.now())
+            return due <= 0 || due <= self.clock.now().hubNanoseconds
         }
 
         fileprivate func startTick() { self.dueNanos.store(-1, ordering: .relaxed) }
 
         fileprivate func schedule(_ notBefore: Duration) {
             // A wake() while the tick ran wins (the tick may have read state from before the frame).
-            _ = self.dueNanos.compareExchange(expected: -1, desired: Self.nanoseconds(notBefore), ordering: .relaxed)
-        }
-
-        static func nanoseconds(_ d: Duration) -> Int64 {
-            let (seconds, attoseconds) = d.components
-            if seconds >= Int64.max / 1_000_000_000 { return .max }
-            if seconds < 0 { return 1 }
-            return max(1, seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+            // At least 1: 0 and -1 mean "due now" and "ticking".
+            let due = max(1, notBefore.hubNanoseconds)
+            _ = self.dueNanos.compareExchange(expected: -1, desired: due, ordering: .relaxed)
         }
     }
 
