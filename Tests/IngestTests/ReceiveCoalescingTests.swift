@@ -45,7 +45,9 @@ struct ReceiveCoalescingTests {
     @Test("a publisher's socket gets a mark while media flows; bytes left below it are read within a tick")
     func markIsSetAndTrailingBytesAreRead() async throws {
         let test = try await TestServer.start(keys: ["good-key": "room-1"]) {
-            $0.idleTimeout = .milliseconds(800)  // ticks every 400 ms
+            // Ticks every 1 s; 2 s of silence before an idle close leaves room for a test task
+            // stalled by a loaded parallel run (800 ms here closed the publisher mid-test).
+            $0.idleTimeout = .seconds(2)
             $0.receiveCoalescingWindow = .milliseconds(20)
         }
         let seen = Mutex<[Int64]>([])  // dts of every packet
@@ -118,7 +120,7 @@ struct ReceiveCoalescingTests {
 /// SO_RCVLOWAT of the server-side socket of the connection 127.0.0.1:clientPort → :serverPort,
 /// found in this process's descriptors through /proc/net/tcp's socket inode.
 private func serverReceiveLowWaterMark(serverPort: Int, clientPort: Int) -> Int? {
-    guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return nil }
+    guard let table = readWholeProcFile("/proc/net/tcp") else { return nil }
     let local = String(format: "0100007F:%04X", serverPort)
     let remote = String(format: "0100007F:%04X", clientPort)
     var inode: String?
@@ -138,5 +140,23 @@ private func serverReceiveLowWaterMark(serverPort: Int, clientPort: Int) -> Int?
         return Int(value)
     }
     return nil
+}
+
+/// A /proc file read to EOF: the kernel hands out a seq_file a page or so per read(2), so a single
+/// read (what a size-based file read does with /proc's size 0) misses every socket after the first
+/// few dozen, which is what a parallel test run has open.
+private func readWholeProcFile(_ path: String) -> String? {
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        if n < 0 { return nil }
+        if n == 0 { return String(decoding: bytes, as: UTF8.self) }
+        bytes.append(contentsOf: chunk[0..<n])
+    }
 }
 #endif
