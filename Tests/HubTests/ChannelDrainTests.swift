@@ -61,8 +61,10 @@ import Testing
         let rig = try Rig(maxFrames: 3)
         rig.channel.isWritable = false
         for index in 0..<4 { rig.hub.send(.text(ByteBuffer(string: "m\(index)")), to: rig.connection) }
-        #expect(rig.connection.wasDroppedAsSlow)
+        // The hand-overs reach the queue on the loop, in order; the fourth overflows it there.
         rig.channel.embeddedEventLoop.run()
+        #expect(rig.connection.wasDroppedAsSlow)
+        #expect(rig.hub.snapshot().slowClientDrops == 1)
         let frames = try rig.writtenFrames()
         #expect(frames.map { String(buffer: $0.data) }.first == "goodbye", "pending frames are dropped, goodbye then close")
         #expect(frames.count == 2)
@@ -89,8 +91,10 @@ import Testing
         let hub = Hub()
         let loop = EmbeddedEventLoop()
         var channels: [EmbeddedChannel] = []
+        var connections: [HubConnection] = []
         for _ in 0..<50 {
             let connection = try hub.register(format: .stomp(.raw))
+            connections.append(connection)
             #expect(hub.subscribe(connection, topic: "/topic/t"))
             let channel = EmbeddedChannel(loop: loop)
             try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
@@ -102,11 +106,54 @@ import Testing
         let jobsBefore = batch.jobsScheduled.load(ordering: .relaxed)
         #expect(hub.publish(topic: "/topic/t", json: #"{"n":1}"#) == 50)
         #expect(batch.jobsScheduled.load(ordering: .relaxed) - jobsBefore == 1, "one job for the 50 connections")
+        // The publisher only handed the loop its members: nothing was queued per connection.
+        #expect(connections.allSatisfy { $0.takePendingOutbound().isEmpty })
         loop.run()
         for channel in channels {
             let frame = try channel.readOutbound(as: WebSocketFrame.self)
             #expect(frame.map { String(buffer: $0.data).contains(#"{"n":1}"#) } == true)
         }
+    }
+
+    @Test func repliesFanOutFramesAndTheCloseReachTheSocketInTheOrderTheyWereHandedOver() throws {
+        let rig = try Rig()
+        #expect(rig.hub.subscribe(rig.connection, topic: "/topic/room"))
+        // A reply queued while the socket is full: its drain job is scheduled before the fan-out.
+        rig.channel.isWritable = false
+        #expect(rig.hub.send(.text(ByteBuffer(string: "a")), to: rig.connection))
+        rig.channel.embeddedEventLoop.run()
+        rig.channel.isWritable = true
+        #expect(rig.hub.publish(topic: "/topic/room", json: "p") == 1)
+        #expect(rig.hub.send(.text(ByteBuffer(string: "b")), to: rig.connection))
+        rig.hub.close(rig.connection, reason: .normal)
+        #expect(rig.connection.isClosing, "a requested close shows at once")
+        #expect(!rig.hub.send(.text(ByteBuffer(string: "after close")), to: rig.connection))
+        #expect(rig.hub.publish(topic: "/topic/room", json: "late") == 1, "handed over; the loop finds it closed")
+        rig.channel.pipeline.fireChannelWritabilityChanged()
+        rig.channel.embeddedEventLoop.run()
+        let frames = try rig.written()
+        #expect(frames.count == 5, "\(frames)")
+        guard frames.count == 5 else { return }
+        #expect(frames[0].1 == "a" && frames[2].1 == "b" && frames[3].1 == "goodbye")
+        #expect(frames[4].0 == .connectionClose)
+        #expect(frames[1].1.hasPrefix("MESSAGE\n") && frames[1].1.contains("\n\np\u{0}"))
+        #expect(!frames.contains { $0.1.contains("late") })
+    }
+
+    @Test func aFannedOutFrameForAFullSocketWaitsInItsQueueAndKeepsItsPlace() throws {
+        let rig = try Rig()
+        #expect(rig.hub.subscribe(rig.connection, topic: "/topic/room"))
+        rig.channel.isWritable = false
+        #expect(rig.hub.publish(topic: "/topic/room", json: "one") == 1)
+        #expect(rig.hub.send(.text(ByteBuffer(string: "two")), to: rig.connection))
+        rig.channel.embeddedEventLoop.run()
+        #expect(try rig.written().isEmpty, "held while the socket is full")
+        rig.channel.isWritable = true
+        rig.channel.pipeline.fireChannelWritabilityChanged()
+        let frames = try rig.written()
+        #expect(frames.count == 2)
+        #expect(frames.first?.1.contains("\n\none\u{0}") == true)
+        #expect(frames.last?.1 == "two")
     }
 }
 

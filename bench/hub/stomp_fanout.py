@@ -576,6 +576,8 @@ async def fanout_phase_native(args, server, room_id, result):
            "--max-seconds", str(int(max_s))]
     if not args.no_join:
         cmd += ["--join", f"/app/live/{room_id}/join"]
+    if args.native_read_pause_us > 0:
+        cmd += ["--read-pause-us", str(args.native_read_pause_us)]
     hu.log(f"opening {n} STOMP subscribers with native hubload ({args.native_event_loops} event loop(s), "
            f"{args.native_connect_rate:g} connects/s, ≤ {args.connect_concurrency} in flight)")
     t_conn = time.monotonic()
@@ -765,6 +767,9 @@ def main():
                     help="phase 1 subscribers from the native bench/hubload binary instead of Python workers (env HUBLOAD_BIN)")
     ap.add_argument("--native-connect-rate", type=float, default=2000.0, help="hubload connects per second")
     ap.add_argument("--native-event-loops", type=int, default=1, help="hubload event loop threads")
+    ap.add_argument("--native-read-pause-us", type=int, default=0,
+                    help="stompsub only: pause after a read round that did not fill its event array (µs), "
+                         "so co-located subscribers are not woken per delivery")
     ap.add_argument("--out", default="hub-latest.json")
     args = ap.parse_args()
     if args.per_sender_rate > 5:

@@ -63,13 +63,14 @@ static double o_max_seconds = 600.0;
 static long o_expect = 0;
 static const char *o_join = NULL;
 static int o_receipt = 1;
+static long o_read_pause_us = 0;
 
 static const char usage_text[] =
     "usage: stompsub --port P --subscribers N --destination /topic/live/ROOM/chat\n"
     "                [--host 127.0.0.1] [--path /ws/live] [--connect-rate 2000] [--max-in-flight 200]\n"
     "                [--event-loops 1] [--subprotocol v12.stomp,v11.stomp,v10.stomp]\n"
     "                [--handshake-timeout 30] [--max-seconds 600] [--expect M] [--join /app/live/ROOM/join]\n"
-    "                [--no-receipt]\n"
+    "                [--no-receipt] [--read-pause-us 0]\n"
     "Opens N STOMP-over-WebSocket subscribers, prints `READY {json}`, records the latency of every\n"
     "MESSAGE carrying `bm<seq>@<CLOCK_MONOTONIC ns>`, and on stdin EOF / `STOP` / --max-seconds\n"
     "prints `RESULT {json}` and exits 0. (C drop-in for bench/hubload.)\n";
@@ -102,7 +103,7 @@ static void parse_options(int argc, char **argv) {
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(usage_text, stdout); exit(0); }
         static const char *const valued[] = {"--host", "--port", "--path", "--subscribers", "--destination",
             "--connect-rate", "--max-in-flight", "--event-loops", "--subprotocol", "--handshake-timeout",
-            "--max-seconds", "--expect", "--join", NULL};
+            "--max-seconds", "--expect", "--join", "--read-pause-us", NULL};
         int known = 0;
         for (int k = 0; valued[k]; k++) if (!strcmp(a, valued[k])) known = 1;
         if (!known) usage_fail("unknown option ", a);
@@ -121,8 +122,10 @@ static void parse_options(int argc, char **argv) {
         else if (!strcmp(a, "--max-seconds")) o_max_seconds = parse_double(a, v);
         else if (!strcmp(a, "--expect")) o_expect = parse_long(a, v);
         else if (!strcmp(a, "--join")) o_join = v;
+        else if (!strcmp(a, "--read-pause-us")) { long u = parse_long(a, v); o_read_pause_us = (u >= 0 && u <= 100000) ? u : -1; }
     }
     if (o_port <= 0) usage_fail("--port is required", NULL);
+    if (o_read_pause_us < 0) usage_fail("--read-pause-us out of range (0..100000)", NULL);
     if (o_subscribers < 0 || o_subscribers > 1000000) usage_fail("--subscribers out of range", NULL);
     if (o_destination[0] != '/') usage_fail("--destination is required", NULL);
     if (!(o_connect_rate > 0) || o_max_in_flight <= 0 || o_event_loops < 1) usage_fail("bad rate/in-flight/event-loops", NULL);
@@ -1022,6 +1025,14 @@ static void *loop_main(void *arg) {
                 }
                 if (c->fd < 0) free_bufs(c);
             }
+        }
+        /* --read-pause-us: after a round that did not fill the event array, pause before the
+         * next epoll_wait, so deliveries arriving meanwhile are read in one round instead of each
+         * waking this thread (a wake-up costs the writer's CPU too, on a shared machine). Adds at
+         * most the pause to each measured latency. */
+        if (o_read_pause_us > 0 && n < 512) {
+            struct timespec pause = {0, o_read_pause_us * 1000};
+            nanosleep(&pause, NULL);
         }
     }
 }

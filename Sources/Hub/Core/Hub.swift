@@ -14,6 +14,7 @@ public final class Hub: Sendable {
     public let configuration: HubConfiguration
     public let clock: HubClock
     let metrics: HubMetrics
+    let accounting: HubDeliveryAccounting
 
     private struct ConnectionEntry {
         let connection: HubConnection
@@ -31,7 +32,7 @@ public final class Hub: Sendable {
         /// topic → its subscribers as `publish` walks them, built by the first publish after a
         /// change to the topic's subscriptions: a chat into a 10k room then takes one retain under
         /// the lock instead of 10k dictionary lookups and appends.
-        var recipients: [String: [(HubConnection, [String])]] = [:]
+        var recipients: [String: FanoutPlan] = [:]
         var subscriptionCount = 0
         var users: [String: Set<HubConnectionID>] = [:]
         /// protocol name → userId → connections of that protocol
@@ -40,7 +41,6 @@ public final class Hub: Sendable {
         var connectionsByProtocol: [String: Int] = [:]
         var history: [String: HistoryRing<HubMessage>] = [:]
         var shuttingDown = false
-        var slowDrops = 0
         var encodes = 0
     }
 
@@ -54,6 +54,7 @@ public final class Hub: Sendable {
         self.configuration = configuration
         self.clock = clock
         self.metrics = HubMetrics(factory: metricsFactory)
+        self.accounting = HubDeliveryAccounting(metrics: self.metrics)
     }
 
     // MARK: Connections
@@ -66,7 +67,7 @@ public final class Hub: Sendable {
             s.nextConnectionId += 1
             let c = HubConnection(
                 id: HubConnectionID(rawValue: s.nextConnectionId), format: format, identity: identity,
-                limits: self.configuration.outboundQueue, now: now)
+                limits: self.configuration.outboundQueue, now: now, accounting: self.accounting)
             s.connections[c.id] = ConnectionEntry(connection: c)
             s.connectionsByFormat[format.name, default: 0] += 1
             s.connectionsByProtocol[format.protocolName, default: 0] += 1
@@ -266,59 +267,90 @@ public final class Hub: Sendable {
         var variant: String
     }
 
+    /// A topic's subscribers grouped for `publish`: one group per distinct (wire format, variant),
+    /// encoded once; within a group the connections attached to a lane are listed per lane (one
+    /// hand-over each), the others are handed the frame one by one.
+    private struct FanoutPlan {
+        struct LaneBatch {
+            let lane: any HubDeliveryLane
+            var members: [AnyObject]
+        }
+
+        struct Group {
+            let format: HubWireFormat
+            let variant: String
+            var lanes: [LaneBatch] = []
+            var direct: [HubConnection] = []
+        }
+
+        var groups: [Group] = []
+
+        init(_ subscribers: [HubConnectionID: [String]], connections: [HubConnectionID: ConnectionEntry]) {
+            var groupIndex: [EncodeKey: Int] = [:]
+            var laneIndex: [Int: [ObjectIdentifier: Int]] = [:]
+            for (id, variants) in subscribers {
+                guard let connection = connections[id]?.connection else { continue }
+                let attachment = connection.laneAttachment
+                for variant in variants {
+                    let key = EncodeKey(format: connection.format.name, variant: variant)
+                    let g: Int
+                    if let existing = groupIndex[key] {
+                        g = existing
+                    } else {
+                        g = self.groups.count
+                        groupIndex[key] = g
+                        self.groups.append(Group(format: connection.format, variant: variant))
+                    }
+                    guard let attachment else {
+                        self.groups[g].direct.append(connection)
+                        continue
+                    }
+                    let laneKey = ObjectIdentifier(attachment.lane)
+                    if let l = laneIndex[g]?[laneKey] {
+                        self.groups[g].lanes[l].members.append(attachment.member)
+                    } else {
+                        laneIndex[g, default: [:]][laneKey] = self.groups[g].lanes.count
+                        self.groups[g].lanes.append(LaneBatch(lane: attachment.lane, members: [attachment.member]))
+                    }
+                }
+            }
+        }
+    }
+
     /// Publishes to every subscription of `topic`: encodes once per distinct (wire format,
-    /// variant) among the subscribers and enqueues the same buffer on every matching connection.
+    /// variant) among the subscribers and hands the same buffer to every matching connection — per
+    /// lane in one hand-over (`HubDeliveryLane`), else into each queue.
     /// Never waits; a subscriber whose queue overflows is dropped as a slow consumer.
     /// - Parameter keepInHistory: also append to the topic's history ring (chat).
-    /// - Returns: the number of frames enqueued.
+    /// - Returns: the number of frames handed over (a lane may still find a member closing).
     @discardableResult
     public func publish(topic: String, payload: ByteBuffer, contentType: String? = "application/json", keepInHistory: Bool = false) -> Int {
-        let (message, recipients): (HubMessage, [(HubConnection, [String])]) = self.state.withLock { s in
+        let (message, plan): (HubMessage, FanoutPlan?) = self.state.withLock { s in
             s.sequence += 1
             let m = HubMessage(destination: topic, payload: payload, contentType: contentType, sequence: s.sequence)
             if keepInHistory {
                 s.history[topic, default: HistoryRing(capacity: self.configuration.historyCapacity)].append(m)
             }
             if let cached = s.recipients[topic] { return (m, cached) }
-            guard let subs = s.topics[topic] else { return (m, []) }
-            var list: [(HubConnection, [String])] = []
-            list.reserveCapacity(subs.count)
-            for (id, variants) in subs {
-                if let c = s.connections[id]?.connection { list.append((c, variants)) }
-            }
-            s.recipients[topic] = list
-            return (m, list)
+            guard let subs = s.topics[topic] else { return (m, nil) }
+            let plan = FanoutPlan(subs, connections: s.connections)
+            s.recipients[topic] = plan
+            return (m, plan)
         }
-        var cache: [EncodeKey: HubOutboundFrame] = [:]
+        guard let plan, !plan.groups.isEmpty else { return 0 }
         var sent: [String: Int] = [:]
-        // Most recipients share the previous one's (format, variant): reuse its frame and count
-        // without hashing two strings per recipient.
-        var last: (format: String, variant: String, protocolName: String, frame: HubOutboundFrame)?
-        var sentSinceLast = 0
-        for (connection, variants) in recipients {
-            for variant in variants {
-                let format = connection.format
-                let frame: HubOutboundFrame
-                if let previous = last, previous.format == format.name, previous.variant == variant {
-                    frame = previous.frame
-                } else {
-                    if let previous = last, sentSinceLast > 0 { sent[previous.protocolName, default: 0] += sentSinceLast }
-                    sentSinceLast = 0
-                    let key = EncodeKey(format: format.name, variant: variant)
-                    if let f = cache[key] {
-                        frame = f
-                    } else {
-                        frame = format.encoder.encode(message, variant: variant)
-                        cache[key] = frame
-                        self.metrics.encode(format.protocolName)
-                    }
-                    last = (format.name, variant, format.protocolName, frame)
-                }
-                if self.enqueue(frame, on: connection) { sentSinceLast += 1 }
+        for group in plan.groups {
+            let frame = group.format.encoder.encode(message, variant: group.variant)
+            self.metrics.encode(group.format.protocolName)
+            var handed = 0
+            for batch in group.lanes {
+                batch.lane.deliver(frame, to: batch.members)
+                handed += batch.members.count
             }
+            for connection in group.direct where connection.hand(frame) { handed += 1 }
+            sent[group.format.protocolName, default: 0] += handed
         }
-        if let previous = last, sentSinceLast > 0 { sent[previous.protocolName, default: 0] += sentSinceLast }
-        if !cache.isEmpty { self.state.withLock { $0.encodes += cache.count } }
+        self.state.withLock { $0.encodes += plan.groups.count }
         for (p, n) in sent { self.metrics.messagesOut(p, n) }
         return sent.values.reduce(0, +)
     }
@@ -351,7 +383,7 @@ public final class Hub: Sendable {
                 cache[connection.format.name] = frame
                 self.metrics.encode(connection.format.protocolName)
             }
-            if self.enqueue(frame, on: connection) {
+            if connection.hand(frame) {
                 reached += 1
                 sent[connection.format.protocolName, default: 0] += 1
             }
@@ -372,27 +404,14 @@ public final class Hub: Sendable {
     /// Returns false if the connection is closing or just overflowed.
     @discardableResult
     public func send(_ frame: HubOutboundFrame, to connection: HubConnection) -> Bool {
-        let ok = self.enqueue(frame, on: connection)
+        let ok = connection.hand(frame)
         if ok { self.metrics.messagesOut(connection.format.protocolName, 1) }
         return ok
     }
 
     /// Asks the connection's writer to say goodbye and close after what is already queued.
     public func close(_ connection: HubConnection, reason: HubCloseReason) {
-        connection.queue.close(reason)
-    }
-
-    private func enqueue(_ frame: HubOutboundFrame, on connection: HubConnection) -> Bool {
-        switch connection.queue.enqueue(frame) {
-        case .enqueued:
-            return true
-        case .closed:
-            return false
-        case .overflowed:
-            self.metrics.slowDrop(connection.format.protocolName)
-            self.state.withLock { $0.slowDrops += 1 }
-            return false
-        }
+        connection.requestClose(reason)
     }
 
     // MARK: Inbound accounting (called by adapters)
@@ -442,7 +461,7 @@ public final class Hub: Sendable {
                 topics: s.topics.count,
                 subscriptions: s.subscriptionCount,
                 historyTopics: s.history.count,
-                slowClientDrops: s.slowDrops,
+                slowClientDrops: self.accounting.slowDropCount,
                 encodes: s.encodes
             )
         }
@@ -458,7 +477,7 @@ public final class Hub: Sendable {
             s.shuttingDown = true
             return s.connections.values.map(\.connection)
         }
-        for c in all { c.queue.close(.shutdown) }
+        for c in all { c.requestClose(.shutdown) }
         let deadline = ContinuousClock.now + self.configuration.shutdownGracePeriod
         while ContinuousClock.now < deadline {
             if self.state.withLock({ $0.connections.isEmpty }) { return }

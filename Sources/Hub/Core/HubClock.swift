@@ -4,10 +4,17 @@ import Synchronization
 /// heart-beats and time-outs can be tested without sleeping.
 public struct HubClock: Sendable {
     public let now: @Sendable () -> Duration
+    /// Shared by the copies of one clock: lets a loop over many connections read the time once
+    /// per clock (`ConnectionTicker`'s rounds).
+    private let identity = Identity()
+    private final class Identity: Sendable {}
 
     public init(now: @escaping @Sendable () -> Duration) {
         self.now = now
     }
+
+    /// True if `other` is a copy of this clock (not merely one that reads the same time).
+    func isSameClock(as other: HubClock) -> Bool { self.identity === other.identity }
 
     /// `ContinuousClock`, measured from the first use.
     public static let system: HubClock = {

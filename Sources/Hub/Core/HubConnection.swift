@@ -20,13 +20,77 @@ public final class HubConnection: Sendable, Hashable, CustomStringConvertible {
     private let _identity: Mutex<HubIdentity?>
     /// `lastWriteAt` in nanoseconds: written on every delivery, an atomic rather than a lock.
     private let _lastWriteNanos: Atomic<Int64>
+    /// Set once by the transport (`attach(lane:member:)`); guards the hand-over against a
+    /// delivery racing the attach.
+    private let _lane = Mutex<HubLaneAttachment?>(nil)
+    /// A close was handed to the lane (it reaches the queue in order, on the lane's thread).
+    private let closeRequested = Atomic<Bool>(false)
+    let accounting: HubDeliveryAccounting
 
-    init(id: HubConnectionID, format: HubWireFormat, identity: HubIdentity?, limits: OutboundQueueLimits, now: Duration) {
+    init(
+        id: HubConnectionID, format: HubWireFormat, identity: HubIdentity?, limits: OutboundQueueLimits, now: Duration,
+        accounting: HubDeliveryAccounting
+    ) {
         self.id = id
         self.format = format
         self.queue = OutboundQueue(limits: limits)
         self._identity = Mutex(identity)
         self._lastWriteNanos = Atomic(now.hubNanoseconds)
+        self.accounting = accounting
+    }
+
+    // MARK: Delivery
+
+    /// The lane this connection's deliveries go through, once a transport attached one.
+    var laneAttachment: HubLaneAttachment? { self._lane.withLock { $0 } }
+
+    /// Routes every later delivery and close through `lane`, in order (`HubDeliveryLane`); frames
+    /// queued before stay first. `whileAttaching` runs under the same lock (the transport takes
+    /// over the queue there), so no delivery slips in between. Call once.
+    func attach(lane: any HubDeliveryLane, member: AnyObject, whileAttaching: () -> Void) {
+        self._lane.withLock { attachment in
+            precondition(attachment == nil, "a connection is attached to one lane")
+            attachment = HubLaneAttachment(lane: lane, member: member)
+            whileAttaching()
+        }
+    }
+
+    /// Hub → connection, any thread: through the lane if attached, else straight into the queue.
+    /// Returns false if the connection is closing (or this frame overflowed its queue).
+    func hand(_ frame: HubOutboundFrame) -> Bool {
+        if self.closeRequested.load(ordering: .relaxed) { return false }
+        return self._lane.withLock { attachment in
+            if let attachment {
+                attachment.lane.deliver(frame, to: [attachment.member])
+                return true
+            }
+            return self.enqueueNow(frame)
+        }
+    }
+
+    /// Asks the writer to say goodbye and close after everything handed over before.
+    func requestClose(_ reason: HubCloseReason) {
+        self._lane.withLock { attachment in
+            if let attachment {
+                if !self.closeRequested.exchange(true, ordering: .relaxed) { attachment.lane.close(attachment.member, reason: reason) }
+            } else {
+                self.queue.close(reason)
+            }
+        }
+    }
+
+    /// Into the queue now (a lane calls this on its thread, in hand-over order); an overflow is
+    /// counted as a slow-consumer drop.
+    func enqueueNow(_ frame: HubOutboundFrame) -> Bool {
+        switch self.queue.enqueue(frame) {
+        case .enqueued:
+            return true
+        case .closed:
+            return false
+        case .overflowed:
+            self.accounting.slowDrop(self.format.protocolName)
+            return false
+        }
     }
 
     /// Current identity (`nil` = guest). Change it with `Hub.setIdentity`.
@@ -47,7 +111,7 @@ public final class HubConnection: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// True once closing (overflow, shutdown, protocol close).
-    public var isClosing: Bool { self.queue.isClosing }
+    public var isClosing: Bool { self.closeRequested.load(ordering: .relaxed) || self.queue.isClosing }
     /// True if the connection was dropped as a slow consumer.
     public var wasDroppedAsSlow: Bool { self.queue.didOverflow }
 

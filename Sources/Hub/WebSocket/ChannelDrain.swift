@@ -8,9 +8,11 @@ import Synchronization
 /// Why: through a WebSocket library's async writer (WSCore's, before) every delivery cost two hops (the queue woke the
 /// connection's writer task on the Swift pool, whose `write` then hopped to the event loop). A
 /// chat into a 10k-viewer room was 20k scheduled jobs, and the last viewer waited for all of
-/// them. Here an enqueue only appends to the queue; the first one for a connection since its last
-/// drain also puts the connection on its event loop's `LoopDrainBatch`, and the batch runs once
-/// per loop for every connection queued meanwhile: one job per event loop per fan-out.
+/// them. Here the connection is attached to its event loop's `LoopDrainBatch`, the hub's delivery
+/// lane for that loop (`HubDeliveryLane`): a fan-out hands each loop the frame and its members in
+/// one go, and the loop writes it straight to every member with nothing queued before it (the
+/// rest get it queued behind what waits): one job per event loop per fan-out, no per-viewer work
+/// on the publishing thread.
 ///
 /// Back-pressure: a drain writes only while the channel is writable (below NIO's high water
 /// mark); otherwise the frames wait in the hub queue, whose limits then declare the connection a
@@ -82,7 +84,9 @@ final class ChannelDrain: Sendable {
                 try? pipeline.addHandler(ChannelDrainInboundObserver(drain: self), position: .after(decoder))
             }
         }
-        self.connection.queue.setDrain { [self] in self.batch.submit(self) }
+        self.connection.attach(lane: self.batch, member: self) {
+            self.connection.queue.setDrain { [self] in self.batch.submit(.drain(self)) }
+        }
     }
 
     /// A frame arrived (any loop or thread).
@@ -132,7 +136,7 @@ final class ChannelDrain: Sendable {
             _ = self.connection.queue.takeAll()
             return
         }
-        if !self.channel.isWritable && !self.connection.isClosing { return }
+        if !self.channel.isWritable && !self.connection.queue.isClosing { return }
         var items = self.connection.queue.takeAll()
         if items.isEmpty { return }
         defer { self.connection.queue.recycle(&items) }
@@ -178,6 +182,26 @@ final class ChannelDrain: Sendable {
         }
     }
 
+    /// On the event loop, in lane order: one fanned-out frame for this connection. Written and
+    /// flushed at once when nothing waits before it and the socket takes it (the usual case: an
+    /// idle viewer), else queued behind what waits (the queue's limits apply, and its drain runs).
+    /// (A closed channel needs no check here: NIO fails the write, and the next drain finishes.)
+    /// - Parameter now: the hub clock when the lane's job began (the write time for heart-beats:
+    ///   early if anything, so a heart-beat is never late).
+    func deliverNow(_ frame: HubOutboundFrame, now: Duration, framer: inout WebSocketFramer) {
+        if self.finished.load(ordering: .relaxed) { return }
+        if self.connection.queue.isIdle && self.channel.isWritable {
+            if let encoder = self.encoderContext.value {
+                encoder.writeAndFlush(NIOAny(IOData.byteBuffer(framer.framed(frame, allocator: self.channel.allocator))), promise: nil)
+            } else {
+                self.channel.writeAndFlush(frame.webSocketFrame, promise: nil)
+            }
+            self.connection.noteWrite(at: now)
+            return
+        }
+        _ = self.connection.enqueueNow(frame)
+    }
+
     private func write(_ frame: HubOutboundFrame, encoder: ChannelHandlerContext?, framer: inout WebSocketFramer) {
         if let encoder {
             encoder.write(NIOAny(IOData.byteBuffer(framer.framed(frame, allocator: self.channel.allocator))), promise: nil)
@@ -187,11 +211,23 @@ final class ChannelDrain: Sendable {
     }
 }
 
-/// The connections of one event loop whose queues have something to write: the first submit
-/// schedules one job on the loop, which drains every connection submitted until it runs.
-final class LoopDrainBatch: Sendable {
+/// The hub's delivery lane for one event loop (`HubDeliveryLane`): hand-overs for its connections
+/// — fanned-out frames with their members, closes, queues to drain — wait here in order; the
+/// first one schedules a job on the loop, which works through everything handed over until it runs.
+final class LoopDrainBatch: HubDeliveryLane, Sendable {
+    /// `@unchecked`: the members of `.deliver` are `ChannelDrain`s (Sendable), typed `AnyObject`
+    /// only because the hub carries them without knowing the type.
+    enum Work: @unchecked Sendable {
+        /// Write what the connection's queue holds.
+        case drain(ChannelDrain)
+        /// One frame for each member (`ChannelDrain`s of this loop).
+        case deliver(HubOutboundFrame, [AnyObject])
+        /// Close the connection's queue after what was handed over before.
+        case close(ChannelDrain, HubCloseReason)
+    }
+
     let eventLoop: any EventLoop
-    private let pending = Mutex<[ChannelDrain]>([])
+    private let pending = Mutex<[Work]>([])
     /// Jobs put on the loop so far (tests check the batching).
     let jobsScheduled = Atomic<Int>(0)
 
@@ -210,9 +246,17 @@ final class LoopDrainBatch: Sendable {
         }
     }
 
-    func submit(_ drain: ChannelDrain) {
+    func deliver(_ frame: HubOutboundFrame, to members: [AnyObject]) {
+        self.submit(.deliver(frame, members))
+    }
+
+    func close(_ member: AnyObject, reason: HubCloseReason) {
+        self.submit(.close(unsafeDowncast(member, to: ChannelDrain.self), reason))
+    }
+
+    func submit(_ work: Work) {
         let first = self.pending.withLock { pending in
-            pending.append(drain)
+            pending.append(work)
             return pending.count == 1
         }
         if first {
@@ -222,14 +266,29 @@ final class LoopDrainBatch: Sendable {
     }
 
     private func run() {
-        let drains = self.pending.withLock { pending in
-            let drains = pending
+        let works = self.pending.withLock { pending in
+            let works = pending
             pending = []
-            pending.reserveCapacity(drains.count)
-            return drains
+            pending.reserveCapacity(works.count)
+            return works
         }
         var framer = WebSocketFramer()
-        for drain in drains { drain.drainNow(framer: &framer) }
+        var now: Duration?
+        for work in works {
+            switch work {
+            case .drain(let drain):
+                drain.drainNow(framer: &framer)
+            case .deliver(let frame, let members):
+                // Members are what `ChannelDrain.start` attached: this type, always.
+                guard let first = members.first else { continue }
+                let time = now ?? unsafeDowncast(first, to: ChannelDrain.self).clock.now()
+                now = time
+                for member in members { unsafeDowncast(member, to: ChannelDrain.self).deliverNow(frame, now: time, framer: &framer) }
+            case .close(let drain, let reason):
+                // Wakes the drain (a `.drain` behind whatever is handed over meanwhile).
+                drain.connection.queue.close(reason)
+            }
+        }
     }
 }
 

@@ -49,9 +49,10 @@ final class ConnectionTicker: Sendable {
         /// Something may have become due sooner: tick in the next round.
         func wake() { self.dueNanos.store(0, ordering: .relaxed) }
 
-        fileprivate var isDue: Bool {
+        /// - Parameter now: this round's reading of the ticket's clock, taken on first need.
+        fileprivate func isDue(now: inout RoundClock) -> Bool {
             let due = self.dueNanos.load(ordering: .relaxed)
-            return due <= 0 || due <= self.clock.now().hubNanoseconds
+            return due <= 0 || due <= now.nanoseconds(of: self.clock)
         }
 
         fileprivate func startTick() { self.dueNanos.store(-1, ordering: .relaxed) }
@@ -64,8 +65,25 @@ final class ConnectionTicker: Sendable {
         }
     }
 
+    /// One reading of the clock per round (the tickets of a server share one clock): 10k idle
+    /// viewers are 10k atomic loads a round, not 10k clock reads as well.
+    fileprivate struct RoundClock {
+        private var clock: HubClock?
+        private var nanos: Int64 = 0
+
+        mutating func nanoseconds(of clock: HubClock) -> Int64 {
+            if let last = self.clock, last.isSameClock(as: clock) { return self.nanos }
+            self.clock = clock
+            self.nanos = clock.now().hubNanoseconds
+            return self.nanos
+        }
+    }
+
     private struct State {
         var tickets: [UInt64: Ticket] = [:]
+        /// `tickets` as the rounds walk them, rebuilt after an add or remove (handing a round the
+        /// array is one retain, not 10k).
+        var round: [Ticket]?
         var nextTicket: UInt64 = 0
         var running = false
     }
@@ -96,6 +114,7 @@ final class ConnectionTicker: Sendable {
             s.nextTicket += 1
             let ticket = Ticket(id: s.nextTicket, clock: clock, tick: tick)
             s.tickets[ticket.id] = ticket
+            s.round = nil
             let start = !s.running
             s.running = true
             return (ticket, start)
@@ -105,7 +124,9 @@ final class ConnectionTicker: Sendable {
     }
 
     func remove(_ ticket: Ticket) {
-        _ = self.state.withLock { $0.tickets.removeValue(forKey: ticket.id) }
+        self.state.withLock { s in
+            if s.tickets.removeValue(forKey: ticket.id) != nil { s.round = nil }
+        }
     }
 
     private func run() async {
@@ -116,10 +137,14 @@ final class ConnectionTicker: Sendable {
                     s.running = false
                     return nil
                 }
-                return Array(s.tickets.values)
+                if let round = s.round { return round }
+                let round = Array(s.tickets.values)
+                s.round = round
+                return round
             }
             guard let round else { return }
-            for ticket in round where ticket.isDue {
+            var now = RoundClock()
+            for ticket in round where ticket.isDue(now: &now) {
                 ticket.startTick()
                 switch await ticket.tick() {
                 case .stop: self.remove(ticket)
