@@ -42,6 +42,11 @@ fixtures:
 ## LiveHub vs nginx-rtmp on this machine (bench/README.md): table + bench/results/latest.json.
 ## Options via BENCH_ARGS, e.g. make bench BENCH_ARGS="--reps 1 --only latency" or "--with-100".
 BENCH_APT_PACKAGES := nginx libnginx-mod-rtmp wrk ffmpeg gcc
+## The C subscribers pause READ_PAUSE_US after a read round that did not fill their event array, so
+## that a co-located subscriber is not woken once per delivery (bench/hub/README.md).
+READ_PAUSE_US ?= 500
+STOMPSUB_ARGS = --native-read-pause-us $(READ_PAUSE_US)
+
 bench: deps
 	@missing=""; for p in $(BENCH_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$missing; fi
@@ -50,11 +55,13 @@ bench: deps
 	@mkdir -p bench/.cache && cc -O2 -Wall -Wextra -pthread -o bench/.cache/stompsub bench/hub/stompsub.c
 	@cc -O2 -pthread -o bench/.cache/loopback_floor bench/hub/loopback_floor.c
 	swift build -c release --package-path bench/hubload
-	python3 bench/hub/stomp_fanout.py --bin .build-bench/release/livehub --native bench/.cache/stompsub --subscribers 2000 --messages 300 --rate 10
-	python3 bench/hub/stomp_fanout.py --bin .build-bench/release/livehub --native bench/.cache/stompsub --subscribers 10000 --messages 30 --rate 2 --skip-throughput --out hub-10k.json
-	bench/.cache/loopback_floor 10000 2 30 200 300
+	python3 bench/hub/stomp_fanout.py --bin .build-bench/release/livehub --native bench/.cache/stompsub $(STOMPSUB_ARGS) --subscribers 1000 --messages 30 --rate 2 --skip-throughput --out hub-1k.json
+	python3 bench/hub/stomp_fanout.py --bin .build-bench/release/livehub --native bench/.cache/stompsub $(STOMPSUB_ARGS) --subscribers 5000 --messages 30 --rate 2 --skip-throughput --out hub-5k.json
+	python3 bench/hub/stomp_fanout.py --bin .build-bench/release/livehub --native bench/.cache/stompsub $(STOMPSUB_ARGS) --subscribers 10000 --messages 30 --rate 2 --skip-throughput --out hub-10k.json
+	bench/.cache/loopback_floor 10000 2 30 200 300 $(READ_PAUSE_US)
 	python3 bench/hub/stomp_fanout.py --bin .build-bench/release/livehub --native bench/hubload/.build/release/hubload --subscribers 10000 --messages 30 --rate 2 --skip-throughput --out hub-10k-hubload.json
-	python3 bench/hub/stomp_fanout.py --bin .build-bench/release/livehub --native bench/.cache/stompsub --subscribers 10000 --messages 250 --rate 25 --skip-throughput --out hub-10k-throughput.json
+	python3 bench/hub/stomp_fanout.py --bin .build-bench/release/livehub --native bench/.cache/stompsub $(STOMPSUB_ARGS) --subscribers 2000 --messages 300 --rate 10
+	python3 bench/hub/stomp_fanout.py --bin .build-bench/release/livehub --native bench/.cache/stompsub $(STOMPSUB_ARGS) --subscribers 10000 --messages 250 --rate 25 --skip-throughput --out hub-10k-throughput.json
 	python3 bench/hub/idle_memory.py --bin .build-bench/release/livehub --connections 5000
 	python3 bench/hub/bell_load.py --bin .build-bench/release/livehub --clients 1000 --users 200
 	@echo "Micro-benchmarks of the hot paths (chunk decode, AMF0, HLS packager, hub fan-out): make microbench"

@@ -140,6 +140,31 @@ import Testing
         #expect(!frames.contains { $0.1.contains("late") })
     }
 
+    @Test func fanOutsThatPileUpBeforeTheLoopRunsAreWrittenTogetherByTheDrain() throws {
+        let hub = Hub()
+        let connection = try hub.register(format: .stomp(.raw))
+        #expect(hub.subscribe(connection, topic: "/topic/room"))
+        let channel = EmbeddedChannel()
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        // A coalescer that joins what it is given: one frame out means one write for the batch.
+        let joined: @Sendable ([HubOutboundFrame]) -> [HubOutboundFrame] = { frames in
+            guard frames.count > 1 else { return frames }
+            var all = ByteBuffer()
+            for frame in frames { var b = frame.buffer; all.writeBuffer(&b) }
+            return [.text(all)]
+        }
+        ChannelDrain(channel: channel, connection: connection, clock: hub.clock, coalesce: joined, goodbye: { _ in [] }).start()
+        channel.embeddedEventLoop.run()
+        for n in 1...3 { #expect(hub.publish(topic: "/topic/room", json: "m\(n)") == 1) }
+        channel.embeddedEventLoop.run()
+        var frames: [WebSocketFrame] = []
+        while let frame = try channel.readOutbound(as: WebSocketFrame.self) { frames.append(frame) }
+        #expect(frames.count == 1, "three fan-outs behind each other: one write")
+        let text = frames.first.map { String(buffer: $0.data) } ?? ""
+        let positions = ["m1", "m2", "m3"].compactMap { text.firstRange(of: "\n\n\($0)\u{0}")?.lowerBound }
+        #expect(positions.count == 3 && positions == positions.sorted(), "in publish order")
+    }
+
     @Test func aFannedOutFrameForAFullSocketWaitsInItsQueueAndKeepsItsPlace() throws {
         let rig = try Rig()
         #expect(rig.hub.subscribe(rig.connection, topic: "/topic/room"))

@@ -274,10 +274,19 @@ final class LoopDrainBatch: HubDeliveryLane, Sendable {
         }
         var framer = WebSocketFramer()
         var now: Duration?
+        // Behind (more than one fan-out waiting, sustained load): queue them all and let each
+        // connection's drain, scheduled behind this job, write everything it got in one write
+        // (`coalesce`) — writing each frame on its own here would cost a syscall per frame when
+        // the machine has the least to spare.
+        var fanOuts = 0
+        for work in works { if case .deliver = work { fanOuts += 1 } }
+        let coalescing = fanOuts > 1
         for work in works {
             switch work {
             case .drain(let drain):
                 drain.drainNow(framer: &framer)
+            case .deliver(let frame, let members) where coalescing:
+                for member in members { _ = unsafeDowncast(member, to: ChannelDrain.self).connection.enqueueNow(frame) }
             case .deliver(let frame, let members):
                 // Members are what `ChannelDrain.start` attached: this type, always.
                 guard let first = members.first else { continue }
