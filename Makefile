@@ -57,8 +57,7 @@ bench: deps
 	swift build -c release --package-path bench/hubload
 	python3 bench/hub/stomp_fanout.py --bin .build-bench/release/livehub --native bench/.cache/stompsub $(STOMPSUB_ARGS) --subscribers 1000 --messages 30 --rate 2 --skip-throughput --out hub-1k.json
 	python3 bench/hub/stomp_fanout.py --bin .build-bench/release/livehub --native bench/.cache/stompsub $(STOMPSUB_ARGS) --subscribers 5000 --messages 30 --rate 2 --skip-throughput --out hub-5k.json
-	python3 bench/hub/stomp_fanout.py --bin .build-bench/release/livehub --native bench/.cache/stompsub $(STOMPSUB_ARGS) --subscribers 10000 --messages 30 --rate 2 --skip-throughput --out hub-10k.json
-	bench/.cache/loopback_floor 10000 2 30 200 300 $(READ_PAUSE_US)
+	python3 bench/hub/fanout_reps.py --bin .build-bench/release/livehub --native bench/.cache/stompsub --floor bench/.cache/loopback_floor --reps 3 --subscribers 10000 --read-pause-us $(READ_PAUSE_US)
 	python3 bench/hub/stomp_fanout.py --bin .build-bench/release/livehub --native bench/hubload/.build/release/hubload --subscribers 10000 --messages 30 --rate 2 --skip-throughput --out hub-10k-hubload.json
 	python3 bench/hub/stomp_fanout.py --bin .build-bench/release/livehub --native bench/.cache/stompsub $(STOMPSUB_ARGS) --subscribers 2000 --messages 300 --rate 10
 	python3 bench/hub/stomp_fanout.py --bin .build-bench/release/livehub --native bench/.cache/stompsub $(STOMPSUB_ARGS) --subscribers 10000 --messages 250 --rate 25 --skip-throughput --out hub-10k-throughput.json

@@ -55,8 +55,6 @@ final class OutboundQueue: Sendable {
 
     var isClosing: Bool { self.state.withLock { $0.closing } }
     var didOverflow: Bool { self.state.withLock { $0.overflowed } }
-    /// Nothing waits and it is open: a frame handed over now may go straight to the socket.
-    var isIdle: Bool { self.state.withLock { $0.items.isEmpty && !$0.closing } }
 
     func enqueue(_ frame: HubOutboundFrame) -> EnqueueResult {
         var drain: (@Sendable () -> Void)?

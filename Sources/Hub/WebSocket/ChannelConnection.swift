@@ -38,6 +38,7 @@ extension ConnectionRunner {
         // session's earliest deadline on `clock`, nil = every round); a handled frame may bring
         // that forward (a CONNECT negotiating heart-beats), so it wakes the ticket.
         let ticket = ticker.add(clock: clock) {
+            drain.syncLastWrite()
             drain.livenessTick()
             guard await onTick() else { return .stop }
             guard let sessionDue = nextTickDue() else { return .everyRound }

@@ -52,8 +52,15 @@ final class ChannelDrain: Sendable {
     private let finished = Atomic<Bool>(false)
     /// The context of NIO's `WebSocketFrameEncoder` in this channel: writes through it are encoded
     /// frame bytes. Set on the event loop before the first drain; nil if the pipeline has no such
-    /// encoder (then frames go through `channel.write` as `WebSocketFrame`s).
-    private let encoderContext: NIOLoopBoundBox<ChannelHandlerContext?>
+    /// encoder (then frames go through `channel.write` as `WebSocketFrame`s). Event loop only.
+    nonisolated(unsafe) private var encoderContext: ChannelHandlerContext?
+    /// The queue may hold something: set by its wake-up, cleared by `drainNow` just before it
+    /// takes everything. While clear, a fanned-out frame goes straight to the socket. Once the
+    /// lane is attached the queue only changes on the event loop, so this is exact there.
+    private let queueMayHold = Atomic<Bool>(false)
+    /// `clock.now()` of the last write, in nanoseconds, kept here and handed to the connection
+    /// before each of its ticks (`syncLastWrite`), the only time anything reads it.
+    private let lastWriteNanos: Atomic<Int64>
 
     init(
         channel: any Channel, connection: HubConnection, clock: HubClock, closeGrace: Duration = .seconds(5),
@@ -70,7 +77,7 @@ final class ChannelDrain: Sendable {
         self.coalesce = coalesce
         self.goodbye = goodbye
         self.batch = LoopDrainBatch.forLoop(channel.eventLoop)
-        self.encoderContext = NIOLoopBoundBox.makeEmptyBox(valueType: ChannelHandlerContext.self, eventLoop: channel.eventLoop)
+        self.lastWriteNanos = Atomic(clock.now().hubNanoseconds)
     }
 
     /// Installs the writability observer and hands the connection's queue over to this drain.
@@ -78,15 +85,30 @@ final class ChannelDrain: Sendable {
         // Runs on the loop before any drain job (jobs on one loop run in order).
         self.channel.eventLoop.execute { [self] in
             let pipeline = self.channel.pipeline.syncOperations
-            self.encoderContext.value = try? pipeline.context(handlerType: WebSocketFrameEncoder.self)
+            self.encoderContext = try? pipeline.context(handlerType: WebSocketFrameEncoder.self)
             try? pipeline.addHandler(ChannelDrainWritabilityHandler(drain: self))
             if let decoder = try? pipeline.handler(type: ByteToMessageHandler<WebSocketFrameDecoder>.self) {
                 try? pipeline.addHandler(ChannelDrainInboundObserver(drain: self), position: .after(decoder))
             }
         }
         self.connection.attach(lane: self.batch, member: self) {
-            self.connection.queue.setDrain { [self] in self.batch.submit(.drain(self)) }
+            self.connection.queue.setDrain { [self] in
+                self.queueMayHold.store(true, ordering: .relaxed)
+                self.batch.submit(.drain(self))
+            }
         }
+    }
+
+    /// Hands the time of the last write to the connection (heart-beat deadlines read it there).
+    /// Called before each of the connection's ticks; the deliveries themselves touch only this
+    /// object, not the connection's (a cache miss each in a 10k fan-out).
+    func syncLastWrite() {
+        self.connection.noteWrite(at: .nanoseconds(self.lastWriteNanos.load(ordering: .relaxed)))
+    }
+
+    private func noteWrite(at time: Duration) {
+        let nanos = time.hubNanoseconds
+        if nanos > self.lastWriteNanos.load(ordering: .relaxed) { self.lastWriteNanos.store(nanos, ordering: .relaxed) }
     }
 
     /// A frame arrived (any loop or thread).
@@ -137,10 +159,11 @@ final class ChannelDrain: Sendable {
             return
         }
         if !self.channel.isWritable && !self.connection.queue.isClosing { return }
+        self.queueMayHold.store(false, ordering: .relaxed)
         var items = self.connection.queue.takeAll()
         if items.isEmpty { return }
         defer { self.connection.queue.recycle(&items) }
-        let encoder = self.encoderContext.value
+        let encoder = self.encoderContext
         var closeReason: HubCloseReason?
         if items.count == 1, case .frame(let only) = items[0] {
             // The usual case in a fan-out: one message for an idle socket (coalescing one frame is
@@ -158,7 +181,7 @@ final class ChannelDrain: Sendable {
             }
             for frame in self.coalesce(frames) { self.write(frame, encoder: encoder, framer: &framer) }
         }
-        self.connection.noteWrite(at: self.clock.now())
+        self.noteWrite(at: self.clock.now())
         guard let reason = closeReason else {
             if let encoder { encoder.flush() } else { self.channel.flush() }
             return
@@ -190,13 +213,13 @@ final class ChannelDrain: Sendable {
     ///   early if anything, so a heart-beat is never late).
     func deliverNow(_ frame: HubOutboundFrame, now: Duration, framer: inout WebSocketFramer) {
         if self.finished.load(ordering: .relaxed) { return }
-        if self.connection.queue.isIdle && self.channel.isWritable {
-            if let encoder = self.encoderContext.value {
+        if !self.queueMayHold.load(ordering: .relaxed) && self.channel.isWritable {
+            if let encoder = self.encoderContext {
                 encoder.writeAndFlush(NIOAny(IOData.byteBuffer(framer.framed(frame, allocator: self.channel.allocator))), promise: nil)
             } else {
                 self.channel.writeAndFlush(frame.webSocketFrame, promise: nil)
             }
-            self.connection.noteWrite(at: now)
+            self.noteWrite(at: now)
             return
         }
         _ = self.connection.enqueueNow(frame)
