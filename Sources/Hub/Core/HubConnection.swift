@@ -10,15 +10,19 @@ public struct HubConnectionID: Sendable, Hashable, Comparable, CustomStringConve
 
 /// A registered connection: its wire format, identity and bounded outbound queue.
 ///
-/// Created by `Hub.register`; frames reach the socket only through the queue, drained either by
-/// the server's `ChannelDrain` on the connection's event loop (the WebSocket routes) or by an
-/// adapter's writer task (`nextOutbound()`, the transport-neutral `serve` used by tests).
+/// Created by `Hub.register`. Frames reach the socket through the queue, drained either by the
+/// server's `ChannelDrain` on the connection's event loop (the WebSocket routes) or by an adapter's
+/// writer task (`nextOutbound()`, the transport-neutral `serve` used by tests). A `ChannelDrain`
+/// also attaches the connection to its loop's delivery lane (`HubDeliveryLane`): from then on every
+/// frame and the close are handed to the lane, in order, and the loop writes a frame straight to
+/// the socket when nothing waits in the queue before it.
 public final class HubConnection: Sendable, Hashable, CustomStringConvertible {
     public let id: HubConnectionID
     public let format: HubWireFormat
     let queue: OutboundQueue
     private let _identity: Mutex<HubIdentity?>
-    /// `lastWriteAt` in nanoseconds: written on every delivery, an atomic rather than a lock.
+    /// `lastWriteAt` in nanoseconds, an atomic rather than a lock: set by the writer task after
+    /// each write, or by `ChannelDrain` before each of the connection's ticks.
     private let _lastWriteNanos: Atomic<Int64>
     /// Set once by the transport (`attach(lane:member:)`); guards the hand-over against a
     /// delivery racing the attach.
