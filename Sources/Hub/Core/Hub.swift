@@ -285,9 +285,14 @@ public final class Hub: Sendable {
 
         var groups: [Group] = []
 
+        private struct LaneKey: Hashable {
+            let group: Int
+            let lane: ObjectIdentifier
+        }
+
         init(_ subscribers: [HubConnectionID: [String]], connections: [HubConnectionID: ConnectionEntry]) {
             var groupIndex: [EncodeKey: Int] = [:]
-            var laneIndex: [Int: [ObjectIdentifier: Int]] = [:]
+            var laneIndex: [LaneKey: Int] = [:]
             for (id, variants) in subscribers {
                 guard let connection = connections[id]?.connection else { continue }
                 let attachment = connection.laneAttachment
@@ -305,11 +310,11 @@ public final class Hub: Sendable {
                         self.groups[g].direct.append(connection)
                         continue
                     }
-                    let laneKey = ObjectIdentifier(attachment.lane)
-                    if let l = laneIndex[g]?[laneKey] {
+                    let laneKey = LaneKey(group: g, lane: ObjectIdentifier(attachment.lane))
+                    if let l = laneIndex[laneKey] {
                         self.groups[g].lanes[l].members.append(attachment.member)
                     } else {
-                        laneIndex[g, default: [:]][laneKey] = self.groups[g].lanes.count
+                        laneIndex[laneKey] = self.groups[g].lanes.count
                         self.groups[g].lanes.append(LaneBatch(lane: attachment.lane, members: [attachment.member]))
                     }
                 }

@@ -214,23 +214,25 @@ final class ChannelDrain: Sendable {
     func deliverNow(_ frame: HubOutboundFrame, now: Duration, framer: inout WebSocketFramer) {
         if self.finished.load(ordering: .relaxed) { return }
         if !self.queueMayHold.load(ordering: .relaxed) && self.channel.isWritable {
-            if let encoder = self.encoderContext {
-                encoder.writeAndFlush(NIOAny(IOData.byteBuffer(framer.framed(frame, allocator: self.channel.allocator))), promise: nil)
-            } else {
-                self.channel.writeAndFlush(frame.webSocketFrame, promise: nil)
-            }
+            self.write(frame, encoder: self.encoderContext, framer: &framer, flush: true)
             self.noteWrite(at: now)
             return
         }
         _ = self.connection.enqueueNow(frame)
     }
 
-    private func write(_ frame: HubOutboundFrame, encoder: ChannelHandlerContext?, framer: inout WebSocketFramer) {
+    /// - Parameter flush: write and flush in one pass down the pipeline.
+    private func write(_ frame: HubOutboundFrame, encoder: ChannelHandlerContext?, framer: inout WebSocketFramer, flush: Bool = false) {
         if let encoder {
-            encoder.write(NIOAny(IOData.byteBuffer(framer.framed(frame, allocator: self.channel.allocator))), promise: nil)
+            let bytes = NIOAny(IOData.byteBuffer(framer.framed(frame, allocator: self.channel.allocator)))
+            if flush { encoder.writeAndFlush(bytes, promise: nil) } else { encoder.write(bytes, promise: nil) }
             return
         }
-        self.channel.write(frame.webSocketFrame, promise: nil)
+        if flush {
+            self.channel.writeAndFlush(frame.webSocketFrame, promise: nil)
+        } else {
+            self.channel.write(frame.webSocketFrame, promise: nil)
+        }
     }
 }
 
@@ -296,7 +298,6 @@ final class LoopDrainBatch: HubDeliveryLane, Sendable {
             return works
         }
         var framer = WebSocketFramer()
-        var now: Duration?
         // Behind (more than one fan-out waiting, sustained load): queue them all and let each
         // connection's drain, scheduled behind this job, write everything it got in one write
         // (`coalesce`) — writing each frame on its own here would cost a syscall per frame when
@@ -313,8 +314,7 @@ final class LoopDrainBatch: HubDeliveryLane, Sendable {
             case .deliver(let frame, let members):
                 // Members are what `ChannelDrain.start` attached: this type, always.
                 guard let first = members.first else { continue }
-                let time = now ?? unsafeDowncast(first, to: ChannelDrain.self).clock.now()
-                now = time
+                let time = unsafeDowncast(first, to: ChannelDrain.self).clock.now()
                 for member in members { unsafeDowncast(member, to: ChannelDrain.self).deliverNow(frame, now: time, framer: &framer) }
             case .close(let drain, let reason):
                 // Wakes the drain (a `.drain` behind whatever is handed over meanwhile).
