@@ -9,21 +9,20 @@ struct CaptureReplayTests {
     struct Capture: CustomTestStringConvertible, Sendable {
         var file: String
         var expected: String
-        var shared: Bool
         var key: String
         var testDescription: String { file }
 
         var url: URL {
-            shared ? Fixtures.sharedCaptures.appendingPathComponent(file) : Fixtures.mediaFixtures.appendingPathComponent("captures/\(file)")
+            Fixtures.mediaFixtures.appendingPathComponent("captures/\(file)")
         }
     }
 
     static let captures: [Capture] = [
-        Capture(file: "obs29-h264-aac.rtmp", expected: "obs29-h264-aac", shared: true, key: "obs-capture-key"),
-        Capture(file: "ffmpeg-h264-aac.rtmp", expected: "ffmpeg-h264-aac", shared: false, key: "capture-key"),
-        Capture(file: "ertmp-hevc-aac.rtmp", expected: "ertmp-hevc-aac", shared: false, key: "handbuilt-key"),
-        Capture(file: "ertmp-av1-aac.rtmp", expected: "ertmp-av1-aac", shared: false, key: "handbuilt-key"),
-        Capture(file: "timestamp-wrap.rtmp", expected: "timestamp-wrap", shared: false, key: "handbuilt-key"),
+        Capture(file: "obs29-h264-aac.rtmp", expected: "obs29-h264-aac", key: "obs-capture-key"),
+        Capture(file: "ffmpeg-h264-aac.rtmp", expected: "ffmpeg-h264-aac", key: "capture-key"),
+        Capture(file: "ertmp-hevc-aac.rtmp", expected: "ertmp-hevc-aac", key: "handbuilt-key"),
+        Capture(file: "ertmp-av1-aac.rtmp", expected: "ertmp-av1-aac", key: "handbuilt-key"),
+        Capture(file: "timestamp-wrap.rtmp", expected: "timestamp-wrap", key: "handbuilt-key"),
     ]
 
     @Test("a capture replayed through the ingest gives exactly the packets ffprobe saw", arguments: captures)
@@ -52,7 +51,7 @@ struct CaptureReplayTests {
 
     @Test("the OBS capture decodes the same drip-fed byte by byte as in one piece")
     func obsCaptureDripFed() throws {
-        let bytes = try Fixtures.bytes(Fixtures.sharedCaptures.appendingPathComponent("obs29-h264-aac.rtmp"))
+        let bytes = try Fixtures.bytes(Fixtures.mediaFixtures.appendingPathComponent("captures/obs29-h264-aac.rtmp"))
         let whole = try CaptureReplay.replay(bytes, pieceSize: bytes.count)
         let dripped = try CaptureReplay.replay(Array(bytes.prefix(60_000)), pieceSize: 1)
         let wholePrefix = try CaptureReplay.replay(Array(bytes.prefix(60_000)), pieceSize: 60_000)
@@ -63,7 +62,7 @@ struct CaptureReplayTests {
 
     @Test("OBS's metadata arrives as StreamMetadata before the first packet")
     func obsMetadata() throws {
-        let bytes = try Fixtures.bytes(Fixtures.sharedCaptures.appendingPathComponent("obs29-h264-aac.rtmp"))
+        let bytes = try Fixtures.bytes(Fixtures.mediaFixtures.appendingPathComponent("captures/obs29-h264-aac.rtmp"))
         let replay = try CaptureReplay.replay(bytes, pieceSize: 8192)
         guard case .metadata(let metadata)? = replay.events.first else {
             Issue.record("first event is not metadata")

@@ -8,8 +8,6 @@ enum Fixtures {
     static let repository = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath()
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let mediaFixtures = repository.appendingPathComponent("media-fixtures")
-    /// `/work/shared` is a sibling of the repository.
-    static let sharedCaptures = repository.deletingLastPathComponent().appendingPathComponent("shared/media-captures")
 
     static func bytes(_ url: URL) throws -> [UInt8] {
         [UInt8](try Data(contentsOf: url))
