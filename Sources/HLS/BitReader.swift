@@ -2,6 +2,8 @@
 /// (ITU-T H.264 §9.1 / H.265 §9.2 `ue(v)`, `se(v)`). Reading past the end throws.
 struct BitReader {
     struct OutOfBits: Error {}
+    /// A syntax element holds a value its specification does not allow.
+    struct OutOfRange: Error {}
 
     private let bytes: [UInt8]
     private(set) var bitOffset = 0

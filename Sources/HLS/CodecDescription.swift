@@ -169,20 +169,26 @@ struct AV1CodecConfiguration {
             let hasExtension = header & 0x04 != 0
             let hasSize = header & 0x02 != 0
             offset += hasExtension ? 2 : 1
+            guard offset <= bytes.count else { return nil }
             var size = bytes.count - offset
             if hasSize {
-                var value = 0
-                var shift = 0
-                while offset < bytes.count {
+                // AV1 §4.10.5 leb128(): at most 8 bytes, and the value must fit in 32 bits.
+                var value: UInt64 = 0
+                var terminated = false
+                for index in 0..<8 {
+                    guard offset < bytes.count else { return nil }
                     let byte = bytes[offset]
                     offset += 1
-                    value |= Int(byte & 0x7F) << shift
-                    shift += 7
-                    if byte & 0x80 == 0 || shift > 56 { break }
+                    value |= UInt64(byte & 0x7F) << (7 * UInt64(index))
+                    if byte & 0x80 == 0 {
+                        terminated = true
+                        break
+                    }
                 }
-                size = value
+                guard terminated, value <= UInt64(UInt32.max) else { return nil }
+                size = Int(value)
             }
-            guard size >= 0, offset + size <= bytes.count else { return nil }
+            guard size <= bytes.count - offset else { return nil }
             if type == 1 { return Array(bytes[offset..<offset + size]) }
             offset += size
         }
@@ -212,7 +218,9 @@ struct AudioSpecificConfig {
             }
             let channelConfiguration = Int(try reader.bits(4))
             channels = channelConfiguration == 7 ? 8 : channelConfiguration
-            guard objectType > 0, sampleRate > 0 else { return nil }
+            // An explicit 24-bit rate can say 16 MHz: keep to rates a decoder (and libav's 32-bit
+            // time base) can take.
+            guard objectType > 0, StreamMetadata.Plausible.sampleRate.contains(sampleRate) else { return nil }
             audioObjectType = objectType
         } catch {
             return nil

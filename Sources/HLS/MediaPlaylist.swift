@@ -163,9 +163,11 @@ public struct MultivariantPlaylist: Sendable, Hashable {
     }
 }
 
-/// A decimal-floating-point attribute value with three fractional digits (§4.2).
+/// A decimal-floating-point attribute value with three fractional digits (§4.2). Values are
+/// clamped to ±10^12 (NaN → 0) so that no value, however it was derived, can trap the conversion.
 func decimal(_ value: Double) -> String {
-    let thousandths = Int64((value * 1000).rounded())
+    let bounded = value.isNaN ? 0 : min(max(value, -1e12), 1e12)
+    let thousandths = Int64((bounded * 1000).rounded())
     let sign = thousandths < 0 ? "-" : ""
     let magnitude = abs(thousandths)
     let fraction = magnitude % 1000

@@ -1,3 +1,5 @@
+import MediaCore
+
 /// Picture dimensions read from a codec's sequence header.
 public struct VideoDimensions: Sendable, Hashable, CustomStringConvertible {
     public var width: Int
@@ -6,6 +8,17 @@ public struct VideoDimensions: Sendable, Hashable, CustomStringConvertible {
         self.width = width
         self.height = height
     }
+
+    /// Dimensions a sequence header may declare: each side within `StreamMetadata.Plausible.dimension`
+    /// (1...16384). A header declaring more (an SPS can encode ~2^36 pixels per side) is treated as
+    /// not giving a size, so nothing converts it into libav's 32-bit fields.
+    init?(plausibleWidth width: Int, height: Int) {
+        guard StreamMetadata.Plausible.dimension.contains(width), StreamMetadata.Plausible.dimension.contains(height) else {
+            return nil
+        }
+        self.init(width: width, height: height)
+    }
+
     public var description: String { "\(width)x\(height)" }
 }
 
@@ -67,20 +80,24 @@ public struct H264SPS: Sendable, Hashable {
             let subHeightC = chromaArrayType == 1 ? 2 : 1
             let cropUnitX = chromaArrayType == 0 ? 1 : subWidthC
             let cropUnitY = (chromaArrayType == 0 ? 1 : subHeightC) * (frameMbsOnly ? 1 : 2)
+            // ue(v) values are < 2^32, so these products fit in 64 bits; the size must then be plausible.
             let width = widthInMbs * 16 - cropUnitX * (crop.left + crop.right)
             let height = (frameMbsOnly ? 1 : 2) * heightInMapUnits * 16 - cropUnitY * (crop.top + crop.bottom)
-            guard width > 0, height > 0 else { return nil }
-            dimensions = VideoDimensions(width: width, height: height)
+            guard let dimensions = VideoDimensions(plausibleWidth: width, height: height) else { return nil }
+            self.dimensions = dimensions
         } catch {
             return nil
         }
     }
 
+    /// §7.3.2.1.1.1 scaling_list(): `delta_scale` is in -128...127 (§7.4.2.1.1.1); anything else
+    /// (an se(v) can reach ±2^31) makes the SPS invalid rather than overflowing `last + delta`.
     private static func skipScalingList(_ reader: inout BitReader, size: Int) throws {
         var last: Int32 = 8
         var next: Int32 = 8
         for _ in 0..<size where next != 0 {
             let delta = try reader.se()
+            guard (-128...127).contains(delta) else { throw BitReader.OutOfRange() }
             next = (last + delta + 256) % 256
             last = next == 0 ? last : next
         }
@@ -125,8 +142,8 @@ public struct HEVCSPS: Sendable, Hashable {
             let subHeightC = chromaFormatIDC == 1 ? 2 : 1
             let w = width - subWidthC * (crop.left + crop.right)
             let h = height - subHeightC * (crop.top + crop.bottom)
-            guard w > 0, h > 0 else { return nil }
-            dimensions = VideoDimensions(width: w, height: h)
+            guard let dimensions = VideoDimensions(plausibleWidth: w, height: h) else { return nil }
+            self.dimensions = dimensions
         } catch {
             return nil
         }
@@ -178,7 +195,8 @@ public struct AV1SequenceHeader: Sendable, Hashable {
             let heightBits = Int(try reader.bits(4)) + 1
             let width = Int(try reader.bits(widthBits)) + 1
             let height = Int(try reader.bits(heightBits)) + 1
-            dimensions = VideoDimensions(width: width, height: height)
+            guard let dimensions = VideoDimensions(plausibleWidth: width, height: height) else { return nil }
+            self.dimensions = dimensions
         } catch {
             return nil
         }

@@ -15,6 +15,10 @@ public enum FLVDemuxError: Error, Hashable, Sendable, CustomStringConvertible {
 /// Unwraps RTMP's u32 millisecond clock onto a 64-bit timeline (PROTOCOLS.md §1: wraps after
 /// ~49.7 days). Each step is taken as the signed 32-bit difference from the previous value, so
 /// a wrap from 2^32-1 to 0 moves forward by 1 ms and small backward steps stay small.
+///
+/// The result stays within `MediaPacket.timestampRange` (±2^53 ms, ~285,000 years): a publisher
+/// stepping by 2^31 ms billions of times cannot carry the timeline to an overflow, and everything
+/// downstream may add a composition offset or a duration without checking.
 public struct RTMPTimestampUnwrapper: Sendable, Hashable {
     private var last: UInt32?
     private var unwrapped: Int64 = 0
@@ -23,7 +27,8 @@ public struct RTMPTimestampUnwrapper: Sendable, Hashable {
 
     public mutating func unwrap(_ timestamp: UInt32) -> Int64 {
         if let last {
-            unwrapped += Int64(Int32(bitPattern: timestamp &- last))
+            let step = Int64(Int32(bitPattern: timestamp &- last))
+            unwrapped = min(max(unwrapped + step, MediaPacket.timestampRange.lowerBound), MediaPacket.timestampRange.upperBound)
         } else {
             unwrapped = Int64(timestamp)
         }
@@ -323,26 +328,37 @@ extension ByteBuffer {
 
 extension StreamMetadata {
     /// `@setDataFrame`/`onMetaData` (FLV spec §E.5 onMetaData) → the fields LiveHub uses.
-    /// Numbers may arrive as strings from odd encoders; those are ignored.
-    init(onMetaData object: AMF0Object) {
-        func number(_ names: String...) -> Double? {
+    /// Numbers may arrive as strings from odd encoders; those are ignored. Values outside
+    /// `StreamMetadata.Plausible` (a frame rate of 0, a width of 1e300, NaN) are dropped and named in
+    /// `ignored` (`field=value`), so the caller can say why in one log line.
+    static func parse(onMetaData object: AMF0Object) -> (metadata: StreamMetadata, ignored: [String]) {
+        var ignored: [String] = []
+        func number(_ names: [String], in range: ClosedRange<Double>) -> Double? {
             for name in names {
-                if let value = object[name]?.numberValue, value.isFinite { return value }
+                guard let value = object[name]?.numberValue else { continue }
+                if value.isFinite, range.contains(value) { return value }
+                ignored.append("\(name)=\(value)")
+                return nil
             }
             return nil
         }
-        func int(_ names: String...) -> Int? {
-            for name in names {
-                if let value = object[name]?.numberValue, value.isFinite, abs(value) < 1e9 { return Int(value) }
-            }
-            return nil
+        func int(_ name: String, in range: ClosedRange<Int>) -> Int? {
+            guard let value = number([name], in: Double(range.lowerBound)...Double(range.upperBound)) else { return nil }
+            return Int(value.rounded())
         }
-        var channels = int("audiochannels")
+        var channels = int("audiochannels", in: Plausible.channels)
         if channels == nil, let stereo = object["stereo"]?.boolValue { channels = stereo ? 2 : 1 }
-        self.init(
-            width: int("width"), height: int("height"), frameRate: number("framerate", "fps"),
-            videoBitrateKbps: number("videodatarate"), audioBitrateKbps: number("audiodatarate"),
-            audioSampleRate: int("audiosamplerate"), audioChannels: channels,
+        let metadata = StreamMetadata(
+            width: int("width", in: Plausible.dimension), height: int("height", in: Plausible.dimension),
+            frameRate: number(["framerate", "fps"], in: Plausible.frameRate),
+            videoBitrateKbps: number(["videodatarate"], in: Plausible.bitrateKbps),
+            audioBitrateKbps: number(["audiodatarate"], in: Plausible.bitrateKbps),
+            audioSampleRate: int("audiosamplerate", in: Plausible.sampleRate), audioChannels: channels,
             encoder: object["encoder"]?.stringValue.map { String($0.prefix(256)) })
+        return (metadata, ignored)
+    }
+
+    init(onMetaData object: AMF0Object) {
+        self = Self.parse(onMetaData: object).metadata
     }
 }

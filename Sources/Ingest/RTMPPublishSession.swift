@@ -89,6 +89,7 @@ public struct RTMPPublishSession: Sendable {
     public private(set) var state: State = .awaitingConnect
     private var demuxer = FLVMediaDemuxer()
     private var nextStreamId: Double = 1
+    private var implausibleMetadataReported = false
 
     public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
@@ -116,7 +117,15 @@ public struct RTMPPublishSession: Sendable {
             guard rest.first == .string("onMetaData") else { return [] }
             rest = rest.dropFirst()
             guard let object = rest.first?.objectValue else { return [] }
-            return [.emit(.metadata(StreamMetadata(onMetaData: object)))]
+            let (metadata, ignored) = StreamMetadata.parse(onMetaData: object)
+            var actions: [Action] = [.emit(.metadata(metadata))]
+            if !ignored.isEmpty, !implausibleMetadataReported {
+                // Metadata is advisory: an impossible value is dropped, the stream goes on. Said
+                // once per connection, so a publisher repeating it cannot flood the log.
+                implausibleMetadataReported = true
+                actions.append(.notice("ignoring implausible onMetaData values: \(ignored.prefix(8).joined(separator: ", "))"))
+            }
+            return actions
         case .audio(let timestamp, let payload):
             guard isPublishing else { return [] }
             return try media { (demuxer: inout FLVMediaDemuxer) throws(FLVDemuxError) in

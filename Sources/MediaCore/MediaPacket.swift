@@ -49,6 +49,10 @@ public struct TrackConfig: Sendable, Hashable {
 /// Video payloads are length-prefixed NAL units (AVCC/HVCC framing, 4-byte lengths) or AV1 OBUs,
 /// exactly as FLV carries them; AAC payloads are raw frames without ADTS.
 public struct MediaPacket: Sendable {
+    /// Producers keep `dts` within this range (±2^53 ms), so that adding a composition offset,
+    /// a duration or a rebasing offset of the same order can never overflow `Int64`.
+    public static let timestampRange: ClosedRange<Int64> = -(1 << 53)...(1 << 53)
+
     public var codec: MediaCodec
     /// Decode timestamp in milliseconds.
     public var dts: Int64
@@ -70,7 +74,26 @@ public struct MediaPacket: Sendable {
 }
 
 /// What the publisher announced in `@setDataFrame`/`onMetaData` (all optional: encoders differ).
+///
+/// Metadata is advisory: LiveHub derives picture size from the sequence header and frame rate
+/// from the timestamps, and uses these values only where the stream itself does not say. A value
+/// outside its `Plausible` range is treated as absent where the metadata enters (the ingest says
+/// so in one log line), so nothing downstream ever divides by a frame rate of 0 or converts a
+/// width of 1e300 to an integer.
 public struct StreamMetadata: Sendable, Hashable {
+    /// The ranges a value must lie in to be kept.
+    public enum Plausible {
+        /// Pixels per side: 16384 covers every H.264/HEVC/AV1 level in use (8K is 7680).
+        public static let dimension = 1...16384
+        /// Frames per second.
+        public static let frameRate: ClosedRange<Double> = 1...1000
+        /// kbit/s (10 Gbit/s).
+        public static let bitrateKbps: ClosedRange<Double> = 0...10_000_000
+        /// Hz (AAC allows up to 96 kHz; 768 kHz is the largest rate any codec defines).
+        public static let sampleRate = 1...768_000
+        public static let channels = 1...64
+    }
+
     public var width: Int?
     public var height: Int?
     public var frameRate: Double?

@@ -201,9 +201,8 @@ public struct STOMPSession: Sendable {
         }
         self.version = version
         if let hb = frame.headers["heart-beat"] {
-            let parts = hb.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: " ")) }
-            guard parts.count == 2, let cx = parts[0], let cy = parts[1], cx >= 0, cy >= 0 else {
-                return self.fatal("invalid heart-beat header '\(hb)'", receipt: receipt)
+            guard let (cx, cy) = Self.heartBeat(hb) else {
+                return self.fatal("invalid heart-beat header '\(hb.prefix(64))'", receipt: receipt)
             }
             let sx = self.configuration.heartBeatSend
             let sy = self.configuration.heartBeatReceive
@@ -219,6 +218,34 @@ public struct STOMPSession: Sendable {
             return [.authenticate(token: token)]
         }
         return self.completeConnect(identity: self.preauthenticated)
+    }
+
+    /// Longest heart-beat period honoured, in ms (one hour). STOMP 1.2 "Heart-beating" sets no upper
+    /// bound; a larger value (e.g. `9223372036854775807`) means "practically never" and is clamped
+    /// here, so that doubling it for the time-out can never overflow.
+    static let maximumHeartBeatMilliseconds = 3_600_000
+
+    /// STOMP 1.2 `heart-beat:cx,cy`: two non-negative decimal integers (ms), each clamped to
+    /// `maximumHeartBeatMilliseconds` however many digits it has. nil when malformed (empty, a
+    /// sign, anything but digits).
+    static func heartBeat(_ header: String) -> (Int, Int)? {
+        let parts = header.split(separator: ",", omittingEmptySubsequences: false)
+        guard parts.count == 2 else { return nil }
+        var values: [Int] = []
+        for part in parts {
+            let digits = part.trimmingCharacters(in: " ")
+            guard !digits.isEmpty, digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+            // More than 18 digits cannot fit the clamp anyway (and might not fit an Int).
+            let value = digits.utf8.count > 18 ? Int.max : Int(digits)!
+            values.append(min(value, Self.maximumHeartBeatMilliseconds))
+        }
+        return (values[0], values[1])
+    }
+
+    /// `text` with CR and LF replaced by spaces, for the headers of a frame that is not escaped.
+    static func singleLine(_ text: String) -> String {
+        guard text.utf8.contains(where: { $0 == 0x0A || $0 == 0x0D }) else { return text }
+        return String(decoding: text.utf8.map { $0 == 0x0A || $0 == 0x0D ? 0x20 : $0 }, as: UTF8.self)
     }
 
     /// `Authorization: Bearer <jwt>` (or a bare value), else `token`.
@@ -252,7 +279,9 @@ public struct STOMPSession: Sendable {
             "server": self.configuration.serverName,
             "session": self.sessionId,
         ]
-        if let identity { headers.append("user-name", identity.username) }
+        // CONNECTED headers are not escaped (STOMP 1.2 "Value Encoding"): a line break in a user
+        // name from a token would start a header of its own.
+        if let identity { headers.append("user-name", Self.singleLine(identity.username)) }
         var actions: [Action] = [.connected(identity: identity), .send(STOMPFrame(.connected, headers: headers))]
         actions.append(contentsOf: self.receiptActions(self.pendingConnectReceipt))
         self.pendingConnectReceipt = nil
