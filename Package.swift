@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "Ingest", targets: ["Ingest"]),
         .library(name: "HLS", targets: ["HLS"]),
         .library(name: "Hub", targets: ["Hub"]),
+        .library(name: "Server", targets: ["Server"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
@@ -131,7 +132,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HLSTests",
-            dependencies: ["HLS", "MediaCore"],
+            dependencies: ["HLS", "MediaCore", .product(name: "CoreMetrics", package: "swift-metrics")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

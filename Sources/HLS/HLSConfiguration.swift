@@ -40,6 +40,21 @@ public struct HLSConfiguration: Sendable {
     /// Finished segments move from the heap into sealed in-memory files (`HLSMemoryFile`), which
     /// the server sends with `sendfile(2)`. Off, or where memfds are unavailable: they stay on the heap.
     public var segmentsInMemoryFiles: Bool
+    /// Payload bytes one segment may hold; more refuses the publisher (its segment is closed and
+    /// the ingest disconnects it). Default 48 MiB: a 2.5 s segment at ~150 Mbit/s.
+    public var maxSegmentBytes: Int
+    /// Segments that may end within ten seconds of wall-clock time; more refuses the publisher.
+    /// Segments are cut on media time, so a publisher whose timestamps jump by a segment per frame
+    /// would otherwise make a memory file per frame. Default 50 (ten times real time at 2 s).
+    public var maxSegmentsPerTenSeconds: Int
+    /// Payload bytes held while waiting for the tracks' sequence headers (oldest dropped first).
+    /// Default 32 MiB.
+    public var trackDiscoveryBufferBytes: Int
+
+    /// Segments kept after they left the live window (still downloadable for players that are
+    /// behind, RFC 8216 §6.2.2): at most twice the window plus four, the oldest dropped first.
+    /// With the open segment a room holds at most `3 × windowSegments + 5` segments.
+    public var maxRetiredSegments: Int { 2 * windowSegments + 4 }
 
     public init(
         variant: HLSVariant = .fmp4LowLatency,
@@ -51,7 +66,10 @@ public struct HLSConfiguration: Sendable {
         thumbnailWidth: Int = 480,
         blockingReloadTimeoutMultiplier: Double = 3,
         trackDiscoveryTimeoutMilliseconds: Int64 = 1000,
-        segmentsInMemoryFiles: Bool = true
+        segmentsInMemoryFiles: Bool = true,
+        maxSegmentBytes: Int = 48 << 20,
+        maxSegmentsPerTenSeconds: Int = 50,
+        trackDiscoveryBufferBytes: Int = 32 << 20
     ) {
         self.variant = variant
         self.targetSegmentDuration = max(0.1, targetSegmentDuration)
@@ -63,5 +81,8 @@ public struct HLSConfiguration: Sendable {
         self.blockingReloadTimeoutMultiplier = blockingReloadTimeoutMultiplier
         self.trackDiscoveryTimeoutMilliseconds = trackDiscoveryTimeoutMilliseconds
         self.segmentsInMemoryFiles = segmentsInMemoryFiles
+        self.maxSegmentBytes = max(1, maxSegmentBytes)
+        self.maxSegmentsPerTenSeconds = max(1, maxSegmentsPerTenSeconds)
+        self.trackDiscoveryBufferBytes = max(1, trackDiscoveryBufferBytes)
     }
 }

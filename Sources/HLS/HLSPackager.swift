@@ -39,12 +39,17 @@ final class HLSPackager {
         var videoFrames = 0
         var videoEndMs: Int64 = 0
         var info: SegmentStore.StreamInfo
+        /// Payload bytes given to the muxer since the current segment started.
+        var segmentBytes = 0
     }
 
     private enum Phase {
         case idle
-        case discovering([MediaPacket])
+        /// Packets held until every expected track has its sequence header, and their payload bytes.
+        case discovering([MediaPacket], bytes: Int)
         case muxing(Session)
+        /// The publisher was refused (`onLimitExceeded`): nothing is packaged until the next publish.
+        case refused
     }
 
     private let configuration: HLSConfiguration
@@ -52,6 +57,12 @@ final class HLSPackager {
     private let metrics: HLSMetrics
     private let wallClock: @Sendable () -> Int64
     private var logger: Logger
+    /// Asks for the publisher to be disconnected (`LiveStream.refusePublisher`), with the reason.
+    private let onLimitExceeded: @Sendable (String) -> Void
+    /// A limit the session being muxed just exceeded; acted on once the sample is written.
+    private var exceededLimit: String?
+    /// Wall-clock times (ms) at which the segments of the last ten seconds ended.
+    private var recentSegmentEnds: [Int64] = []
 
     private var metadata: StreamMetadata?
     private var configs: [TrackKind: TrackConfig] = [:]
@@ -70,18 +81,27 @@ final class HLSPackager {
 
     init(
         configuration: HLSConfiguration, store: SegmentStore, metrics: HLSMetrics,
-        wallClock: @escaping @Sendable () -> Int64, logger: Logger
+        wallClock: @escaping @Sendable () -> Int64, logger: Logger,
+        onLimitExceeded: @escaping @Sendable (String) -> Void = { _ in }
     ) {
         self.configuration = configuration
         self.store = store
         self.metrics = metrics
         self.wallClock = wallClock
         self.logger = logger
+        self.onLimitExceeded = onLimitExceeded
         self.segmenter = Segmenter(
             configuration: .init(
                 targetSegmentDuration: configuration.targetSegmentDuration,
                 partTargetDuration: configuration.variant.hasParts ? configuration.partTargetDuration : nil,
                 cutsOnKeyframes: true, endsFirstSegmentWithItsFirstPart: configuration.variant.hasParts))
+    }
+
+    /// Payload bytes held while waiting for sequence headers (bounded by
+    /// `configuration.trackDiscoveryBufferBytes` plus the packet that arrived last).
+    var discoveryBufferBytes: Int {
+        if case .discovering(_, let bytes) = phase { return bytes }
+        return 0
     }
 
     /// The packager is stopped before its stream ended: flush the session and end the playlist.
@@ -97,7 +117,7 @@ final class HLSPackager {
             if session > 1 { discontinuityPending = true }
             metadata = nil
             configs = [:]
-            phase = .discovering([])
+            phase = .discovering([], bytes: 0)
         case .metadata(let metadata):
             self.metadata = metadata
         case .config(let config):
@@ -113,14 +133,14 @@ final class HLSPackager {
                         metadata: ["kind": "\(config.kind)", "codec": "\(config.codec)"])
                     endSession()
                     discontinuityPending = true
-                    phase = .discovering([])
+                    phase = .discovering([], bytes: 0)
                 }
             }
             configs[config.kind] = config
         case .packet(let packet):
             switch phase {
             case .idle:
-                phase = .discovering([])
+                phase = .discovering([], bytes: 0)
                 discover(packet)
             case .discovering:
                 discover(packet)
@@ -128,6 +148,8 @@ final class HLSPackager {
                 phase = .idle
                 process(packet, in: &session)
                 phase = .muxing(session)
+            case .refused:
+                break
             }
         case .publishStopped:
             endSession()
@@ -135,17 +157,30 @@ final class HLSPackager {
             endSession()
             store.end()
         }
+        // One place acts on a limit the event made the session exceed (while writing a sample, or
+        // while flushing at a session's end).
+        if let reason = exceededLimit { refuse(reason) }
     }
 
     // MARK: Track discovery
 
     private func discover(_ packet: MediaPacket) {
-        guard case .discovering(var buffer) = phase else { return }
+        guard case .discovering(var buffer, var bytes) = phase else { return }
         if packet.kind == .video && !packet.isKeyframe && !buffer.contains(where: { $0.kind == .video }) {
             return  // a decoder cannot start mid-GOP
         }
         buffer.append(packet)
-        if buffer.count > 4000 { buffer.removeFirst(buffer.count - 4000) }
+        bytes += packet.payload.readableBytes
+        // Bounded in packets and in bytes: the oldest go first (a publisher that never sends a
+        // sequence header cannot make us hold its stream).
+        var dropped = 0
+        while dropped < buffer.count - 1,
+            buffer.count - dropped > 4000 || bytes > configuration.trackDiscoveryBufferBytes
+        {
+            bytes -= buffer[dropped].payload.readableBytes
+            dropped += 1
+        }
+        if dropped > 0 { buffer.removeFirst(dropped) }
 
         var expected = Set(configs.keys).union(buffer.map(\.kind))
         if let metadata {
@@ -164,7 +199,7 @@ final class HLSPackager {
         let awaitingKeyframe = configs[.video] != nil && !hasVideoKeyframe
         let timeout = awaitingKeyframe ? max(configuration.trackDiscoveryTimeoutMilliseconds, 10_000) : configuration.trackDiscoveryTimeoutMilliseconds
         guard ready || span >= timeout else {
-            phase = .discovering(buffer)
+            phase = .discovering(buffer, bytes: bytes)
             return
         }
         var tracks: [TrackKind: TrackConfig] = [:]
@@ -178,7 +213,7 @@ final class HLSPackager {
             if buffer.contains(where: { $0.kind == kind }) { tracks[kind] = config }
         }
         guard !tracks.isEmpty else {
-            phase = .discovering(buffer)
+            phase = .discovering(buffer, bytes: bytes)
             return
         }
         let origin: Int64
@@ -188,7 +223,7 @@ final class HLSPackager {
             origin = buffer.first { tracks[$0.kind] != nil }?.dts ?? 0
         }
         guard var session = startSession(tracks: tracks, origin: origin) else {
-            phase = .discovering([])
+            phase = .discovering([], bytes: 0)
             return
         }
         let videoStart = tracks[.video] != nil ? buffer.first { $0.kind == .video && $0.isKeyframe }?.dts : nil
@@ -199,10 +234,22 @@ final class HLSPackager {
         phase = .muxing(session)
     }
 
+    /// A limit was exceeded: close what the session made (the playlist stays valid), stop packaging
+    /// this publish, and have the publisher disconnected. Memory stays bounded by the limit plus
+    /// the one sample that crossed it.
+    private func refuse(_ reason: String) {
+        endSession()
+        exceededLimit = nil
+        phase = .refused
+        metrics.packagerErrors.increment()
+        logger.warning("refusing the publisher's stream", metadata: ["reason": "\(reason)"])
+        onLimitExceeded(reason)
+    }
+
     private func startSession(tracks: [TrackKind: TrackConfig], origin: Int64) -> Session? {
         var muxerTracks: [FragmentMuxer.Track] = []
         var info = SegmentStore.StreamInfo()
-        let fallback = metadata.flatMap { m in m.width.flatMap { w in m.height.map { VideoDimensions(width: w, height: $0) } } }
+        let fallback = metadata.flatMap { m in m.width.flatMap { w in m.height.flatMap { VideoDimensions(plausibleWidth: w, height: $0) } } }
         for kind in [TrackKind.video, .audio] {
             guard let config = tracks[kind], let description = CodecDescription(config) else { continue }
             muxerTracks.append(.init(config: config, description: description, fallbackDimensions: fallback))
@@ -210,7 +257,6 @@ final class HLSPackager {
             if kind == .video {
                 info.hasVideo = true
                 info.resolution = description.dimensions ?? fallback
-                info.frameRate = metadata?.frameRate
             }
         }
         let muxer: FragmentMuxer
@@ -233,7 +279,10 @@ final class HLSPackager {
         for kind in tracks.keys {
             let defaultDelta: Int64
             if kind == .video {
-                defaultDelta = Int64((1000 / (metadata?.frameRate ?? 30)).rounded())
+                // The announced rate only seeds the first sample's duration (metadata is advisory and
+                // was range-checked where it entered); the timestamps decide everything after.
+                let announced = metadata?.frameRate.flatMap { StreamMetadata.Plausible.frameRate.contains($0) ? $0 : nil }
+                defaultDelta = Int64((1000 / (announced ?? 30)).rounded())
             } else {
                 let rate = tracks[kind].flatMap { CodecDescription($0)?.sampleRate } ?? 48000
                 defaultDelta = Int64((1024_000 / Double(rate)).rounded())
@@ -250,7 +299,7 @@ final class HLSPackager {
     // MARK: Muxing
 
     private func process(_ packet: MediaPacket, in session: inout Session) {
-        guard session.tracks[packet.kind] != nil, var timeline = session.timelines[packet.kind] else { return }
+        guard exceededLimit == nil, session.tracks[packet.kind] != nil, var timeline = session.timelines[packet.kind] else { return }
         let (dts, pts) = timeline.map(dts: packet.dts, pts: packet.pts)
         session.timelines[packet.kind] = timeline
         // mov refuses pts < dts (no negative composition offsets without edit lists/cmaf).
@@ -295,6 +344,10 @@ final class HLSPackager {
         if sample.kind == session.masterKind {
             let events = segmenter.willWrite(timeMs: sample.dts, durationMs: sample.duration, isKeyframe: sample.isKeyframe)
             apply(events, in: &session)
+        }
+        session.segmentBytes += sample.payload.readableBytes
+        if session.segmentBytes > configuration.maxSegmentBytes, exceededLimit == nil {
+            exceededLimit = "a segment of more than \(configuration.maxSegmentBytes) bytes (LIVEHUB_HLS_MAX_SEGMENT_BYTES)"
         }
         do {
             try session.muxer.write(
@@ -342,11 +395,17 @@ final class HLSPackager {
                         bytes = ByteBuffer()
                     }
                 }
-                if metadata?.frameRate == nil, session.info.hasVideo, session.videoFrames > 1, session.videoEndMs > session.startMs {
-                    // No frame rate announced: measure it (FRAME-RATE in the multivariant playlist).
+                if session.info.hasVideo, session.videoFrames > 1, session.videoEndMs > session.startMs {
+                    // FRAME-RATE in the multivariant playlist comes from the stream's own timestamps,
+                    // never from what the publisher announced (metadata is advisory); a rate no
+                    // real stream has (timestamps forced apart or together) leaves it out.
                     let measured = Double(session.videoFrames) * 1000 / Double(session.videoEndMs - session.startMs)
-                    session.info.frameRate = (measured * 1000).rounded() / 1000
-                    store.setStreamInfo(session.info)
+                    let rounded = (measured * 1000).rounded() / 1000
+                    let frameRate = StreamMetadata.Plausible.frameRate.contains(rounded) ? rounded : nil
+                    if frameRate != session.info.frameRate {
+                        session.info.frameRate = frameRate
+                        store.setStreamInfo(session.info)
+                    }
                 }
                 store.closeSegment(
                     duration: span.duration, independent: span.independent, bytes: bytes,
@@ -354,14 +413,29 @@ final class HLSPackager {
                     targetDuration: segmenter.targetDuration)
                 programDateTimeEndMs = session.wallClockStartMs + span.startMs - session.startMs + span.durationMs
                 metrics.segmentsProduced.increment()
+                session.segmentBytes = 0
+                noteSegmentEnded()
             }
+        }
+    }
+
+    /// Segments are cut on media time, so timestamps that jump by a segment per frame would make
+    /// a segment (a memory file, a playlist change) per frame: more than `maxSegmentsPerTenSeconds`
+    /// ending within ten seconds of wall-clock time refuses the publisher.
+    private func noteSegmentEnded() {
+        let now = wallClock()
+        recentSegmentEnds.append(now)
+        let recent = recentSegmentEnds.drop { now - $0 >= 10_000 || $0 > now }
+        if recent.count < recentSegmentEnds.count { recentSegmentEnds = Array(recent) }
+        if recentSegmentEnds.count > configuration.maxSegmentsPerTenSeconds, exceededLimit == nil {
+            exceededLimit = "\(recentSegmentEnds.count) segments within 10 s: the timestamps run far ahead of real time (LIVEHUB_HLS_MAX_SEGMENTS_PER_10S)"
         }
     }
 
     /// Flushes everything of the current session and closes its last part and segment.
     private func endSession() {
         switch phase {
-        case .idle:
+        case .idle, .refused:
             return
         case .discovering:
             phase = .idle

@@ -106,7 +106,8 @@ public final class HLSService: Sendable {
         var logger = self.logger
         logger[metadataKey: "room"] = "\(stream.id)"
         let packager = HLSPackager(
-            configuration: configuration, store: store, metrics: metrics, wallClock: wallClock, logger: logger)
+            configuration: configuration, store: store, metrics: metrics, wallClock: wallClock, logger: logger,
+            onLimitExceeded: { [weak stream] reason in stream?.refusePublisher(reason: reason) })
         let retainAfterEnd = configuration.retainAfterEnd
         let roomId = stream.id
         let sink = PackagerSink(packager: packager) { [weak self] in
@@ -226,7 +227,7 @@ public final class HLSService: Sendable {
         }
         let blockingTimeout = { (target: Int?) -> Duration in
             let seconds = Double(target ?? Int(self.configuration.targetSegmentDuration.rounded(.up)))
-            return .milliseconds(Int64(seconds * self.configuration.blockingReloadTimeoutMultiplier * 1000))
+            return .milliseconds(Int64(min(seconds * self.configuration.blockingReloadTimeoutMultiplier, 3600) * 1000))
         }
         switch name {
         case .multivariant:

@@ -207,10 +207,14 @@ final class SegmentStore: Sendable {
                 if removed.discontinuity { state.discontinuitySequence += 1 }
                 // RFC 8216 §6.2.2: keep a removed segment available for its duration plus the
                 // playlist's duration; parts go with it (RFC 8216bis §6.2.2 asks ≥ 3 target durations).
-                let keep = removed.duration + max(windowSeconds, 3 * Double(state.targetDuration ?? 2))
+                let keep = min(removed.duration + max(windowSeconds, 3 * Double(state.targetDuration ?? 2)), 3600)
                 state.retired.append((removed, now + .milliseconds(Int64(keep * 1000))))
             }
             state.retired.removeAll { $0.expires < now }
+            // However fast segments come, a room holds a bounded number of them.
+            if state.retired.count > configuration.maxRetiredSegments {
+                state.retired.removeFirst(state.retired.count - configuration.maxRetiredSegments)
+            }
             let referenced = Set(state.segments.compactMap(\.initIndex) + state.retired.compactMap(\.segment.initIndex))
             for key in state.inits.keys where !referenced.contains(key) && key != state.currentInit {
                 state.inits.removeValue(forKey: key)

@@ -14,6 +14,11 @@ final class IngestMetrics: Sendable {
     private let refused: [String: Counter]
     /// `livehub_rtmp_connections_closed_on_error_total`.
     let protocolErrors: Counter
+    /// `livehub_rtmp_connections_refused_total{limit=total|per_address}`.
+    private let connectionsRefused: [String: Counter]
+    /// `livehub_rtmp_publishers_cut_off_total`: publishers disconnected because a consumer of their
+    /// stream found a limit exceeded (`LiveStream.refusePublisher`).
+    let publishersCutOff: Counter
 
     init(factory: any MetricsFactory) {
         publishersGauge = Gauge(label: "livehub_rtmp_publishers", factory: factory)
@@ -30,11 +35,21 @@ final class IngestMetrics: Sendable {
         }
         self.refused = refused
         protocolErrors = Counter(label: "livehub_rtmp_connections_closed_on_error_total", factory: factory)
+        var connectionsRefused: [String: Counter] = [:]
+        for limit in ["total", "per_address"] {
+            connectionsRefused[limit] = Counter(label: "livehub_rtmp_connections_refused_total", dimensions: [("limit", limit)], factory: factory)
+        }
+        self.connectionsRefused = connectionsRefused
+        publishersCutOff = Counter(label: "livehub_rtmp_publishers_cut_off_total", factory: factory)
         publishersGauge.record(0)
     }
 
     func packetIn(type: String) {
         packets[type]?.increment()
+    }
+
+    func connectionRefused(_ limit: String) {
+        connectionsRefused[limit]?.increment()
     }
 
     func refused(_ reason: PublishRejection) {

@@ -11,7 +11,9 @@ public enum PublishDecision: Sendable {
 
 /// Why a publisher stopped. Reported exactly once per accepted publish.
 public enum PublisherStopReason: String, Sendable {
-    case closed, idle, takenOver, unpublished, endedByOwner, protocolError, shutdown
+    /// `limitExceeded`: a consumer of the stream refused it (`LiveStream.refusePublisher`), e.g.
+    /// the HLS packager's per-segment byte limit.
+    case closed, idle, takenOver, unpublished, endedByOwner, protocolError, limitExceeded, shutdown
 }
 
 /// Implemented by the server against its rooms table (Ingest knows nothing of rooms or SQL).

@@ -28,6 +28,9 @@ public enum RTMPChunkError: Error, Hashable, Sendable, CustomStringConvertible {
     case invalidChunkSize(UInt32)
     /// A fmt 1/2 header changed the length/type in the middle of a message.
     case headerInsideMessage(UInt32)
+    /// Starting this message would make the partly reassembled messages of all chunk streams
+    /// together declare more than `limit` bytes.
+    case reassemblyLimit(wouldHold: Int, limit: Int)
 
     public var description: String {
         switch self {
@@ -36,6 +39,8 @@ public enum RTMPChunkError: Error, Hashable, Sendable, CustomStringConvertible {
         case .tooManyChunkStreams(let limit): return "more than \(limit) chunk streams"
         case .invalidChunkSize(let size): return "invalid chunk size \(size)"
         case .headerInsideMessage(let csid): return "new message header inside an unfinished message on chunk stream \(csid)"
+        case .reassemblyLimit(let wouldHold, let limit):
+            return "partly reassembled messages would hold \(wouldHold) bytes (limit \(limit))"
         }
     }
 }
@@ -54,6 +59,14 @@ public struct RTMPChunkDecoder: Sendable {
     public let maxChunkSize: Int
     /// Most chunk streams with state. Default 64: publishers use 3–8.
     public let maxChunkStreams: Int
+    /// Most bytes that the messages being reassembled, on all chunk streams together, may declare
+    /// (each one's buffer is allocated at its declared length when its first chunk arrives). The
+    /// connection keeps it small until the publish is authorised and raises it then
+    /// (`RTMPIngestConnection.Limits`): 64 chunk streams × 8 MiB would otherwise be 512 MiB per
+    /// connection for anyone who can open a TCP connection.
+    public var maxPartialBytes: Int
+    /// What the messages being reassembled declare now.
+    public private(set) var partialBytes = 0
 
     /// RTMP 1.0 §5.4.1: 128 until the peer sends Set Chunk Size.
     public private(set) var chunkSize: Int = 128
@@ -77,10 +90,11 @@ public struct RTMPChunkDecoder: Sendable {
 
     private var streams: [UInt32: ChunkStream] = [:]
 
-    public init(maxMessageSize: Int = 8 << 20, maxChunkSize: Int = 65536, maxChunkStreams: Int = 64) {
+    public init(maxMessageSize: Int = 8 << 20, maxChunkSize: Int = 65536, maxChunkStreams: Int = 64, maxPartialBytes: Int = 16 << 20) {
         self.maxMessageSize = maxMessageSize
         self.maxChunkSize = maxChunkSize
         self.maxChunkStreams = maxChunkStreams
+        self.maxPartialBytes = maxPartialBytes
     }
 
     /// RTMP 1.0 §5.4.1 Set Chunk Size: 1...maxChunkSize (the top bit must be 0, so ≥ 2^31 is
@@ -92,7 +106,8 @@ public struct RTMPChunkDecoder: Sendable {
 
     /// RTMP 1.0 §5.4.2 Abort Message: drop the partial message of `chunkStreamId`.
     public mutating func abort(chunkStreamId: UInt32) {
-        if streams[chunkStreamId] != nil {
+        if let stream = streams[chunkStreamId], stream.partial != nil {
+            partialBytes -= stream.length
             streams[chunkStreamId]!.partial = nil
             streams[chunkStreamId]!.received = 0
         }
@@ -205,6 +220,10 @@ public struct RTMPChunkDecoder: Sendable {
                     messageStreamId: stream.messageStreamId, payload: body))
         }
         if startsMessage {
+            guard partialBytes + stream.length <= maxPartialBytes else {
+                throw .reassemblyLimit(wouldHold: partialBytes + stream.length, limit: maxPartialBytes)
+            }
+            partialBytes += stream.length
             var partial = ByteBufferAllocator().buffer(capacity: stream.length)
             partial.writeImmutableBuffer(body)
             stream.partial = partial
@@ -224,6 +243,7 @@ public struct RTMPChunkDecoder: Sendable {
             let payload = stream.partial!
             stream.partial = nil
             stream.received = 0
+            partialBytes -= stream.length
             streams[csid] = stream
             return .message(
                 RTMPRawMessage(

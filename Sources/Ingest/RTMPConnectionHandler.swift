@@ -21,10 +21,8 @@ final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     /// Set before a close that we initiate; `.closed` when the peer goes.
     private var stopReason: PublisherStopReason?
     private var closing = false
-    private var handshakeDone = false
-    private var handshakeTimer: Scheduled<Void>?
+    private var publishDeadlineTimer: Scheduled<Void>?
     private var idleTimer: RepeatedTask?
-    private var lastActivity = NIODeadline.now()
     private var lastMedia = NIODeadline.now()
     private var streamKeyTagValue: String?
     private var receiveCoalescing: ReceiveCoalescing
@@ -41,7 +39,8 @@ final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
                 outboundChunkSize: UInt32(clamping: configuration.outboundChunkSize)),
             limits: .init(
                 maxChunkSize: configuration.maxChunkSize, maxMessageSize: configuration.maxMessageSize,
-                maxChunkStreams: configuration.maxChunkStreams, amf: configuration.amf))
+                maxChunkStreams: configuration.maxChunkStreams, reassemblyBytesBeforePublish: configuration.reassemblyBytesBeforePublish,
+                reassemblyBytes: configuration.reassemblyBytes, amf: configuration.amf))
         self.logger = server.logger
         self.receiveCoalescing = ReceiveCoalescing(window: configuration.receiveCoalescingWindow)
     }
@@ -55,20 +54,18 @@ final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        guard let id = server.connectionOpened(context.channel) else {
+        guard case .accepted(let id) = server.connectionOpened(context.channel) else {
+            // Over a connection limit (logged by the server) or shutting down.
+            closing = true
             context.close(promise: nil)
             return
         }
         logger[metadataKey: "rtmp.connection"] = "\(id)"
         if let remote = context.remoteAddress { logger[metadataKey: "rtmp.peer"] = "\(remote)" }
         if secure { logger[metadataKey: "rtmp.tls"] = "true" }
-        lastActivity = .now()
         let configuration = server.configuration
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        handshakeTimer = context.eventLoop.scheduleTask(in: configuration.handshakeTimeout) {
-            let handler = loopBound.value
-            if !handler.handshakeDone { handler.fail("handshake timed out") }
-        }
+        schedulePublishDeadline(in: configuration.publishDeadline, loopBound: loopBound, eventLoop: context.eventLoop)
         let checkEvery = TimeAmount.nanoseconds(min(configuration.idleTimeout.nanoseconds / 2, 1_000_000_000))
         idleTimer = context.eventLoop.scheduleRepeatedTask(initialDelay: checkEvery, delay: checkEvery) { _ in
             loopBound.value.checkIdle()
@@ -76,8 +73,23 @@ final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         context.fireChannelActive()
     }
 
+    /// Handshake + `connect` + `publish` must be done by the deadline, however many bytes trickle
+    /// in; only our own authoriser still deciding earns a little more time.
+    private func schedulePublishDeadline(in delay: TimeAmount, loopBound: NIOLoopBound<RTMPConnectionHandler>, eventLoop: any EventLoop) {
+        publishDeadlineTimer = eventLoop.scheduleTask(in: delay) {
+            let handler = loopBound.value
+            guard handler.record == nil, !handler.closing else { return }
+            if handler.connection.session.isAwaitingAuthorization {
+                handler.schedulePublishDeadline(in: .seconds(1), loopBound: loopBound, eventLoop: eventLoop)
+                return
+            }
+            let seconds = Double(handler.server.configuration.publishDeadline.nanoseconds) / 1e9
+            handler.fail("no publish within \(seconds) s of connecting (handshake, connect and publish; LIVEHUB_RTMP_PUBLISH_DEADLINE)")
+        }
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
-        handshakeTimer?.cancel()
+        publishDeadlineTimer?.cancel()
         idleTimer?.cancel()
         closing = true
         server.connectionClosed(context.channel)
@@ -92,11 +104,13 @@ final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         let bytes = unwrapInboundIn(data)
         guard !closing else { return }
         server.metrics.bytesIn.increment(by: Int64(bytes.readableBytes))
-        lastActivity = .now()
         bytesSinceTick &+= bytes.readableBytes
         connection.receive(bytes)
-        if connection.bufferedBytes > server.configuration.maxBufferedBytes {
-            fail("more than \(server.configuration.maxBufferedBytes) bytes buffered")
+        // Before `publish`, only small commands have a reason to be in flight.
+        let sentPublish = connection.session.isAwaitingAuthorization || connection.session.isPublishing
+        let limit = sentPublish ? server.configuration.maxBufferedBytes : server.configuration.maxBufferedBytesBeforePublish
+        if connection.bufferedBytes > limit {
+            fail("more than \(limit) bytes buffered\(sentPublish ? "" : " before publishing")")
             return
         }
         run()
@@ -130,8 +144,7 @@ final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
                 context.write(wrapOutboundOut(bytes), promise: nil)
                 wrote = true
             case .handshakeCompleted:
-                handshakeDone = true
-                handshakeTimer?.cancel()
+                break
             case .authorize(let app, let streamKey):
                 if wrote {
                     context.flush()
@@ -201,6 +214,7 @@ final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
             return
         }
         self.record = record
+        publishDeadlineTimer?.cancel()
         logger[metadataKey: "room"] = "\(record.roomId)"
         logger.info("publish started", metadata: ["key": "\(streamKeyTagValue ?? "-")"])
         lastMedia = .now()
@@ -219,15 +233,13 @@ final class RTMPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         guard !closing else { return }
         let timeout = server.configuration.idleTimeout
         let now = NIODeadline.now()
+        // Before the publish, the publish deadline decides (`schedulePublishDeadline`).
         if record != nil {
             coalesceReceives(now: now)
             if now - lastMedia > timeout {
                 logger.info("publisher idle: no media", metadata: ["timeout": "\(timeout)"])
                 close(reason: .idle)
             }
-        } else if !connection.session.isAwaitingAuthorization, now - lastActivity > timeout {
-            logger.info("connection idle before publishing")
-            close(reason: .idle)
         }
     }
 

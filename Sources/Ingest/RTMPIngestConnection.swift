@@ -30,12 +30,23 @@ public struct RTMPIngestConnection: Sendable {
         public var maxChunkSize: Int
         public var maxMessageSize: Int
         public var maxChunkStreams: Int
+        /// Bytes the messages being reassembled may declare together until the publish is
+        /// authorised (`RTMPChunkDecoder.maxPartialBytes`). Default 256 KiB: before `publish` a
+        /// client sends only small commands, so an unauthenticated peer cannot make us hold more.
+        public var reassemblyBytesBeforePublish: Int
+        /// The same once publishing: room for a few large keyframes in flight. Default 16 MiB.
+        public var reassemblyBytes: Int
         public var amf: AMF0Decoder
 
-        public init(maxChunkSize: Int = 65536, maxMessageSize: Int = 8 << 20, maxChunkStreams: Int = 64, amf: AMF0Decoder = AMF0Decoder()) {
+        public init(
+            maxChunkSize: Int = 65536, maxMessageSize: Int = 8 << 20, maxChunkStreams: Int = 64,
+            reassemblyBytesBeforePublish: Int = 256 << 10, reassemblyBytes: Int = 16 << 20, amf: AMF0Decoder = AMF0Decoder()
+        ) {
             self.maxChunkSize = maxChunkSize
             self.maxMessageSize = maxMessageSize
             self.maxChunkStreams = maxChunkStreams
+            self.reassemblyBytesBeforePublish = reassemblyBytesBeforePublish
+            self.reassemblyBytes = reassemblyBytes
             self.amf = amf
         }
     }
@@ -66,6 +77,7 @@ public struct RTMPIngestConnection: Sendable {
     private var encoder = RTMPChunkEncoder()
     public private(set) var session: RTMPPublishSession
     private let amf: AMF0Decoder
+    private let reassemblyBytesWhilePublishing: Int
 
     /// RTMP 1.0 §5.4.3/§5.4.4: acknowledge every `peerWindow` bytes received.
     private var peerWindow: UInt32
@@ -79,8 +91,10 @@ public struct RTMPIngestConnection: Sendable {
         self.phase = .handshake(handshake)
         self.session = RTMPPublishSession(configuration: session)
         self.chunkDecoder = RTMPChunkDecoder(
-            maxMessageSize: limits.maxMessageSize, maxChunkSize: limits.maxChunkSize, maxChunkStreams: limits.maxChunkStreams)
+            maxMessageSize: limits.maxMessageSize, maxChunkSize: limits.maxChunkSize, maxChunkStreams: limits.maxChunkStreams,
+            maxPartialBytes: limits.reassemblyBytesBeforePublish)
         self.amf = limits.amf
+        self.reassemblyBytesWhilePublishing = limits.reassemblyBytes
         self.peerWindow = session.windowAckSize
     }
 
@@ -90,6 +104,8 @@ public struct RTMPIngestConnection: Sendable {
     public var bufferedBytes: Int { inbound.readableBytes }
     /// Storage the inbound buffer holds, consumed bytes included (memory per publisher).
     public var bufferCapacity: Int { inbound.capacity }
+    /// What the messages being reassembled declare (bounded by the limits above).
+    public var reassemblyBytes: Int { chunkDecoder.partialBytes }
 
     public mutating func receive(_ bytes: ByteBuffer) {
         totalBytesReceived += UInt64(bytes.readableBytes)
@@ -206,6 +222,7 @@ public struct RTMPIngestConnection: Sendable {
     }
 
     public mutating func authorizationAccepted() -> [Action] {
+        if session.isAwaitingAuthorization { chunkDecoder.maxPartialBytes = reassemblyBytesWhilePublishing }
         var actions: [Action] = []
         var out = ByteBuffer()
         translate(session.authorizationAccepted(), into: &actions, out: &out)

@@ -30,10 +30,12 @@ public struct RTMPServerConfiguration: Sendable {
     public var maxMessageSize: Int
     /// Most chunk streams one peer may use (publishers use fewer than 10).
     public var maxChunkStreams: Int
-    /// Time allowed from accept to the end of the handshake.
-    public var handshakeTimeout: TimeAmount
-    /// No media for this long → the publisher is gone (`.idle`); also closes connections that
-    /// never publish.
+    /// From accept to an authorised `publish` (handshake, `connect`, `createStream`, `publish`):
+    /// a peer that has not published by then is closed, however many bytes it trickles in.
+    /// OBS and ffmpeg need a few round trips (milliseconds).
+    public var publishDeadline: TimeAmount
+    /// No media for this long → the publisher is gone (`.idle`). Bytes that are not media (a
+    /// chunk trickled forever, pings) do not count.
     public var idleTimeout: TimeAmount
     /// Chunk size the server announces and uses for what it sends.
     public var outboundChunkSize: Int
@@ -41,8 +43,21 @@ public struct RTMPServerConfiguration: Sendable {
     public var windowAckSize: Int
     /// AMF0 limits for commands and metadata.
     public var amf: AMF0Decoder
-    /// Bytes a connection may buffer while its publish is being authorised.
+    /// Bytes received and not yet consumed (an unfinished chunk, and whatever arrives while the
+    /// publish is being authorised) before `publish`. Default 256 KiB.
+    public var maxBufferedBytesBeforePublish: Int
+    /// The same once `publish` was sent (while it is authorised, the encoder's first seconds of
+    /// media pile up here). Default 16 MiB.
     public var maxBufferedBytes: Int
+    /// Bytes the messages being reassembled may declare together before / after the publish is
+    /// authorised (`RTMPIngestConnection.Limits`). Defaults 256 KiB / 16 MiB.
+    public var reassemblyBytesBeforePublish: Int
+    public var reassemblyBytes: Int
+    /// Open RTMP(S) connections in total; more are closed at once. Default 1000.
+    public var maxConnections: Int
+    /// Open RTMP(S) connections from one peer address; more are closed at once. Default 64 (a
+    /// studio behind one NAT address publishes a few streams, not hundreds).
+    public var maxConnectionsPerAddress: Int
     /// Queue capacity (packets) suggested for consumers' `LiveStream.makeReader(name:capacity:)`.
     /// The ingest itself never queues: `LiveStream.publish` does not block and each reader drops
     /// and counts on its own (MediaCore `StreamReader.droppedPackets`). Default 512 ≈ 8 s of
@@ -55,10 +70,12 @@ public struct RTMPServerConfiguration: Sendable {
 
     public init(
         listeners: [RTMPListener] = [RTMPListener()], app: String = "live", maxChunkSize: Int = 65536,
-        maxMessageSize: Int = 8 << 20, maxChunkStreams: Int = 64, handshakeTimeout: TimeAmount = .seconds(10),
+        maxMessageSize: Int = 8 << 20, maxChunkStreams: Int = 64, publishDeadline: TimeAmount = .seconds(10),
         idleTimeout: TimeAmount = .seconds(10), outboundChunkSize: Int = 4096, windowAckSize: Int = 2_500_000,
-        amf: AMF0Decoder = AMF0Decoder(), maxBufferedBytes: Int = 16 << 20, consumerQueueCapacity: Int = 512,
-        receiveCoalescingWindow: TimeAmount = .milliseconds(10)
+        amf: AMF0Decoder = AMF0Decoder(), maxBufferedBytesBeforePublish: Int = 256 << 10, maxBufferedBytes: Int = 16 << 20,
+        reassemblyBytesBeforePublish: Int = 256 << 10, reassemblyBytes: Int = 16 << 20,
+        maxConnections: Int = 1000, maxConnectionsPerAddress: Int = 64,
+        consumerQueueCapacity: Int = 512, receiveCoalescingWindow: TimeAmount = .milliseconds(10)
     ) {
         self.receiveCoalescingWindow = receiveCoalescingWindow
         self.consumerQueueCapacity = consumerQueueCapacity
@@ -67,12 +84,17 @@ public struct RTMPServerConfiguration: Sendable {
         self.maxChunkSize = maxChunkSize
         self.maxMessageSize = maxMessageSize
         self.maxChunkStreams = maxChunkStreams
-        self.handshakeTimeout = handshakeTimeout
+        self.publishDeadline = publishDeadline
         self.idleTimeout = idleTimeout
         self.outboundChunkSize = outboundChunkSize
         self.windowAckSize = windowAckSize
         self.amf = amf
+        self.maxBufferedBytesBeforePublish = maxBufferedBytesBeforePublish
         self.maxBufferedBytes = maxBufferedBytes
+        self.reassemblyBytesBeforePublish = reassemblyBytesBeforePublish
+        self.reassemblyBytes = reassemblyBytes
+        self.maxConnections = maxConnections
+        self.maxConnectionsPerAddress = maxConnectionsPerAddress
     }
 }
 
@@ -88,10 +110,13 @@ public final class RTMPServer: Sendable {
 
     private struct State {
         var listeners: [any Channel] = []
-        var connections: [ObjectIdentifier: any Channel] = [:]
+        var connections: [ObjectIdentifier: (channel: any Channel, address: String)] = [:]
+        /// Open connections per peer address (entries removed at zero).
+        var connectionsPerAddress: [String: Int] = [:]
         var publishers: [String: PublisherRecord] = [:]
         var nextConnectionId = 0
         var shuttingDown = false
+        var refusalLog = RefusalLog()
     }
 
     private let state = Mutex(State())
@@ -157,25 +182,60 @@ public final class RTMPServer: Sendable {
         for record in publishers {
             await record.stop(reason: .shutdown)
         }
-        let connections = state.withLock { Array($0.connections.values) }
+        let connections = state.withLock { $0.connections.values.map(\.channel) }
         for connection in connections {
             try? await connection.close()
         }
     }
 
+    /// Open connections (tests, metrics).
+    public var connectionCount: Int { state.withLock { $0.connections.count } }
+
     // MARK: - Connection bookkeeping (called by the handlers)
 
-    func connectionOpened(_ channel: any Channel) -> Int? {
-        state.withLock { state in
-            if state.shuttingDown { return nil }
-            state.connections[ObjectIdentifier(channel)] = channel
-            state.nextConnectionId += 1
-            return state.nextConnectionId
+    enum Admission {
+        case accepted(id: Int)
+        case shuttingDown
+        /// Over `maxConnections` (`perAddress` false) or `maxConnectionsPerAddress`.
+        case overLimit(perAddress: Bool)
+    }
+
+    /// Counts a new connection against `maxConnections` and `maxConnectionsPerAddress`; a refusal
+    /// is counted in metrics and logged (at most one line a second, `RefusalLog`).
+    func connectionOpened(_ channel: any Channel) -> Admission {
+        let address = channel.remoteAddress?.ipAddress ?? "unknown"
+        let (admission, logLine) = state.withLock { state -> (Admission, String?) in
+            if state.shuttingDown { return (.shuttingDown, nil) }
+            let fromAddress = state.connectionsPerAddress[address, default: 0]
+            let reason: String
+            let admission: Admission
+            if state.connections.count >= configuration.maxConnections {
+                admission = .overLimit(perAddress: false)
+                reason = "\(state.connections.count) connections open (limit \(configuration.maxConnections), LIVEHUB_RTMP_MAX_CONNECTIONS)"
+            } else if fromAddress >= configuration.maxConnectionsPerAddress {
+                admission = .overLimit(perAddress: true)
+                reason = "\(fromAddress) connections open from \(address) (limit \(configuration.maxConnectionsPerAddress), LIVEHUB_RTMP_MAX_CONNECTIONS_PER_IP)"
+            } else {
+                state.connections[ObjectIdentifier(channel)] = (channel, address)
+                state.connectionsPerAddress[address] = fromAddress + 1
+                state.nextConnectionId += 1
+                return (.accepted(id: state.nextConnectionId), nil)
+            }
+            return (admission, state.refusalLog.lineToLog(reason, now: .now()))
         }
+        if case .overLimit(let perAddress) = admission {
+            metrics.connectionRefused(perAddress ? "per_address" : "total")
+            if let logLine { logger.warning("refusing RTMP connection: \(logLine)") }
+        }
+        return admission
     }
 
     func connectionClosed(_ channel: any Channel) {
-        _ = state.withLock { $0.connections.removeValue(forKey: ObjectIdentifier(channel)) }
+        state.withLock { state in
+            guard let (_, address) = state.connections.removeValue(forKey: ObjectIdentifier(channel)) else { return }
+            let remaining = state.connectionsPerAddress[address, default: 1] - 1
+            state.connectionsPerAddress[address] = remaining > 0 ? remaining : nil
+        }
     }
 
     /// Accepted publish: take over any current publisher of the room, start the stream.
@@ -191,7 +251,13 @@ public final class RTMPServer: Sendable {
             logger.info("publisher takes over the room", metadata: ["room": "\(roomId)"])
             await previous.stop(reason: .takenOver)
         }
-        let session = stream.beginPublish()
+        let metrics = self.metrics
+        let session = stream.beginPublish { [weak record] reason in
+            guard let record else { return }
+            metrics.publishersCutOff.increment()
+            logger.warning("publisher cut off: \(reason)", metadata: ["room": "\(roomId)"])
+            Task { await record.stop(reason: .limitExceeded) }
+        }
         record.markStarted()
         metrics.publisherConnected()
         await authorizer.publisherStarted(roomId: roomId, session: session)
@@ -257,6 +323,26 @@ final class PublisherRecord: Sendable {
         server.metrics.publisherDisconnected()
         logger.info("publisher stopped", metadata: ["room": "\(roomId)", "reason": "\(reason.rawValue)"])
         await server.authorizer.publisherStopped(roomId: roomId, reason: reason)
+    }
+}
+
+/// At most one log line a second for refused connections, however fast they come: a flood of
+/// connection attempts must not become a flood of log lines. The line after a quiet second says
+/// how many refusals it stood for.
+struct RefusalLog {
+    private var lastLogged: NIODeadline?
+    private var suppressed = 0
+
+    mutating func lineToLog(_ reason: String, now: NIODeadline) -> String? {
+        if let lastLogged, now - lastLogged < .seconds(1) {
+            suppressed += 1
+            return nil
+        }
+        defer {
+            lastLogged = now
+            suppressed = 0
+        }
+        return suppressed == 0 ? reason : "\(reason) (and \(suppressed) more refused in the last second)"
     }
 }
 

@@ -24,6 +24,8 @@ public final class LiveStream: Sendable {
         var metadata: StreamMetadata?
         var configs: [TrackKind: TrackConfig] = [:]
         var ended = false
+        /// How to make the current publisher's ingest disconnect it (`refusePublisher`).
+        var refusePublisher: (@Sendable (String) -> Void)?
     }
 
     private let state = Mutex(State())
@@ -106,13 +108,16 @@ public final class LiveStream: Sendable {
     }
 
     /// Mark the start of a publish and return its session number.
+    /// - Parameter onRefusal: how the ingest disconnects this publisher when a consumer refuses
+    ///   its stream (`refusePublisher(reason:)`); called at most once, from the consumer's thread.
     @discardableResult
-    public func beginPublish() -> Int {
+    public func beginPublish(onRefusal: (@Sendable (String) -> Void)? = nil) -> Int {
         let (session, readers, sinks) = state.withLock { state -> (Int, [StreamReader], [any StreamSink]) in
             state.session += 1
             state.publishing = true
             state.metadata = nil
             state.configs = [:]
+            state.refusePublisher = onRefusal
             return (state.session, state.readerList, state.sinkList)
         }
         let event = StreamEvent.publishStarted(session: session)
@@ -129,7 +134,9 @@ public final class LiveStream: Sendable {
             switch event {
             case .metadata(let metadata): state.metadata = metadata
             case .config(let config): state.configs[config.kind] = config
-            case .publishStopped: state.publishing = false
+            case .publishStopped:
+                state.publishing = false
+                state.refusePublisher = nil
             case .ended: state.ended = true
             case .publishStarted, .packet: break
             }
@@ -137,6 +144,19 @@ public final class LiveStream: Sendable {
         }
         for sink in sinks { sink.receive(event) }
         for reader in readers { reader.offer(event) }
+    }
+
+    /// A consumer found the current publisher's stream over one of its limits (e.g. the HLS
+    /// packager: a segment larger than allowed, timestamps that force a segment per frame): the
+    /// ingest disconnects the publisher, as for any other disconnect the room then waits for it to
+    /// come back. Nothing happens when no publisher is live; a second call for the same publish does
+    /// nothing either.
+    public func refusePublisher(reason: String) {
+        let refuse = state.withLock { state -> (@Sendable (String) -> Void)? in
+            defer { state.refusePublisher = nil }
+            return state.publishing ? state.refusePublisher : nil
+        }
+        refuse?(reason)
     }
 
     /// The publisher of this session left (socket closed, idle, or taken over).

@@ -73,8 +73,12 @@ public struct LiveHub: Sendable {
         }
         let rtmp = RTMPServer(
             configuration: RTMPServerConfiguration(
-                listeners: listeners,
+                listeners: listeners, maxMessageSize: configuration.rtmpMaxMessageBytes,
+                maxChunkStreams: configuration.rtmpMaxChunkStreams, publishDeadline: TimeAmount(configuration.rtmpPublishDeadline),
                 idleTimeout: TimeAmount(configuration.publisherIdleTimeout),
+                maxBufferedBytesBeforePublish: configuration.rtmpBufferBytesBeforePublish, maxBufferedBytes: configuration.rtmpBufferBytes,
+                reassemblyBytesBeforePublish: configuration.rtmpBufferBytesBeforePublish, reassemblyBytes: configuration.rtmpBufferBytes,
+                maxConnections: configuration.rtmpMaxConnections, maxConnectionsPerAddress: configuration.rtmpMaxConnectionsPerAddress,
                 receiveCoalescingWindow: TimeAmount(configuration.rtmpReceiveCoalescing)),
             authorizer: RoomPublishAuthorizer(rooms: rooms, logger: logger),
             registry: streams, group: MultiThreadedEventLoopGroup.singleton, logger: logger,

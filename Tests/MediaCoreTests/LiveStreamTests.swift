@@ -172,3 +172,32 @@ final class CountingFactory: MetricsFactory, Sendable {
     func destroyMeter(_ handler: any MeterHandler) {}
     func destroyTimer(_ handler: any TimerHandler) {}
 }
+
+@Suite struct PublisherRefusalTests {
+    final class Calls: Sendable {
+        let reasons = Mutex<[String]>([])
+    }
+
+    @Test func aConsumerRefusingThePublisherReachesTheIngestOnce() {
+        let stream = LiveStream(id: "room")
+        let calls = Calls()
+        stream.beginPublish { reason in calls.reasons.withLock { $0.append(reason) } }
+        stream.refusePublisher(reason: "too big")
+        stream.refusePublisher(reason: "again")
+        #expect(calls.reasons.withLock { $0 } == ["too big"])
+    }
+
+    @Test func nothingIsRefusedOnceThePublisherLeftOrBeforeOneCame() {
+        let stream = LiveStream(id: "room")
+        stream.refusePublisher(reason: "nobody")
+        let calls = Calls()
+        stream.beginPublish { reason in calls.reasons.withLock { $0.append(reason) } }
+        stream.endPublish()
+        stream.refusePublisher(reason: "late")
+        #expect(calls.reasons.withLock { $0 }.isEmpty)
+        // A new publish gets its own refusal.
+        stream.beginPublish { reason in calls.reasons.withLock { $0.append("second: " + reason) } }
+        stream.refusePublisher(reason: "x")
+        #expect(calls.reasons.withLock { $0 } == ["second: x"])
+    }
+}

@@ -60,6 +60,29 @@ public struct LiveHubConfiguration: Sendable {
     /// `LIVEHUB_SOCKETIO_AUTH_TIMEOUT` seconds (10): a bell socket that connected without
     /// `auth.token` must send an `AUTH {token}` event within this time.
     public var socketIOAuthTimeout: Duration = .seconds(10)
+    /// `LIVEHUB_RTMP_PUBLISH_DEADLINE` seconds (10): from accept to an authorised `publish`
+    /// (handshake, `connect`, `publish`), however many bytes the peer trickles in.
+    public var rtmpPublishDeadline: Duration = .seconds(10)
+    /// `LIVEHUB_RTMP_MAX_CONNECTIONS` (1000) and `LIVEHUB_RTMP_MAX_CONNECTIONS_PER_IP` (64): open
+    /// RTMP(S) connections in total and from one peer address.
+    public var rtmpMaxConnections = 1000
+    public var rtmpMaxConnectionsPerAddress = 64
+    /// `LIVEHUB_RTMP_MAX_CHUNK_STREAMS` (64): chunk streams one connection may use.
+    public var rtmpMaxChunkStreams = 64
+    /// `LIVEHUB_RTMP_MAX_MESSAGE_BYTES` (8 MiB): largest RTMP message (a keyframe).
+    public var rtmpMaxMessageBytes = 8 << 20
+    /// `LIVEHUB_RTMP_BUFFER_BYTES_BEFORE_PUBLISH` (256 KiB) / `LIVEHUB_RTMP_BUFFER_BYTES` (16 MiB):
+    /// bytes a connection may make the server hold (partly reassembled messages; bytes received
+    /// and not yet processed) before it has published, and once it has.
+    public var rtmpBufferBytesBeforePublish = 256 << 10
+    public var rtmpBufferBytes = 16 << 20
+    /// `LIVEHUB_HLS_MAX_SEGMENT_BYTES` (48 MiB): a segment larger than this refuses the publisher.
+    public var hlsMaxSegmentBytes = 48 << 20
+    /// `LIVEHUB_HLS_MAX_SEGMENTS_PER_10S` (50): more segments ending within ten seconds (timestamps
+    /// running far ahead of real time) refuse the publisher.
+    public var hlsMaxSegmentsPerTenSeconds = 50
+    /// `LIVEHUB_HLS_DISCOVERY_BUFFER_BYTES` (32 MiB): media held while waiting for sequence headers.
+    public var hlsDiscoveryBufferBytes = 32 << 20
     /// `LIVEHUB_LOG_LEVEL` (info).
     public var logLevel = "info"
 
@@ -87,12 +110,21 @@ public struct LiveHubConfiguration: Sendable {
             }
             return port
         }
+        /// At most a million seconds (11.6 days): enough for any time-out, and far from overflowing
+        /// the milliseconds it is turned into.
         func seconds(_ name: String) throws -> Double? {
             guard let raw = value(name) else { return nil }
-            guard let seconds = Double(raw), seconds >= 0, seconds.isFinite else {
-                throw ConfigurationError(variable: name, value: raw, expected: "a number of seconds")
+            guard let seconds = Double(raw), seconds >= 0, seconds <= 1_000_000 else {
+                throw ConfigurationError(variable: name, value: raw, expected: "a number of seconds from 0 to 1000000")
             }
             return seconds
+        }
+        func integer(_ name: String, _ range: ClosedRange<Int>) throws -> Int? {
+            guard let raw = value(name) else { return nil }
+            guard let number = Int(raw), range.contains(number) else {
+                throw ConfigurationError(variable: name, value: raw, expected: "an integer from \(range.lowerBound) to \(range.upperBound)")
+            }
+            return number
         }
         if let host = value("LIVEHUB_HTTP_HOST") { httpHost = host }
         if let port = try port("LIVEHUB_HTTP_PORT") { httpPort = port }
@@ -131,8 +163,8 @@ public struct LiveHubConfiguration: Sendable {
             hlsPartSeconds = part
         }
         if let raw = value("LIVEHUB_HLS_WINDOW") {
-            guard let window = Int(raw), window >= 3 else {
-                throw ConfigurationError(variable: "LIVEHUB_HLS_WINDOW", value: raw, expected: "an integer ≥ 3")
+            guard let window = Int(raw), (3...1000).contains(window) else {
+                throw ConfigurationError(variable: "LIVEHUB_HLS_WINDOW", value: raw, expected: "an integer from 3 to 1000")
             }
             hlsWindowSegments = window
         }
@@ -146,6 +178,16 @@ public struct LiveHubConfiguration: Sendable {
         if let interval = try seconds("LIVEHUB_SOCKETIO_PING_INTERVAL") { socketIOPingInterval = .milliseconds(Int64(interval * 1000)) }
         if let timeout = try seconds("LIVEHUB_SOCKETIO_PING_TIMEOUT") { socketIOPingTimeout = .milliseconds(Int64(timeout * 1000)) }
         if let timeout = try seconds("LIVEHUB_SOCKETIO_AUTH_TIMEOUT") { socketIOAuthTimeout = .milliseconds(Int64(timeout * 1000)) }
+        if let deadline = try seconds("LIVEHUB_RTMP_PUBLISH_DEADLINE") { rtmpPublishDeadline = .milliseconds(Int64(deadline * 1000)) }
+        if let count = try integer("LIVEHUB_RTMP_MAX_CONNECTIONS", 1...1_000_000) { rtmpMaxConnections = count }
+        if let count = try integer("LIVEHUB_RTMP_MAX_CONNECTIONS_PER_IP", 1...1_000_000) { rtmpMaxConnectionsPerAddress = count }
+        if let count = try integer("LIVEHUB_RTMP_MAX_CHUNK_STREAMS", 2...65_599) { rtmpMaxChunkStreams = count }
+        if let bytes = try integer("LIVEHUB_RTMP_MAX_MESSAGE_BYTES", 65_536...(1 << 30)) { rtmpMaxMessageBytes = bytes }
+        if let bytes = try integer("LIVEHUB_RTMP_BUFFER_BYTES_BEFORE_PUBLISH", 16_384...(1 << 30)) { rtmpBufferBytesBeforePublish = bytes }
+        if let bytes = try integer("LIVEHUB_RTMP_BUFFER_BYTES", 65_536...(1 << 32)) { rtmpBufferBytes = bytes }
+        if let bytes = try integer("LIVEHUB_HLS_MAX_SEGMENT_BYTES", 65_536...(1 << 32)) { hlsMaxSegmentBytes = bytes }
+        if let count = try integer("LIVEHUB_HLS_MAX_SEGMENTS_PER_10S", 5...100_000) { hlsMaxSegmentsPerTenSeconds = count }
+        if let bytes = try integer("LIVEHUB_HLS_DISCOVERY_BUFFER_BYTES", 65_536...(1 << 32)) { hlsDiscoveryBufferBytes = bytes }
         if let level = value("LIVEHUB_LOG_LEVEL") { logLevel = level }
     }
 }

@@ -32,6 +32,8 @@ extension HLSConfiguration {
         self.init(
             variant: variant, targetSegmentDuration: configuration.hlsSegmentSeconds,
             partTargetDuration: configuration.hlsPartSeconds, windowSegments: configuration.hlsWindowSegments,
-            retainAfterEnd: configuration.hlsRetainAfterEnd)
+            retainAfterEnd: configuration.hlsRetainAfterEnd, maxSegmentBytes: configuration.hlsMaxSegmentBytes,
+            maxSegmentsPerTenSeconds: configuration.hlsMaxSegmentsPerTenSeconds,
+            trackDiscoveryBufferBytes: configuration.hlsDiscoveryBufferBytes)
     }
 }

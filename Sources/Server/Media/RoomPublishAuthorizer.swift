@@ -29,7 +29,7 @@ struct RoomPublishAuthorizer: PublishAuthorizer {
         switch reason {
         case .takenOver, .endedByOwner, .shutdown:
             return
-        case .closed, .idle, .unpublished, .protocolError:
+        case .closed, .idle, .unpublished, .protocolError, .limitExceeded:
             logger.info("publisher gone", metadata: ["room": "\(roomId)", "reason": "\(reason.rawValue)"])
             await rooms.publisherGone(roomId: roomId)
         }

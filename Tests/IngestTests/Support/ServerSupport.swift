@@ -102,7 +102,7 @@ struct TestServer {
         let logs = LogRecorder()
         let logger = Logger(label: "rtmp-test") { label in logs.handler(label: label) }
         var configuration = RTMPServerConfiguration(
-            listeners: [RTMPListener(host: "127.0.0.1", port: 0, tls: tls?.context)], handshakeTimeout: .seconds(2),
+            listeners: [RTMPListener(host: "127.0.0.1", port: 0, tls: tls?.context)], publishDeadline: .seconds(2),
             idleTimeout: .seconds(3))
         configure(&configuration)
         let registry = StreamRegistry()
