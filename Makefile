@@ -6,7 +6,7 @@ VENV := .venv-test
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run build deps test-deps test swift-test e2e-test bench microbench fuzz fixtures clean
+.PHONY: run build deps test-deps test swift-test e2e-test bench microbench fuzz fuzz-smoke fixtures clean
 
 ## Install the system packages LiveHub needs (only the missing ones).
 deps:
@@ -38,6 +38,15 @@ e2e-test:
 
 fixtures:
 	bash media-fixtures/generate.sh
+
+## libFuzzer targets for every decoder and session (fuzz/README.md). FUZZ_SECONDS per target;
+## fuzz-smoke is what CI runs: each target briefly over its corpus.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	fuzz/run.sh -t $(FUZZ_SECONDS)
+
+fuzz-smoke: deps
+	fuzz/run.sh -t 20
 
 ## LiveHub vs nginx-rtmp on this machine (bench/README.md): table + bench/results/latest.json.
 ## Options via BENCH_ARGS, e.g. make bench BENCH_ARGS="--reps 1 --only latency" or "--with-100".
@@ -75,4 +84,4 @@ microbench: deps
 	swift package --package-path Benchmarks --scratch-path $(MICROBENCH_SCRATCH) benchmark --no-progress $(MICROBENCH_ARGS)
 
 clean:
-	rm -rf .build Benchmarks/.build Benchmarks/.build-nomalloc bench/hubload/.build $(VENV)
+	rm -rf .build Benchmarks/.build Benchmarks/.build-nomalloc bench/hubload/.build fuzz/.build-fuzz $(VENV)

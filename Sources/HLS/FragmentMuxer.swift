@@ -65,17 +65,18 @@ final class FragmentMuxer {
     private var timeBase: [TrackKind: AVRational] = [:]
     private let packet: UnsafeMutablePointer<AVPacket>
     private var needsHeaderResend = false
+    /// `avformat_write_header` succeeded: only then may `av_write_trailer` be called (libav's muxers
+    /// are not initialised before it; the trailer of a failed header dereferenced a null function
+    /// pointer in mov — found by the HLS packager fuzzer with a configuration mov refuses).
+    private var headerWritten = false
 
     init(container: Container, tracks: [Track]) throws {
         self.container = container
         guard let packet = av_packet_alloc() else { throw LibAVError(livehub_averror(ENOMEM), "av_packet_alloc") }
         self.packet = packet
-        do {
-            try open(tracks: tracks)
-        } catch {
-            teardown()
-            throw error
-        }
+        // On a failure the instance is released and `deinit` tears down what was opened (tearing
+        // down here as well freed the packet twice — found by the HLS packager fuzzer).
+        try open(tracks: tracks)
     }
 
     deinit {
@@ -157,6 +158,7 @@ final class FragmentMuxer {
         result = avformat_write_header(context, &options)
         av_dict_free(&options)
         guard result >= 0 else { throw LibAVError(result, "avformat_write_header") }
+        headerWritten = true
         avio_flush(io)
         for (kind, index) in streamIndex {
             timeBase[kind] = context.pointee.streams[Int(index)]!.pointee.time_base
@@ -198,9 +200,10 @@ final class FragmentMuxer {
         return sink.take()
     }
 
+    /// Frees the libav objects; runs once, from `deinit`.
     private func teardown() {
         if let context {
-            if context.pointee.pb != nil { _ = av_write_trailer(context) }
+            if headerWritten, context.pointee.pb != nil { _ = av_write_trailer(context) }
             avformat_free_context(context)
             self.context = nil
         }

@@ -330,7 +330,7 @@ final class SegmentStore: Sendable {
 
     func partBody(msn: Int, index: Int) -> HLSBody? {
         func body(_ segment: Segment) -> HLSBody? {
-            guard index < segment.parts.count else { return nil }
+            guard segment.parts.indices.contains(index) else { return nil }
             let part = segment.parts[index]
             switch segment.body {
             case .bytes: return .bytes(part.bytes)
@@ -338,7 +338,7 @@ final class SegmentStore: Sendable {
             }
         }
         return state.withLock { state in
-            if let open = state.open, open.msn == msn { return index < open.parts.count ? .bytes(open.parts[index].bytes) : nil }
+            if let open = state.open, open.msn == msn { return open.parts.indices.contains(index) ? .bytes(open.parts[index].bytes) : nil }
             if let segment = state.segments.first(where: { $0.msn == msn }) { return body(segment) }
             let now = ContinuousClock.now
             if let retired = state.retired.first(where: { $0.segment.msn == msn && $0.expires >= now }) {
