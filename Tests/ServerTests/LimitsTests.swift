@@ -176,6 +176,21 @@ import Testing
         _ = try? channel.finish()
     }
 
+    @Test func aRequestWaitingForItsAnswerIsNotIdle() throws {
+        let loop = EmbeddedEventLoop()
+        let exchange = HTTPExchangeState()
+        let channel = EmbeddedChannel(handler: HTTPIdleTimeoutHandler(timeout: .seconds(60), exchange: exchange), loop: loop)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        exchange.requestsReceived = 1  // a whole request, the router still working on it (a blocking reload)
+        loop.advanceTime(by: .seconds(150))
+        #expect(channel.isActive, "the server is the slow one")
+        exchange.responsesEnded = 1
+        try channel.writeOutbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\n\r\n"))
+        loop.advanceTime(by: .seconds(60))
+        #expect(!channel.isActive, "idle again once answered")
+        _ = try? channel.finish()
+    }
+
     @Test func aRequestHeadOverTheLimitIsAnswered431() throws {
         let channel = EmbeddedChannel()
         let encoder = HTTPResponseEncoder()

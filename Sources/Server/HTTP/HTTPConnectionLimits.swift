@@ -128,23 +128,38 @@ final class ConnectionSlot {
     }
 }
 
+/// What the HTTP handlers of one connection share about its requests. Event loop only.
+final class HTTPExchangeState {
+    /// Requests received in full, and responses ended, through the router (responses come in
+    /// request order; one may end before its request did, e.g. a 413 before the body).
+    var requestsReceived = 0
+    var responsesEnded = 0
+
+    /// A whole request waits for its response: the server, not the client, is the slow one (an
+    /// LL-HLS blocking reload waits up to three segments).
+    var awaitingResponse: Bool { self.requestsReceived > self.responsesEnded }
+}
+
 /// Closes a connection that has neither read nor written a byte for `timeout`: a client that
-/// connects and sends nothing, stops in the middle of a request head, or keeps an idle keep-alive
-/// connection. First in the pipeline, so it sees every byte, whichever handler answers (the HLS
-/// fast path writes below Hummingbird's handlers). Bytes still waiting in the socket's write buffer
-/// (a large segment to a slow client) count as activity. Removed when the connection becomes a
-/// WebSocket (the hub has its own liveness check). One timer per connection, re-armed only when it
-/// fires, and one clock read per read or write.
+/// connects and sends nothing, stops in the middle of a request head or body, or keeps an idle
+/// keep-alive connection. First in the pipeline, so it sees every byte, whichever handler answers
+/// (the HLS fast path writes below Hummingbird's handlers). Not idle: bytes still waiting in the
+/// socket's write buffer (a large segment to a slow client), or a whole request waiting for its
+/// response (`HTTPExchangeState`). Removed when the connection becomes a WebSocket (the hub has its
+/// own liveness check). One timer per connection, re-armed only when it fires, and one clock read
+/// per read or write.
 final class HTTPIdleTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = NIOAny
     typealias OutboundIn = NIOAny
 
     let timeout: TimeAmount
+    let exchange: HTTPExchangeState
     private var lastActivity: NIODeadline = .distantPast
     private var timer: Scheduled<Void>?
 
-    init(timeout: TimeAmount) {
+    init(timeout: TimeAmount, exchange: HTTPExchangeState = HTTPExchangeState()) {
         self.timeout = timeout
+        self.exchange = exchange
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -198,7 +213,7 @@ final class HTTPIdleTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandle
             return
         }
         let pending = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
-        if pending > 0 {
+        if pending > 0 || self.exchange.awaitingResponse {
             self.lastActivity = now
             self.schedule(context: context, at: now + self.timeout)
             return
@@ -210,29 +225,35 @@ final class HTTPIdleTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandle
 /// Answers a request whose line and header fields exceed the decoder's limit with 431 (RFC 6585 §5)
 /// and a JSON error, then closes. Right behind NIO's HTTP/1 request decoder, whose
 /// `HTTPParserError.headerOverflow` it catches (Hummingbird would answer a bare 400, or nothing for
-/// a connection's first request); other parser errors go on as before. Removed when the connection
-/// becomes a WebSocket.
+/// a connection's first request); other parser errors go on as before. It also counts the
+/// requests the router owes a response (`HTTPExchangeState`, for the idle timeout): requests the
+/// HLS fast path answers never get here. Removed when the connection becomes a WebSocket.
 final class HTTPHeaderLimitHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
     let maxHeaderBytes: Int
+    let exchange: HTTPExchangeState
     /// A response (through the router) has begun and not ended: a 431 cannot be written now.
     private var responseOpen = false
 
-    init(maxHeaderBytes: Int) {
+    init(maxHeaderBytes: Int, exchange: HTTPExchangeState = HTTPExchangeState()) {
         self.maxHeaderBytes = maxHeaderBytes
+        self.exchange = exchange
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .end = self.unwrapInboundIn(data) { self.exchange.requestsReceived &+= 1 }
         context.fireChannelRead(data)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         switch self.unwrapOutboundIn(data) {
         case .head(let head) where head.status.code >= 200: self.responseOpen = true
-        case .end: self.responseOpen = false
+        case .end:
+            self.responseOpen = false
+            self.exchange.responsesEnded &+= 1
         default: break
         }
         context.write(data, promise: promise)

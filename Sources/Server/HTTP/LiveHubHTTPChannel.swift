@@ -81,9 +81,10 @@ struct LiveHubHTTPChannel: ServerChildChannel, HTTPChannelHandler {
             }
             let slot = key.map { NIOLoopBound(ConnectionSlot(key: $0, held: limits.plainConnectionsPerAddress), eventLoop: channel.eventLoop) }
             if let slot { channel.closeFuture.whenComplete { _ in slot.value.release() } }
-            let idle = limits.idleTimeout.map { HTTPIdleTimeoutHandler(timeout: $0) }
+            let exchange = HTTPExchangeState()
+            let idle = limits.idleTimeout.map { HTTPIdleTimeoutHandler(timeout: $0, exchange: exchange) }
             if let idle { try channel.pipeline.syncOperations.addHandler(idle) }
-            let headerLimit = HTTPHeaderLimitHandler(maxHeaderBytes: self.http1.httpDecoder.maxHeaderListSize)
+            let headerLimit = HTTPHeaderLimitHandler(maxHeaderBytes: self.http1.httpDecoder.maxHeaderListSize, exchange: exchange)
             // HTTP's own limits end with an upgrade: the hub checks a WebSocket's liveness itself.
             var httpOnly: [any RemovableChannelHandler] = [headerLimit]
             if let idle { httpOnly.append(idle) }
