@@ -240,7 +240,10 @@ class LiveHub:
             "LIVEHUB_RTMP_HOST": "127.0.0.1", "LIVEHUB_RTMP_PORT": str(self.rtmp_port),
             "LIVEHUB_DATA_DIR": str(self.dir / "data"), "LIVEHUB_LOG_LEVEL": log_level,
             "LIVEHUB_HLS_VARIANT": variant,
-            # Every benchmark publisher connects from 127.0.0.1 (up to 100 at once).
+            # The load generators connect from 127.0.0.1 only (up to 100 publishers, 1,000 players
+            # blocked on a part): the per-address connection limits (README "Client addresses") are
+            # lifted for the bench.
+            "LIVEHUB_HTTP_MAX_CONNECTIONS_PER_IP": "0", "LIVEHUB_WS_MAX_CONNECTIONS_PER_IP": "0",
             "LIVEHUB_RTMP_MAX_CONNECTIONS_PER_IP": "1000",
         })
         # A/B runs: BENCH_LIVEHUB_ENV="LIVEHUB_X=1 LIVEHUB_Y=2" adds settings to the server's environment.

@@ -46,8 +46,12 @@ public struct LiveHub: Sendable {
         let hls = HLSService(configuration: HLSConfiguration(configuration), metricsFactory: metrics.factory, logger: logger)
         let roomStore = SQLiteRoomStore(database: database)
         let rooms = RoomService(store: roomStore, reconnectGrace: configuration.reconnectGrace, logger: logger)
-        let live = LiveRoomService(rooms: rooms, store: SQLiteLiveRoomStore(database: database), logger: logger)
-        let notifications = NotificationService(store: SQLiteNotificationStore(database: database), logger: logger)
+        let live = LiveRoomService(
+            rooms: rooms, store: SQLiteLiveRoomStore(database: database), maxChatBytes: configuration.chatMaxBytes, logger: logger)
+        let notifications = NotificationService(
+            store: SQLiteNotificationStore(database: database),
+            idempotencyLimits: .init(perUser: configuration.idempotencyKeysPerUser, total: configuration.idempotencyKeysTotal),
+            logger: logger)
 
         let router = Router(context: LiveHubRequestContext.self)
         router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
@@ -104,6 +108,12 @@ public struct LiveHub: Sendable {
         let realtime = await RealtimeWiring.make(
             rooms: rooms, live: live, notifications: notifications, jwt: jwt, metrics: metrics, configuration: configuration, logger: logger)
         realtime.addRoutes(router: router)
+        let connectionLimits = HTTPConnectionLimits(
+            idleTimeout: configuration.httpIdleTimeout.map { TimeAmount($0) },
+            plainConnectionsPerAddress: configuration.httpMaxConnectionsPerIP > 0
+                ? ConnectionsPerAddress(limit: configuration.httpMaxConnectionsPerIP, what: "HTTP connections", logger: logger) : nil,
+            webSocketsPerAddress: configuration.wsMaxConnectionsPerIP > 0
+                ? ConnectionsPerAddress(limit: configuration.wsMaxConnectionsPerIP, what: "WebSockets", logger: logger) : nil)
         let lifecycle = LifecycleService(rooms: rooms, database: database, logger: logger)
         let application = Application(
             router: router,
@@ -111,14 +121,19 @@ public struct LiveHub: Sendable {
             // loop (HLSFastPathHandler); WebSocket upgrades go to the hub (LiveHubHTTPChannel).
             // Frames up to 1 MiB reach the hub, which enforces STOMP's 64 KiB and Socket.IO's
             // maxPayload itself with protocol-level errors. The hub checks liveness itself
-            // (ChannelDrain: Ping after 30 s of silence, from its one ticker).
+            // (ChannelDrain: Ping after 30 s of silence, from its one ticker). Plain HTTP has an idle
+            // timeout, a request-head limit and a per-address connection limit (HTTPConnectionLimits).
             server: HTTPServerBuilder { responder in
                 LiveHubHTTPChannel(
                     responder: responder,
-                    http1: .init(additionalChannelHandlers: [
-                        HLSFastPathHandler(hls: hls, cors: cors, metrics: metrics, serverName: "LiveHub", logger: logger)
-                    ]),
+                    http1: .init(
+                        additionalChannelHandlers: [
+                            HLSFastPathHandler(hls: hls, cors: cors, metrics: metrics, serverName: "LiveHub", logger: logger)
+                        ],
+                        httpDecoderConfiguration: .init(
+                            maxHeaderFieldSize: configuration.httpMaxHeaderBytes, maxHeaderListSize: configuration.httpMaxHeaderBytes)),
                     maxFrameSize: 1 << 20,
+                    limits: connectionLimits,
                     decideUpgrade: realtime.decideUpgrade)
             },
             configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "LiveHub"),

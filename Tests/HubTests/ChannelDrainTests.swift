@@ -356,7 +356,9 @@ import Testing
 
     @Test func framesRunInOrderAfterStartAndEndRunsLastAndOnce() async throws {
         let log = Log()
+        // 100 frames of 2 bytes: 6,600 bytes queued at once against a 2,000-byte limit.
         let processor = InboundProcessor(
+            maxBytes: 2_000,
             start: { log.add("start") },
             onFrame: { frame in
                 try? await Task.sleep(for: .microseconds(200))
@@ -378,12 +380,55 @@ import Testing
         #expect(log.all.filter { $0 == "pause" }.count == 1)
         #expect(log.all.filter { $0 == "resume" }.count == 1)
         let resumedAt = log.all.firstIndex(of: "resume")!
-        #expect(log.all[..<resumedAt].filter { $0.hasPrefix("f") }.count >= 100 - InboundProcessor.pauseBacklog / 2 - 1)
+        let perFrame = 2 + InboundProcessor.frameOverhead
+        #expect(log.all[..<resumedAt].filter { $0.hasPrefix("f") }.count >= 100 - 1_000 / perFrame)
+        #expect(processor.backlogBytes == 0)
+    }
+
+    /// Issue 17: the backlog is bounded in bytes, not frames. Two 100 KiB frames against a 128 KiB
+    /// limit pause reading although only two frames wait; tiny frames do not, however many.
+    @Test func readingPausesOnBytesNotFrames() async throws {
+        let log = Log()
+        let gate = Gate()
+        let processor = InboundProcessor(
+            maxBytes: 128 * 1024,
+            start: {},
+            onFrame: { frame in
+                await gate.wait()
+                log.add("f\(frame.data.readableBytes)")
+                return true
+            },
+            onStopped: {}, end: {},
+            setReading: { log.add($0 ? "resume" : "pause") })
+        for _ in 0..<100 { processor.enqueue(.frame(.text("x"))) }
+        #expect(!log.all.contains("pause"), "100 small frames are 6.5 KiB")
+        let big = HubInboundFrame(kind: .binary, data: ByteBuffer(repeating: 0, count: 100 * 1024))
+        processor.enqueue(.frame(big))
+        #expect(!log.all.contains("pause"))
+        processor.enqueue(.frame(big))
+        #expect(log.all == ["pause"], "two 100 KiB frames reach 128 KiB")
+        #expect(processor.backlogBytes == 100 * (1 + InboundProcessor.frameOverhead) + 2 * (100 * 1024 + InboundProcessor.frameOverhead))
+        gate.open()
+        #expect(await eventually { log.all.last == "resume" })
+        // A frame counts until its work is done: with one big frame left (100 KiB) the backlog is
+        // still above half the limit, so reading resumes only after the second.
+        #expect(log.all == ["pause"] + Array(repeating: "f1", count: 100) + ["f\(100 * 1024)", "f\(100 * 1024)", "resume"])
+        #expect(processor.backlogBytes == 0)
+    }
+
+    /// Holds frames' work until opened.
+    final class Gate: Sendable {
+        private let isOpen = Atomic<Bool>(false)
+        func open() { self.isOpen.store(true, ordering: .relaxed) }
+        func wait() async {
+            while !self.isOpen.load(ordering: .relaxed) { try? await Task.sleep(for: .milliseconds(1)) }
+        }
     }
 
     @Test func afterTheSessionAsksToCloseLaterFramesAreDroppedButEndStillRuns() async throws {
         let log = Log()
         let processor = InboundProcessor(
+            maxBytes: 1 << 20,
             start: {},
             onFrame: { frame in
                 let text = String(buffer: frame.data)

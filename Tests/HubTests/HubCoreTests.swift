@@ -190,6 +190,44 @@ struct HubCoreTests {
         #expect(!limiter.allow("u1"))
     }
 
+    /// Issue 17: the rate limiter's table holds the buckets still refilling plus at most one prune
+    /// interval of new keys, however many distinct users or guests come and go.
+    @Test func rateLimiterBucketsOfIdleKeysAreForgotten() {
+        let clock = ManualHubClock()
+        let limiter = RateLimiter(limit: RateLimit(ratePerSecond: 5, burst: 10), clock: clock.clock)
+        for i in 0..<50_000 {
+            _ = limiter.allow("c:\(i)")
+            if i % 100 == 0 { clock.advance(by: .seconds(3)) }  // a full refill takes 2 s
+            #expect(limiter.trackedKeys <= 1_024 + 100)
+        }
+        limiter.forget("c:49999")
+        #expect(limiter.trackedKeys <= 1_024 + 100)
+    }
+
+    /// Issue 17: a user holds at most `maxConnectionsPerUser` connections per protocol; one more is
+    /// refused without changing anything, and a connection that closes frees its place.
+    @Test func setIdentityRefusesAUserAtTheConnectionLimit() throws {
+        let hub = Hub(configuration: .init(maxConnectionsPerUser: 2))
+        let alice = HubIdentity(userId: "alice", username: "Alice")
+        let tabs = try (0..<3).map { _ in try hub.register(format: .stomp) }
+        #expect(!hub.setIdentity(alice, for: tabs[0]).refusedAtUserLimit)
+        #expect(!hub.setIdentity(alice, for: tabs[1]).refusedAtUserLimit)
+        #expect(!hub.setIdentity(alice, for: tabs[1]).refusedAtUserLimit, "the same identity again is no new connection")
+        let refused = hub.setIdentity(alice, for: tabs[2])
+        #expect(refused.refusedAtUserLimit)
+        #expect(tabs[2].identity == nil)
+        #expect(hub.connections(ofUser: "alice").count == 2)
+        // Another protocol has its own count (a tab is one STOMP and one Socket.IO socket).
+        let bell = try hub.register(format: .socketIO)
+        #expect(!hub.setIdentity(alice, for: bell).refusedAtUserLimit)
+        // Other users are not affected.
+        #expect(!hub.setIdentity(HubIdentity(userId: "bob", username: "Bob"), for: tabs[2]).refusedAtUserLimit)
+        hub.unregister(tabs[0])
+        let later = try hub.register(format: .stomp)
+        #expect(!hub.setIdentity(alice, for: later).refusedAtUserLimit)
+        #expect(hub.snapshot().usersByProtocol == ["stomp": 2, "socketio": 1])
+    }
+
     @Test func shutdownClosesEveryConnectionAndRefusesNewOnes() async throws {
         let hub = Hub(configuration: .init(shutdownGracePeriod: .milliseconds(50)))
         let c = try hub.register(format: testFormat)

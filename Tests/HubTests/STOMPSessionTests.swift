@@ -122,6 +122,57 @@ struct STOMPSessionTests {
         #expect(actions.last == .close(.timeout))
     }
 
+    /// Issue 17: the CONNECT deadline counts from the opening; heart-beat EOLs (or anything else a
+    /// client sends before CONNECT) do not move it.
+    @Test func heartbeatsBeforeConnectDoNotMoveTheConnectDeadline() {
+        var s = STOMPSession(configuration: .init(connectTimeout: .seconds(10)), sessionId: "s", now: .zero)
+        for second in 1...9 {
+            s.noteInbound(now: .seconds(second))
+            #expect(s.tick(now: .seconds(second), lastOutboundAt: .zero) == [])
+        }
+        #expect(s.nextTickDeadline(lastOutboundAt: .zero) == .seconds(10))
+        let actions = s.tick(now: .seconds(10), lastOutboundAt: .zero)
+        #expect(sentFrames(actions).first?.headers["message"] == "no CONNECT frame received in time")
+        #expect(actions.last == .close(.timeout))
+    }
+
+    /// Issue 17: subscriptions per connection are bounded; one more is refused like any refused
+    /// SUBSCRIBE (errors queue + RECEIPT status:refused) and the connection stays.
+    @Test func aSubscriptionBeyondTheLimitIsRefusedAndTheConnectionStays() {
+        var s = STOMPSession(configuration: .init(maxSubscriptions: 3), sessionId: "s", now: .zero)
+        _ = connected(&s)
+        #expect(s.receive(frame(.subscribe, [("id", "e"), ("destination", "/user/queue/errors")]), now: .zero) == [])
+        for i in 1...2 {
+            let request = STOMPSubscriptionRequest(id: "t\(i)", destination: "/topic/live/\(i)/chat")
+            #expect(s.receive(frame(.subscribe, [("id", "t\(i)"), ("destination", "/topic/live/\(i)/chat")]), now: .zero) == [.authorizeSubscription(request)])
+            _ = s.subscriptionDecided(request, .allow)
+        }
+        let over = s.receive(frame(.subscribe, [("id", "t3"), ("destination", "/topic/live/3/chat"), ("receipt", "r3")]), now: .zero)
+        #expect(!over.contains { if case .authorizeSubscription = $0 { return true } else { return false } })
+        let frames = sentFrames(over)
+        #expect(frames.map(\.command) == [.message, .receipt])
+        #expect(frames[0].headers["error-code"] == "too-many-subscriptions")
+        #expect(frames[1].headers["status"] == "refused")
+        #expect(frames[1].headers["message"] == "a connection holds at most 3 subscriptions; UNSUBSCRIBE one first")
+        #expect(s.isConnected)
+        #expect(s.subscriptions.count == 3)
+        // One UNSUBSCRIBE makes room again.
+        _ = s.receive(frame(.unsubscribe, [("id", "t1")]), now: .zero)
+        let request = STOMPSubscriptionRequest(id: "t3", destination: "/topic/live/3/chat")
+        #expect(s.receive(frame(.subscribe, [("id", "t3"), ("destination", "/topic/live/3/chat")]), now: .zero) == [.authorizeSubscription(request)])
+    }
+
+    @Test func aUserOverTheConnectionLimitGetsAnErrorAndClose() {
+        var s = STOMPSession(sessionId: "s", now: .zero)
+        _ = s.receive(frame(.connect, [("accept-version", "1.2"), ("Authorization", "Bearer t")]), now: .zero)
+        let done = s.authenticationFinished(.identity(HubIdentity(userId: "u1", username: "a")))
+        #expect(done.first == .connected(identity: HubIdentity(userId: "u1", username: "a")))
+        let refused = s.userConnectionLimitReached(limit: 20)
+        #expect(sentFrames(refused).map(\.command) == [.error])
+        #expect(sentFrames(refused).first?.headers["message"] == "too many connections for this user (limit 20); close another tab or connection first")
+        #expect(s.isClosed)
+    }
+
     @Test func aConnectTokenHeaderIsAuthenticatedBeforeConnected() {
         var s = STOMPSession(sessionId: "s", queryToken: "query-token", now: .zero)
         let actions = s.receive(frame(.connect, [("accept-version", "1.2"), ("Authorization", "Bearer header-token")]), now: .zero)

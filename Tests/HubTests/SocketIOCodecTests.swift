@@ -80,7 +80,9 @@ struct SocketIOSessionTests {
     func joinedSession(policy: SocketIOConfiguration.MissingTokenPolicy = .reject) -> SocketIOSession {
         var s = SocketIOSession(configuration: .init(missingToken: policy), engineSid: "E", socketSid: "S", now: .zero)
         _ = s.receive(#"40{"token":"t"}"#, now: .zero)
-        _ = s.authenticationFinished(.identity(HubIdentity(userId: "u1", username: "a")), purpose: .connect)
+        let id = HubIdentity(userId: "u1", username: "a")
+        _ = s.authenticationFinished(.identity(id), purpose: .connect)
+        _ = s.admissionDecided(true, identity: id, purpose: .connect, limit: 20)
         return s
     }
 
@@ -93,8 +95,34 @@ struct SocketIOSessionTests {
         var s = SocketIOSession(engineSid: "E", socketSid: "S", now: .zero)
         #expect(s.receive(#"40{"token":"t"}"#, now: .zero) == [.authenticate(token: "t", purpose: .connect)])
         let id = HubIdentity(userId: "u1", username: "a")
-        let actions = s.authenticationFinished(.identity(id), purpose: .connect)
+        #expect(s.authenticationFinished(.identity(id), purpose: .connect) == [.admit(identity: id, purpose: .connect)])
+        let actions = s.admissionDecided(true, identity: id, purpose: .connect, limit: 20)
         #expect(actions == [.send(#"40{"sid":"S"}"#), .joined(identity: id)])
+    }
+
+    /// Issue 17: a user at the hub's per-user connection limit gets `connect_error`, not a join.
+    @Test func aUserAtTheConnectionLimitGetsAConnectErrorAndMayRetry() {
+        var s = SocketIOSession(engineSid: "E", socketSid: "S", now: .zero)
+        _ = s.receive(#"40{"token":"t"}"#, now: .zero)
+        let id = HubIdentity(userId: "u1", username: "a")
+        _ = s.authenticationFinished(.identity(id), purpose: .connect)
+        let refused = s.admissionDecided(false, identity: id, purpose: .connect, limit: 20)
+        #expect(sent(refused) == [#"44{"message":"too many connections for this user (limit 20); close another tab first"}"#])
+        #expect(!refused.contains(.joined(identity: id)))
+        #expect(!s.isConnected && !s.isClosed)
+        #expect(s.receive(#"40{"token":"t"}"#, now: .zero) == [.authenticate(token: "t", purpose: .connect)], "a later retry is heard")
+    }
+
+    @Test func anAUTHEventOverTheUserLimitIsAnErrorAndTheSocketStaysUnauthenticated() {
+        var s = SocketIOSession(configuration: .init(missingToken: .requireAuthEvent(timeout: .seconds(10))), engineSid: "E", socketSid: "S", now: .zero)
+        _ = s.receive("40", now: .zero)
+        _ = s.receive(#"423["AUTH",{"token":"tok"}]"#, now: .zero)
+        let id = HubIdentity(userId: "u1", username: "a")
+        #expect(s.authenticationFinished(.identity(id), purpose: .authEvent(ackId: 3)) == [.admit(identity: id, purpose: .authEvent(ackId: 3))])
+        let refused = s.admissionDecided(false, identity: id, purpose: .authEvent(ackId: 3), limit: 2)
+        #expect(sent(refused) == [#"433[{"error":"too_many_connections","message":"too many connections for this user (limit 2); close another tab first"}]"#])
+        #expect(s.identity == nil)
+        #expect(sent(s.tick(now: .seconds(10))) == ["41"], "the AUTH deadline still applies")
     }
 
     @Test func anExpiredTokenIsAConnectError() {
@@ -113,7 +141,8 @@ struct SocketIOSessionTests {
     @Test func aServerVerifiedIdentityIsUsedWhenConnectHasNoToken() {
         let id = HubIdentity(userId: "u9", username: "z")
         var s = SocketIOSession(engineSid: "E", socketSid: "S", identity: id, now: .zero)
-        #expect(s.receive("40", now: .zero) == [.send(#"40{"sid":"S"}"#), .joined(identity: id)])
+        #expect(s.receive("40", now: .zero) == [.admit(identity: id, purpose: .connect)])
+        #expect(s.admissionDecided(true, identity: id, purpose: .connect, limit: 20) == [.send(#"40{"sid":"S"}"#), .joined(identity: id)])
     }
 
     @Test func withDeferredAuthEventsBeforeAUTHAreRefusedAndAUTHIdentifies() {
@@ -122,7 +151,8 @@ struct SocketIOSessionTests {
         #expect(sent(s.receive(#"421["notification:read-all"]"#, now: .zero)) == [#"431[{"error":"unauthenticated","message":"send AUTH first"}]"#])
         #expect(s.receive(#"422["AUTH",{"token":"tok"}]"#, now: .zero) == [.authenticate(token: "tok", purpose: .authEvent(ackId: 2))])
         let id = HubIdentity(userId: "u1", username: "a")
-        let done = s.authenticationFinished(.identity(id), purpose: .authEvent(ackId: 2))
+        #expect(s.authenticationFinished(.identity(id), purpose: .authEvent(ackId: 2)) == [.admit(identity: id, purpose: .authEvent(ackId: 2))])
+        let done = s.admissionDecided(true, identity: id, purpose: .authEvent(ackId: 2), limit: 20)
         #expect(done == [.identityChanged(previous: nil, identity: id), .send(#"432[{"ok":true,"userId":"u1"}]"#)])
     }
 
@@ -131,6 +161,25 @@ struct SocketIOSessionTests {
         _ = s.receive("40", now: .zero)
         let actions = s.tick(now: .seconds(10))
         #expect(sent(actions) == ["41"])
+        #expect(s.isClosed)
+    }
+
+    /// Issue 17: leaving the namespace (`41`) and joining again (`40`) used to clear the AUTH
+    /// deadline and set a new one, so an unauthenticated socket could stay forever. The deadline
+    /// is set once per connection, on the hub's clock, and nothing moves it.
+    @Test func leavingAndRejoiningDoesNotMoveTheAuthDeadline() {
+        let clock = ManualHubClock()
+        var s = SocketIOSession(configuration: .init(missingToken: .requireAuthEvent(timeout: .seconds(10))), engineSid: "E", socketSid: "S", now: clock.now)
+        #expect(s.receive("40", now: clock.now) == [.send(#"40{"sid":"S"}"#), .joined(identity: nil)])
+        for _ in 0..<9 {
+            clock.advance(by: .seconds(1))
+            #expect(s.receive("41", now: clock.now) == [.left(identity: nil)])
+            #expect(s.receive("40", now: clock.now) == [.send(#"40{"sid":"S"}"#), .joined(identity: nil)])
+            #expect(s.tick(now: clock.now).isEmpty, "before the deadline")
+            #expect(s.nextTickDeadline() <= .seconds(10))
+        }
+        clock.advance(by: .seconds(1))
+        #expect(sent(s.tick(now: clock.now)) == ["41"], "10 s after the first join, however often it re-joined")
         #expect(s.isClosed)
     }
 

@@ -113,6 +113,9 @@ class Server:
             "LIVEHUB_HTTP_HOST": "127.0.0.1", "LIVEHUB_HTTP_PORT": str(self.http_port),
             "LIVEHUB_RTMP_HOST": "127.0.0.1", "LIVEHUB_RTMP_PORT": str(self.rtmp_port),
             "LIVEHUB_DATA_DIR": str(self.data_dir), "LIVEHUB_LOG_LEVEL": "info",
+            # Up to 10,000 subscribers, all from 127.0.0.1: the per-address connection limits
+            # (README "Client addresses") are off for the bench.
+            "LIVEHUB_HTTP_MAX_CONNECTIONS_PER_IP": "0", "LIVEHUB_WS_MAX_CONNECTIONS_PER_IP": "0",
         })
         self.env.update(extra_env or {})
         self.proc = None

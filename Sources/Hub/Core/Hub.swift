@@ -136,21 +136,31 @@ public final class Hub: Sendable {
         public var isFirstConnectionOfUser: Bool
         /// The previous user (if different) lost its last connection.
         public var previousUserRemoved: Bool
+        /// The new user already holds `configuration.maxConnectionsPerUser` connections of this
+        /// protocol: nothing changed (the connection keeps its previous identity).
+        public var refusedAtUserLimit = false
     }
 
     /// Changes who the connection belongs to (e.g. a Socket.IO `AUTH` event), moving it between
-    /// per-user sets.
+    /// per-user sets. Refused, changing nothing, when the new user already holds
+    /// `configuration.maxConnectionsPerUser` connections of the connection's protocol.
     @discardableResult
     public func setIdentity(_ identity: HubIdentity?, for connection: HubConnection) -> IdentityChange {
         let proto = connection.format.protocolName
+        let limit = self.configuration.maxConnectionsPerUser
         let (change, online): (IdentityChange, Int?) = self.state.withLock { s in
-            connection.setIdentityLocked(identity)
             guard var entry = s.connections[connection.id] else {
+                connection.setIdentityLocked(identity)
                 return (IdentityChange(isFirstConnectionOfUser: false, previousUserRemoved: false), nil)
             }
             if entry.userId == identity?.userId {
+                connection.setIdentityLocked(identity)
                 return (IdentityChange(isFirstConnectionOfUser: false, previousUserRemoved: false), nil)
             }
+            if let identity, let limit, (s.usersByProtocol[proto]?[identity.userId] ?? 0) >= limit {
+                return (IdentityChange(isFirstConnectionOfUser: false, previousUserRemoved: false, refusedAtUserLimit: true), nil)
+            }
+            connection.setIdentityLocked(identity)
             var removed = false
             var online: Int?
             if let old = entry.userId {

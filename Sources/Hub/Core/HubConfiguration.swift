@@ -6,15 +6,29 @@ public struct HubConfiguration: Sendable {
     public var historyCapacity: Int
     /// How long `shutdown()` waits for connections to say goodbye before returning.
     public var shutdownGracePeriod: Duration
+    /// Connections one signed-in user may hold per protocol (STOMP, Socket.IO): a user's tabs.
+    /// `setIdentity` refuses one more (`IdentityChange.refusedAtUserLimit`); nil = no limit.
+    /// Default 20: a browser with 20 tabs of the live page, each one STOMP and one Socket.IO socket.
+    public var maxConnectionsPerUser: Int?
+    /// Bytes of received frames a connection may have waiting to be processed before its socket
+    /// stops being read (TCP then pushes back on the client); reading resumes at half. Each frame
+    /// counts its payload plus 64 bytes (a flood of empty frames
+    /// is bounded too). Default 256 KiB: a chat frame is
+    /// ~100 B, STOMP's largest 64 KiB; a client has that much in flight only when it floods.
+    public var maxInboundBytes: Int
 
     public init(
         outboundQueue: OutboundQueueLimits = .init(),
         historyCapacity: Int = 100,
-        shutdownGracePeriod: Duration = .seconds(5)
+        shutdownGracePeriod: Duration = .seconds(5),
+        maxConnectionsPerUser: Int? = 20,
+        maxInboundBytes: Int = 256 * 1024
     ) {
         self.outboundQueue = outboundQueue
         self.historyCapacity = historyCapacity
         self.shutdownGracePeriod = shutdownGracePeriod
+        self.maxConnectionsPerUser = maxConnectionsPerUser
+        self.maxInboundBytes = maxInboundBytes
     }
 }
 

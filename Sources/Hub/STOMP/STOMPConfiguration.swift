@@ -8,8 +8,13 @@ public struct STOMPConfiguration: Sendable {
     public var heartBeatReceive: Int
     /// Frame limits (64 KiB body — DESIGN.md "max frame 64 KiB").
     public var parserLimits: STOMPParserLimits
-    /// A connection that has not sent CONNECT by then is closed.
+    /// A connection that has not sent CONNECT this long after it opened is sent an ERROR and
+    /// closed. Counted from the WebSocket's opening; nothing the client sends moves it.
     public var connectTimeout: Duration
+    /// Subscriptions one connection may hold (`/user/queue/errors` included). One more SUBSCRIBE is
+    /// refused with `too-many-subscriptions`; the connection stays. Default 64: the live page
+    /// holds 5 per room.
+    public var maxSubscriptions: Int
     /// Rate of SEND frames per user (guests: per connection). DESIGN.md: 5 msgs/s.
     public var sendRateLimit: RateLimit
     /// Where refused SENDs/SUBSCRIBEs are reported (see `STOMPSession`).
@@ -37,7 +42,8 @@ public struct STOMPConfiguration: Sendable {
         brokerPrefixes: [String] = ["/topic/"],
         sockJSHeartbeatInterval: Duration = .seconds(25),
         tickInterval: Duration = .milliseconds(500),
-        maxSockJSMessageSize: Int = 6 * 64 * 1024 + 16 * 1024
+        maxSockJSMessageSize: Int = 6 * 64 * 1024 + 16 * 1024,
+        maxSubscriptions: Int = 64
     ) {
         self.serverName = serverName
         self.heartBeatSend = heartBeatSend
@@ -51,6 +57,7 @@ public struct STOMPConfiguration: Sendable {
         self.sockJSHeartbeatInterval = sockJSHeartbeatInterval
         self.tickInterval = tickInterval
         self.maxSockJSMessageSize = maxSockJSMessageSize
+        self.maxSubscriptions = maxSubscriptions
     }
 }
 

@@ -31,8 +31,8 @@ public struct STOMPSendRequest: Sendable, Hashable {
 /// ## Refused application requests (the connection stays open)
 /// A SEND refused by the backend (guest chat, too long, ended/unknown room), by the rate limiter
 /// (`rate-limited`) or because it does not target `/app/…` (`forbidden-destination`), and a
-/// SUBSCRIBE refused by the backend or to a non-`/topic/` destination (`invalid-destination`), are
-/// reported like this:
+/// SUBSCRIBE refused by the backend, to a non-`/topic/` destination (`invalid-destination`) or
+/// beyond `maxSubscriptions` (`too-many-subscriptions`), are reported like this:
 /// 1. a MESSAGE to every subscription the connection holds on `/user/queue/errors`
 ///    (headers `destination:/user/queue/errors`, `subscription:<id>`, `message-id`,
 ///    `content-type:application/json`, `error-code:<code>`, and `receipt-id:<r>` when the request
@@ -45,8 +45,9 @@ public struct STOMPSendRequest: Sendable, Hashable {
 /// ## Fatal errors (ERROR frame with `message` header and a text body, then close)
 /// Malformed frames and limits (parser errors), a frame before CONNECT, a second CONNECT, an
 /// unsupported version, a bad `heart-beat` header, SUBSCRIBE without `destination`/`id` or with a
-/// duplicate `id`, SEND without `destination`, a server command sent by the client, and invalid,
-/// expired or badly signed tokens.
+/// duplicate `id`, SEND without `destination`, a server command sent by the client, invalid,
+/// expired or badly signed tokens, no CONNECT within `connectTimeout`, and a user over the hub's
+/// per-user connection limit.
 ///
 /// Transactions (BEGIN/COMMIT/ABORT) and ACK/NACK are accepted and ignored (only `ack:auto`
 /// semantics are offered); they still get their RECEIPT.
@@ -288,6 +289,12 @@ public struct STOMPSession: Sendable {
         return actions
     }
 
+    /// The hub refused the identity CONNECT authenticated: its user already holds the most
+    /// connections allowed (`HubConfiguration.maxConnectionsPerUser`). ERROR, then close.
+    public mutating func userConnectionLimitReached(limit: Int) -> [Action] {
+        self.fatal("too many connections for this user (limit \(limit)); close another tab or connection first", receipt: nil)
+    }
+
     // MARK: SUBSCRIBE
 
     private func isBrokerDestination(_ destination: String) -> Bool {
@@ -304,6 +311,12 @@ public struct STOMPSession: Sendable {
         }
         guard self.subscriptions[id] == nil else {
             return self.fatal("subscription id '\(id)' is already in use", receipt: receipt)
+        }
+        guard self.subscriptions.count < self.configuration.maxSubscriptions else {
+            return self.refusal(
+                destination: destination, code: "too-many-subscriptions",
+                message: "a connection holds at most \(self.configuration.maxSubscriptions) subscriptions; UNSUBSCRIBE one first",
+                receipt: receipt)
         }
         if destination == self.configuration.errorsDestination {
             self.subscriptions[id] = destination

@@ -8,8 +8,9 @@ public struct SocketIOConfiguration: Sendable {
         /// Answer `44{"message":"missing token"}` (socket.io-client `connect_error`).
         case reject
         /// Accept (`40{"sid"}`), then require an `AUTH` event (`42N["AUTH",{"token":"…"}]`)
-        /// within `timeout`; any other event before it gets an `unauthenticated` error; on
-        /// time-out the socket gets `41` and the connection is closed.
+        /// within `timeout` of the connection's first such join (once per connection: leaving
+        /// with `41` and joining again does not move it); any other event before it gets an
+        /// `unauthenticated` error; on time-out the socket gets `41` and the connection is closed.
         case requireAuthEvent(timeout: Duration)
     }
 
@@ -76,6 +77,9 @@ public struct SocketIOEventRequest: Sendable, Hashable {
 /// - `42N["AUTH",{"token":"…"}]` (or `["AUTH","<token>"]`) at any time after joining sets or
 ///   refreshes the identity (moving the socket between per-user sets); acked with
 ///   `{"ok":true,"userId":"…"}` or `{"error":"invalid_token","message":"…"}`.
+/// - A user already holding the hub's per-user connection limit is refused (`.admit` →
+///   `admissionDecided`): `44{"message":"too many connections for this user …"}` on connect,
+///   `{"error":"too_many_connections",…}` for `AUTH`.
 ///
 /// ## Errors that keep the connection
 /// Events before authentication (`unauthenticated`), over the rate limit (`rate_limited`), binary
@@ -98,6 +102,10 @@ public struct SocketIOSession: Sendable {
         case send(String)
         /// Verify `token`, then call `authenticationFinished`.
         case authenticate(token: String, purpose: AuthPurpose)
+        /// Move the socket into `identity`'s per-user set (`Hub.setIdentity`, which enforces the
+        /// per-user connection limit), then call `admissionDecided`. Comes before the connect reply
+        /// or the AUTH ack, so a refused socket never looks joined.
+        case admit(identity: HubIdentity, purpose: AuthPurpose)
         /// The socket is now in the namespace as `identity` (nil = waiting for AUTH): register it
         /// in the hub's per-user set and tell the backend.
         case joined(identity: HubIdentity?)
@@ -128,7 +136,11 @@ public struct SocketIOSession: Sendable {
     private var openedAt: Duration
     private var lastInboundAt: Duration
     private var lastPingAt: Duration
+    /// When an unauthenticated socket must have sent `AUTH`: set once per connection, at its first
+    /// namespace join without a token. Leaving (`41`) and joining again does not move it.
     private var authDeadline: Duration?
+    /// The `AUTH` event whose identity waits for `admissionDecided` (its ack id).
+    private var pendingAuthEvent: (previous: HubIdentity?, identity: HubIdentity, ackId: Int?)?
 
     public init(configuration: SocketIOConfiguration = .init(), engineSid: String, socketSid: String, identity: HubIdentity? = nil, now: Duration) {
         self.configuration = configuration
@@ -216,13 +228,15 @@ public struct SocketIOSession: Sendable {
                 return [.authenticate(token: token, purpose: .connect)]
             }
             if let pre = self.preauthenticated {
-                return self.join(pre)
+                self.state = .authenticating
+                return [.admit(identity: pre, purpose: .connect)]
             }
             switch self.configuration.missingToken {
             case .reject:
                 return [.send(Self.connectError("missing token"))]
             case .requireAuthEvent(let timeout):
-                self.authDeadline = now + timeout
+                // Once per connection: a socket that leaves and joins again keeps its first deadline.
+                if self.authDeadline == nil { self.authDeadline = now + timeout }
                 return self.join(nil)
             }
         case .disconnect:
@@ -230,7 +244,6 @@ public struct SocketIOSession: Sendable {
             let previous = self.identity
             self.state = .awaitingConnect
             self.identity = nil
-            self.authDeadline = nil
             return [.left(identity: previous)]
         case .event:
             guard self.state == .connected, let name = packet.eventName else { return [] }
@@ -283,7 +296,7 @@ public struct SocketIOSession: Sendable {
             guard self.state == .authenticating else { return [] }
             switch result {
             case .identity(let identity):
-                return self.join(identity)
+                return [.admit(identity: identity, purpose: .connect)]
             case .invalid(let reason):
                 self.state = .awaitingConnect
                 return [.send(Self.connectError("invalid token: \(reason)"))]
@@ -292,18 +305,40 @@ public struct SocketIOSession: Sendable {
             guard self.state == .connected else { return [] }
             switch result {
             case .identity(let identity):
-                let previous = self.identity
-                self.identity = identity
-                self.authDeadline = nil
-                var actions: [Action] = []
-                if previous != identity { actions.append(.identityChanged(previous: previous, identity: identity)) }
-                if let ackId {
-                    actions.append(.send(SocketIOPacket(type: .ack, ackId: ackId, data: [["ok": true, "userId": .string(identity.userId)]]).engineIOText))
-                }
-                return actions
+                self.pendingAuthEvent = (self.identity, identity, ackId)
+                return [.admit(identity: identity, purpose: purpose)]
             case .invalid(let reason):
                 return [.send(Self.errorReply(ackId: ackId, code: "invalid_token", message: reason, event: self.configuration.authEventName))]
             }
+        }
+    }
+
+    /// The hub's answer to `.admit`: joined (or re-identified), or refused because the user already
+    /// holds `limit` connections: a connect error (`44`, socket.io-client `connect_error`; the
+    /// socket stays out of the namespace and may retry) or an `AUTH` error reply.
+    public mutating func admissionDecided(_ admitted: Bool, identity: HubIdentity, purpose: AuthPurpose, limit: Int) -> [Action] {
+        let refusal = "too many connections for this user (limit \(limit)); close another tab first"
+        switch purpose {
+        case .connect:
+            guard self.state == .authenticating else { return [] }
+            guard admitted else {
+                self.state = .awaitingConnect
+                return [.send(Self.connectError(refusal))]
+            }
+            return self.join(identity)
+        case .authEvent(let ackId):
+            guard self.state == .connected, let pending = self.pendingAuthEvent else { return [] }
+            self.pendingAuthEvent = nil
+            guard admitted else {
+                return [.send(Self.errorReply(ackId: ackId, code: "too_many_connections", message: refusal, event: self.configuration.authEventName))]
+            }
+            self.identity = identity
+            var actions: [Action] = []
+            if pending.previous != identity { actions.append(.identityChanged(previous: pending.previous, identity: identity)) }
+            if let ackId {
+                actions.append(.send(SocketIOPacket(type: .ack, ackId: ackId, data: [["ok": true, "userId": .string(identity.userId)]]).engineIOText))
+            }
+            return actions
         }
     }
 

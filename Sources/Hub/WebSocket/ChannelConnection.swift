@@ -18,7 +18,7 @@ extension ConnectionRunner {
     /// `end` runs once, after the channel closed and every frame before it was handled.
     static func attach(
         connection: HubConnection, channel: any Channel, clock: HubClock, tickInterval: Duration,
-        closeGrace: Duration = .seconds(5), pingInterval: Duration? = .seconds(30),
+        maxInboundBytes: Int, closeGrace: Duration = .seconds(5), pingInterval: Duration? = .seconds(30),
         coalesce: @escaping @Sendable ([HubOutboundFrame]) -> [HubOutboundFrame],
         goodbye: @escaping @Sendable (HubCloseReason) -> [HubOutboundFrame],
         quiesce: @escaping @Sendable () -> Void,
@@ -45,6 +45,7 @@ extension ConnectionRunner {
             return .again(notBefore: min(sessionDue, drain.nextLivenessCheck()))
         }
         let processor = InboundProcessor(
+            maxBytes: maxInboundBytes,
             start: start,
             onFrame: { frame in
                 let keepReading = await onFrame(frame)
@@ -90,8 +91,12 @@ extension ConnectionRunner {
 
 /// One connection's inbound work, in order, on a task that exists only while there is work.
 ///
-/// A flood is held back, not buffered: above `pauseBacklog` queued frames the channel stops
-/// reading (`autoRead` off) until the backlog is half worked off, so TCP pushes back on the client.
+/// A flood is held back, not buffered: once the frames received and not yet processed reach
+/// `maxBytes` (payloads plus `frameOverhead` each) the channel stops reading (`autoRead` off) until
+/// the backlog is half worked off, so TCP pushes back on the client. Counted in bytes, not frames:
+/// a frame may be 1 MiB. What one socket read already holds is still decoded and queued, so the
+/// backlog can pass `maxBytes` by one read's frames; a frame counts until its work is done. The task
+/// yields after each frame, so a flooding connection takes its turn with the others.
 final class InboundProcessor: Sendable {
     enum Job: Sendable {
         case start
@@ -107,10 +112,19 @@ final class InboundProcessor: Sendable {
         /// `.end` is queued: nothing is accepted after it.
         var ended = false
         var readingPaused = false
+        /// Bytes of the queued frames and of the one being worked on (`cost`).
+        var backlogBytes = 0
     }
 
-    static let pauseBacklog = 32
+    /// What a queued frame costs besides its payload (its job and buffer headers, roughly).
+    static let frameOverhead = 64
 
+    static func cost(of job: Job) -> Int {
+        if case .frame(let frame) = job { return frame.data.readableBytes + Self.frameOverhead }
+        return 0
+    }
+
+    let maxBytes: Int
     private let state = Mutex(State())
     private let start: @Sendable () async -> Void
     private let onFrame: @Sendable (HubInboundFrame) async -> Bool
@@ -119,6 +133,7 @@ final class InboundProcessor: Sendable {
     private let setReading: @Sendable (Bool) -> Void
 
     init(
+        maxBytes: Int,
         start: @escaping @Sendable () async -> Void, onFrame: @escaping @Sendable (HubInboundFrame) async -> Bool,
         onStopped: @escaping @Sendable () -> Void, end: @escaping @Sendable () async -> Void,
         setReading: @escaping @Sendable (Bool) -> Void
@@ -128,18 +143,22 @@ final class InboundProcessor: Sendable {
         self.onStopped = onStopped
         self.end = end
         self.setReading = setReading
+        self.maxBytes = max(1, maxBytes)
     }
 
     /// Jobs queued and not yet taken (tests).
     var backlog: Int { self.state.withLock { $0.jobs.count } }
+    /// Bytes counted against `maxBytes` now (tests).
+    var backlogBytes: Int { self.state.withLock { $0.backlogBytes } }
 
     func enqueue(_ job: Job) {
         let (startTask, pause) = self.state.withLock { s -> (Bool, Bool) in
             if s.ended { return (false, false) }
             if case .end = job { s.ended = true }
             s.jobs.append(job)
+            s.backlogBytes += Self.cost(of: job)
             var pause = false
-            if s.jobs.count >= Self.pauseBacklog && !s.readingPaused {
+            if s.backlogBytes >= self.maxBytes && !s.readingPaused {
                 s.readingPaused = true
                 pause = true
             }
@@ -152,21 +171,24 @@ final class InboundProcessor: Sendable {
     }
 
     private func run() async {
+        var done = 0
         while true {
             let (next, resume, stopped): (Job?, Bool, Bool) = self.state.withLock { s in
-                guard let job = s.jobs.popFirst() else {
-                    s.running = false
-                    return (nil, false, s.stopped)
-                }
+                s.backlogBytes -= done
                 var resume = false
-                if s.readingPaused && s.jobs.count <= Self.pauseBacklog / 2 {
+                if s.readingPaused && s.backlogBytes <= self.maxBytes / 2 {
                     s.readingPaused = false
                     resume = true
+                }
+                guard let job = s.jobs.popFirst() else {
+                    s.running = false
+                    return (nil, resume, s.stopped)
                 }
                 return (job, resume, s.stopped)
             }
             if resume { self.setReading(true) }
             guard let next else { return }
+            done = Self.cost(of: next)
             switch next {
             case .start:
                 await self.start()
@@ -176,6 +198,10 @@ final class InboundProcessor: Sendable {
                     self.state.withLock { $0.stopped = true }
                     self.onStopped()
                 }
+                // A frame's work rarely suspends (a heart-beat, a parse error, a refusal): without
+                // this, a connection that keeps its backlog full would keep a thread of the
+                // cooperative pool (one per core) to itself, and every other connection would wait.
+                await Task.yield()
             case .end:
                 await self.end()
                 return
@@ -197,6 +223,7 @@ final class InboundProcessor: Sendable {
 ///   the decoder's errors with a Close (1009 / 1002) and closes.
 /// - `ChannelShouldQuiesceEvent` (server shutting down) → `quiesce`, which closes the hub connection
 ///   with its goodbye.
+/// - `ChannelEvent.inputClosed` (the client half-closed TCP without a Close frame) → closed.
 final class HubWebSocketFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = WebSocketFrame
     typealias OutboundOut = WebSocketFrame
@@ -262,6 +289,14 @@ final class HubWebSocketFrameHandler: ChannelInboundHandler, RemovableChannelHan
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent {
             self.quiesce()
+            return
+        }
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            // The client shut its side of the TCP connection without a Close frame (the server's
+            // channels allow half-closure): nothing more can come, so close now rather than at the
+            // next liveness check, a minute later, which would hold its per-address and per-user
+            // places until then.
+            context.close(promise: nil)
             return
         }
         context.fireUserInboundEventTriggered(event)

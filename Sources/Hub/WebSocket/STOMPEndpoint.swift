@@ -56,6 +56,7 @@ public struct STOMPEndpoint: Sendable {
         let (hub, connection) = (self.hub, session.connection)
         ConnectionRunner.attach(
             connection: connection, channel: channel, clock: hub.clock, tickInterval: self.configuration.tickInterval,
+            maxInboundBytes: hub.configuration.maxInboundBytes,
             coalesce: session.coalesce, goodbye: session.goodbye,
             quiesce: { hub.close(connection, reason: .shutdown) },
             start: {}, onFrame: session.onFrame, onTick: session.onTick, nextTickDue: session.nextTickDue, end: session.finish)
@@ -103,7 +104,7 @@ public struct STOMPEndpoint: Sendable {
         }
         let reader = STOMPReader(
             framing: framing, parserLimits: self.configuration.parserLimits, maxSockJSMessageSize: self.configuration.maxSockJSMessageSize)
-        let (hub, backend) = (self.hub, self.backend)
+        let (hub, backend, rateLimiter) = (self.hub, self.backend, self.rateLimiter)
         return OpenSession(
             connection: connection,
             coalesce: { frames in
@@ -125,6 +126,7 @@ public struct STOMPEndpoint: Sendable {
             nextTickDue: { driver.nextTickDue() },
             finish: { [logger] in
                 hub.unregister(connection)
+                rateLimiter.forget(STOMPConnectionDriver.guestRateKey(connection))
                 if let context = driver.connectedContext {
                     await backend.connectionClosed(context)
                 }
@@ -186,6 +188,10 @@ final class STOMPConnectionDriver: Sendable {
         self.session = Mutex(session)
         self.logger = logger
     }
+
+    /// A guest's rate-limiter key: its connection (forgotten when it closes; a user's is kept, so
+    /// that reconnecting does not refill it).
+    static func guestRateKey(_ connection: HubConnection) -> String { "c:\(connection.id)" }
 
     /// Set once CONNECT completed.
     var connectedContext: HubConnectionContext? { self._context.withLock { $0 } }
@@ -290,7 +296,13 @@ final class STOMPConnectionDriver: Sendable {
                 }
                 next = self.session.withLock { $0.authenticationFinished(result) }
             case .connected(let identity):
-                if let identity { self.hub.setIdentity(identity, for: self.connection) }
+                if let identity, self.hub.setIdentity(identity, for: self.connection).refusedAtUserLimit {
+                    let limit = self.hub.configuration.maxConnectionsPerUser ?? 0
+                    self.logger.info("STOMP CONNECT refused: user connection limit", metadata: ["user": "\(identity.userId)", "limit": "\(limit)"])
+                    // Instead of the CONNECTED that followed: ERROR and close.
+                    work = self.session.withLock { $0.userConnectionLimitReached(limit: limit) }[...]
+                    continue
+                }
                 let ctx = self.context()
                 self._context.withLock { $0 = ctx }
             case .authorizeSubscription(let request):
@@ -303,7 +315,7 @@ final class STOMPConnectionDriver: Sendable {
                 self.hub.unsubscribe(self.connection, topic: topic, variant: id)
             case .deliver(let request):
                 self.hub.recordInbound(self.connection)
-                let key = self.connection.identity.map { "u:" + $0.userId } ?? "c:\(self.connection.id)"
+                let key = self.connection.identity.map { "u:" + $0.userId } ?? Self.guestRateKey(self.connection)
                 let outcome: SendOutcome
                 if self.endpoint.rateLimiter.allow(key) {
                     let (backend, context) = (self.endpoint.backend, self.context())

@@ -52,6 +52,7 @@ public struct SocketIOEndpoint: Sendable {
         let (hub, connection) = (self.hub, session.connection)
         ConnectionRunner.attach(
             connection: connection, channel: channel, clock: hub.clock, tickInterval: self.configuration.tickInterval,
+            maxInboundBytes: hub.configuration.maxInboundBytes,
             coalesce: { $0 }, goodbye: session.goodbye,
             quiesce: { hub.close(connection, reason: .shutdown) },
             start: session.start, onFrame: session.onFrame, onTick: session.onTick, nextTickDue: session.nextTickDue,
@@ -82,7 +83,7 @@ public struct SocketIOEndpoint: Sendable {
             identity: identity, now: self.hub.clock.now())
         let driver = SocketIOConnectionDriver(endpoint: self, connection: connection, session: session, logger: logger)
         let assembler = Mutex(MessageAssembler(maxSize: self.configuration.maxPayload))
-        let (hub, backend) = (self.hub, self.backend)
+        let (hub, backend, rateLimiter) = (self.hub, self.backend, self.rateLimiter)
         return OpenSession(
             connection: connection,
             start: { _ = await driver.perform(driver.session.withLock { $0.open() }) },
@@ -112,6 +113,7 @@ public struct SocketIOEndpoint: Sendable {
             nextTickDue: { driver.session.withLock { $0.nextTickDeadline() } },
             finish: { [logger] in
                 let unregistration = hub.unregister(connection)
+                rateLimiter.forget(STOMPConnectionDriver.guestRateKey(connection))
                 if let identity = driver.takeJoinedIdentity() {
                     await backend.userDisconnected(
                         driver.context(identity: identity), identity: identity,
@@ -141,6 +143,9 @@ final class SocketIOConnectionDriver: Sendable {
     let logger: Logger
     /// The identity registered with the backend (`userConnected` called, `userDisconnected` not yet).
     private let joined = Mutex<HubIdentity?>(nil)
+    /// What the hub answered the last `.admit` (the socket moved between per-user sets there), for
+    /// the `.joined` / `.identityChanged` that follows it.
+    private let admission = Mutex<Hub.IdentityChange?>(nil)
 
     init(endpoint: SocketIOEndpoint, connection: HubConnection, session: SocketIOSession, logger: Logger) {
         self.endpoint = endpoint
@@ -156,6 +161,13 @@ final class SocketIOConnectionDriver: Sendable {
             let v = j
             j = nil
             return v
+        }
+    }
+
+    private func takeAdmission() -> Hub.IdentityChange? {
+        self.admission.withLock { a in
+            defer { a = nil }
+            return a
         }
     }
 
@@ -180,14 +192,23 @@ final class SocketIOConnectionDriver: Sendable {
                 let authenticator = self.endpoint.authenticator
                 let result = await onOwnTask { await authenticator.authenticate(token: token) }
                 next = self.session.withLock { $0.authenticationFinished(result, purpose: purpose) }
+            case .admit(let identity, let purpose):
+                let change = self.hub.setIdentity(identity, for: self.connection)
+                let limit = self.hub.configuration.maxConnectionsPerUser ?? 0
+                if change.refusedAtUserLimit {
+                    self.logger.info("Socket.IO join refused: user connection limit", metadata: ["user": "\(identity.userId)", "limit": "\(limit)"])
+                } else {
+                    self.admission.withLock { $0 = change }
+                }
+                next = self.session.withLock { $0.admissionDecided(!change.refusedAtUserLimit, identity: identity, purpose: purpose, limit: limit) }
             case .joined(let identity):
                 guard let identity else { continue }  // waiting for AUTH
-                let change = self.hub.setIdentity(identity, for: self.connection)
+                let change = self.takeAdmission() ?? self.hub.setIdentity(identity, for: self.connection)
                 self.joined.withLock { $0 = identity }
                 let (backend, context, flag) = (self.endpoint.backend, self.context(identity: identity), change.isFirstConnectionOfUser)
                 await onOwnTask { await backend.userConnected(context, identity: identity, isFirstConnectionOfUser: flag) }
             case .identityChanged(let previous, let identity):
-                let change = self.hub.setIdentity(identity, for: self.connection)
+                let change = self.takeAdmission() ?? self.hub.setIdentity(identity, for: self.connection)
                 self.joined.withLock { $0 = identity }
                 if let previous, previous.userId != identity.userId {
                     let (backend, context, flag) = (self.endpoint.backend, self.context(identity: previous), change.previousUserRemoved)
@@ -206,7 +227,7 @@ final class SocketIOConnectionDriver: Sendable {
                 }
             case .dispatch(let request):
                 self.hub.recordInbound(self.connection)
-                let key = self.connection.identity.map { "u:" + $0.userId } ?? "c:\(self.connection.id)"
+                let key = self.connection.identity.map { "u:" + $0.userId } ?? STOMPConnectionDriver.guestRateKey(self.connection)
                 guard self.endpoint.rateLimiter.allow(key) else {
                     self.hub.recordRateLimited(self.connection)
                     next = self.session.withLock { $0.rateLimited(request) }

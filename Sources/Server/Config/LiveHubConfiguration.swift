@@ -83,6 +83,35 @@ public struct LiveHubConfiguration: Sendable {
     public var hlsMaxSegmentsPerTenSeconds = 50
     /// `LIVEHUB_HLS_DISCOVERY_BUFFER_BYTES` (32 MiB): media held while waiting for sequence headers.
     public var hlsDiscoveryBufferBytes = 32 << 20
+    /// `LIVEHUB_HTTP_IDLE_TIMEOUT` seconds (60; 0 = none): an HTTP connection with no bytes read
+    /// or written for this long is closed (between keep-alive requests, or a stalled request).
+    public var httpIdleTimeout: Duration? = .seconds(60)
+    /// `LIVEHUB_HTTP_MAX_HEADER_BYTES` (16 KiB): request line plus header fields of one request;
+    /// more is answered 431 and the connection closed.
+    public var httpMaxHeaderBytes = 16 * 1024
+    /// `LIVEHUB_HTTP_MAX_CONNECTIONS_PER_IP` (1000; 0 = no limit): open plain HTTP connections per
+    /// client address (the TCP peer: behind a reverse proxy, the proxy).
+    public var httpMaxConnectionsPerIP = 1000
+    /// `LIVEHUB_WS_MAX_CONNECTIONS_PER_IP` (1000; 0 = no limit): open WebSockets (STOMP and
+    /// Socket.IO) per client address; one more upgrade is answered 429.
+    public var wsMaxConnectionsPerIP = 1000
+    /// `LIVEHUB_WS_MAX_CONNECTIONS_PER_USER` (20; 0 = no limit): a signed-in user's connections per
+    /// protocol (STOMP, Socket.IO), i.e. tabs.
+    public var wsMaxConnectionsPerUser = 20
+    /// `LIVEHUB_WS_MAX_SUBSCRIPTIONS` (64): STOMP subscriptions per connection.
+    public var wsMaxSubscriptions = 64
+    /// `LIVEHUB_WS_MAX_INBOUND_BYTES` (256 KiB): received frames waiting to be processed per
+    /// connection before its socket stops being read.
+    public var wsMaxInboundBytes = 256 * 1024
+    /// `LIVEHUB_STOMP_CONNECT_TIMEOUT` seconds (10): a STOMP connection must send CONNECT this soon.
+    public var stompConnectTimeout: Duration = .seconds(10)
+    /// `LIVEHUB_CHAT_MAX_BYTES` (2000): a chat line's UTF-8 bytes, besides its 500 characters.
+    public var chatMaxBytes = 2000
+    /// `LIVEHUB_IDEMPOTENCY_KEYS_PER_USER` (100) / `LIVEHUB_IDEMPOTENCY_KEYS_TOTAL` (10000):
+    /// remembered `Idempotency-Key` answers per user (oldest forgotten first) and in all (least
+    /// recently active user forgotten first).
+    public var idempotencyKeysPerUser = 100
+    public var idempotencyKeysTotal = 10_000
     /// `LIVEHUB_LOG_LEVEL` (info).
     public var logLevel = "info"
 
@@ -188,6 +217,25 @@ public struct LiveHubConfiguration: Sendable {
         if let bytes = try integer("LIVEHUB_HLS_MAX_SEGMENT_BYTES", 65_536...(1 << 32)) { hlsMaxSegmentBytes = bytes }
         if let count = try integer("LIVEHUB_HLS_MAX_SEGMENTS_PER_10S", 5...100_000) { hlsMaxSegmentsPerTenSeconds = count }
         if let bytes = try integer("LIVEHUB_HLS_DISCOVERY_BUFFER_BYTES", 65_536...(1 << 32)) { hlsDiscoveryBufferBytes = bytes }
+        /// Seconds within `range`, as a `Duration` (bounded, so the conversion cannot overflow).
+        func boundedSeconds(_ name: String, _ range: ClosedRange<Double>) throws -> Duration? {
+            guard let raw = value(name) else { return nil }
+            guard let seconds = Double(raw), range.contains(seconds) else {
+                throw ConfigurationError(variable: name, value: raw, expected: "seconds in \(range.lowerBound)...\(range.upperBound)")
+            }
+            return .milliseconds(Int64((seconds * 1000).rounded()))
+        }
+        if let idle = try boundedSeconds("LIVEHUB_HTTP_IDLE_TIMEOUT", 0...86_400) { httpIdleTimeout = idle == .zero ? nil : idle }
+        if let bytes = try integer("LIVEHUB_HTTP_MAX_HEADER_BYTES", 1024...(1 << 20)) { httpMaxHeaderBytes = bytes }
+        if let count = try integer("LIVEHUB_HTTP_MAX_CONNECTIONS_PER_IP", 0...10_000_000) { httpMaxConnectionsPerIP = count }
+        if let count = try integer("LIVEHUB_WS_MAX_CONNECTIONS_PER_IP", 0...10_000_000) { wsMaxConnectionsPerIP = count }
+        if let count = try integer("LIVEHUB_WS_MAX_CONNECTIONS_PER_USER", 0...1_000_000) { wsMaxConnectionsPerUser = count }
+        if let count = try integer("LIVEHUB_WS_MAX_SUBSCRIPTIONS", 1...100_000) { wsMaxSubscriptions = count }
+        if let bytes = try integer("LIVEHUB_WS_MAX_INBOUND_BYTES", 1024...(1 << 30)) { wsMaxInboundBytes = bytes }
+        if let timeout = try boundedSeconds("LIVEHUB_STOMP_CONNECT_TIMEOUT", 0.1...3600) { stompConnectTimeout = timeout }
+        if let bytes = try integer("LIVEHUB_CHAT_MAX_BYTES", 1...65_536) { chatMaxBytes = bytes }
+        if let count = try integer("LIVEHUB_IDEMPOTENCY_KEYS_PER_USER", 1...100_000) { idempotencyKeysPerUser = count }
+        if let count = try integer("LIVEHUB_IDEMPOTENCY_KEYS_TOTAL", 1...10_000_000) { idempotencyKeysTotal = count }
         if let level = value("LIVEHUB_LOG_LEVEL") { logLevel = level }
     }
 }

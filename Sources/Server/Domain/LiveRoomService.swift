@@ -6,6 +6,7 @@ public enum ChatRefusal: Error, Equatable, Sendable, CustomStringConvertible {
     case guest
     case empty
     case tooLong(limit: Int)
+    case tooLarge(limitBytes: Int)
     case roomEnded
     case unknownRoom
     case rateLimited
@@ -15,6 +16,7 @@ public enum ChatRefusal: Error, Equatable, Sendable, CustomStringConvertible {
         case .guest: return "SIGN_IN_REQUIRED"
         case .empty: return "EMPTY_MESSAGE"
         case .tooLong: return "MESSAGE_TOO_LONG"
+        case .tooLarge: return "MESSAGE_TOO_LARGE"
         case .roomEnded: return "ROOM_ENDED"
         case .unknownRoom: return "UNKNOWN_ROOM"
         case .rateLimited: return "RATE_LIMITED"
@@ -26,6 +28,7 @@ public enum ChatRefusal: Error, Equatable, Sendable, CustomStringConvertible {
         case .guest: return "sign in to chat"
         case .empty: return "the message is empty"
         case .tooLong(let limit): return "a message is at most \(limit) characters"
+        case .tooLarge(let limit): return "a message is at most \(limit) bytes of UTF-8"
         case .roomEnded: return "the live room has ended"
         case .unknownRoom: return "no such live room"
         case .rateLimited: return "too many messages; slow down"
@@ -51,16 +54,29 @@ public actor LiveRoomService {
     let store: any LiveRoomStore
     let committer: ChatCommitter
     let logger: Logger
+    /// `LIVEHUB_CHAT_MAX_BYTES`: a chat line's UTF-8 bytes, besides its `maxChatLength` characters
+    /// (one character may be many code points: combining marks, emoji sequences).
+    let maxChatBytes: Int
     private var events = LiveRoomEvents()
-    /// The last `historySize` lines per room, loaded from SQLite on first use.
+    /// The last `historySize` lines per room not ended, loaded from SQLite on first use and dropped
+    /// when the room ends (`roomEnded`); an ended room's history is read from SQLite.
     private var recent: [String: [LiveChatView]] = [:]
 
-    public init(rooms: RoomService, store: any LiveRoomStore, logger: Logger) {
+    public init(rooms: RoomService, store: any LiveRoomStore, maxChatBytes: Int = 2000, logger: Logger) {
         self.rooms = rooms
         self.store = store
         self.committer = ChatCommitter(store: store)
+        self.maxChatBytes = maxChatBytes
         self.logger = logger
     }
+
+    /// Forgets what was kept for a room that ended (its history ring).
+    public func roomEnded(_ roomId: String) {
+        recent.removeValue(forKey: roomId)
+    }
+
+    /// Rooms whose history is kept in memory (tests: ended rooms are not).
+    var cachedRooms: Int { recent.count }
 
     public func setEvents(_ events: LiveRoomEvents) {
         self.events = events
@@ -118,12 +134,15 @@ public actor LiveRoomService {
 
     // MARK: Chat
 
-    /// Validates, commits (group commit), then broadcasts. Returns the stored line.
+    /// Validates (control characters other than newline stripped, then ≤ `maxChatLength`
+    /// characters and ≤ `maxChatBytes` bytes), commits (group commit), then broadcasts. Returns the
+    /// stored line.
     public func postChat(roomId: String, user: AuthUser?, message rawMessage: String, now: Date = Date()) async throws(ChatRefusal) -> LiveChatView {
         guard let user else { throw .guest }
-        let message = rawMessage.trimmingCharacters(in: .whitespacesAndNewlines)
+        let message = ChatText.clean(rawMessage)
         guard !message.isEmpty else { throw .empty }
         guard message.count <= Self.maxChatLength else { throw .tooLong(limit: Self.maxChatLength) }
+        guard message.utf8.count <= maxChatBytes else { throw .tooLarge(limitBytes: maxChatBytes) }
         let room: RoomRecord
         do { room = try await rooms.room(id: roomId) } catch { throw .unknownRoom }
         guard room.status != .ended else { throw .roomEnded }
@@ -146,8 +165,8 @@ public actor LiveRoomService {
 
     /// History, newest last. `before` is a chat id: lines older than it.
     public func history(roomId: String, limit: Int, before: String?) async throws -> [LiveChatView] {
-        _ = try await rooms.room(id: roomId)
-        if before == nil, limit <= Self.historySize {
+        let room = try await rooms.room(id: roomId)
+        if before == nil, limit <= Self.historySize, room.status != .ended {
             return Array(try await recentLines(roomId).suffix(limit))
         }
         var beforeSeq: Int64?
@@ -181,7 +200,7 @@ public actor LiveRoomService {
     public func applyOrder(_ event: LiveOrderEvent, now: Date = Date()) async throws -> OrderOutcome {
         guard event.amount >= 0, event.amount.isFinite else { throw APIError.validation("amount must be a number ≥ 0") }
         guard !event.orderId.value.isEmpty else { throw APIError.validation("orderId must not be empty") }
-        _ = try await rooms.room(id: event.roomId)
+        let room = try await rooms.room(id: event.roomId)
         let who = event.username ?? "A viewer"
         let what = event.productName ?? "a product"
         let chat = LiveChatRecord(
@@ -194,7 +213,7 @@ public actor LiveRoomService {
             return OrderOutcome(orderId: event.orderId.value, applied: false, totalOrders: room.totalOrders, totalRevenue: room.totalRevenue)
         }
         let view = LiveChatView(applied.chat)
-        await remember(view)
+        if room.status != .ended { await remember(view) }
         await events.chatPosted(view)
         await events.productsChanged(event.roomId, applied.products.map(LiveProductView.init))
         await events.orderApplied(applied.room, event)
@@ -216,6 +235,31 @@ public actor LiveRoomService {
         if !lines.contains(where: { $0.id == line.id }) { lines.append(line) }
         if lines.count > Self.historySize { lines.removeFirst(lines.count - Self.historySize) }
         recent[line.liveRoomId] = lines
+    }
+}
+
+/// Chat text as it is stored and broadcast (issue 17).
+enum ChatText {
+    /// Strips control characters (Unicode `Cc`: C0, DEL, C1) except newline; `\r\n` and a lone
+    /// `\r` become `\n`; then trims whitespace and newlines at both ends. Format characters such as
+    /// the zero-width joiner inside emoji are kept.
+    static func clean(_ text: String) -> String {
+        var scalars = String.UnicodeScalarView()
+        var previousWasCR = false
+        for scalar in text.unicodeScalars {
+            defer { previousWasCR = scalar == "\r" }
+            switch scalar {
+            case "\n":
+                if !previousWasCR { scalars.append(scalar) }
+            case "\r":
+                scalars.append("\n")
+            case _ where scalar.properties.generalCategory == .control:
+                continue
+            default:
+                scalars.append(scalar)
+            }
+        }
+        return String(scalars).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }
 

@@ -60,8 +60,9 @@ public actor NotificationService {
     let store: any NotificationStore
     let logger: Logger
     private var push: @Sendable (_ userId: String, _ event: BellEvent) async -> Void = { _, _ in }
-    /// Responses of `POST /{id}/read` by (user, Idempotency-Key), kept for a day.
-    private var idempotent: [String: (Date, ReadOutcome)] = [:]
+    /// Answers of `POST /{id}/read` by (user, notification, Idempotency-Key), kept for a day,
+    /// bounded per user and in all.
+    private var idempotent: IdempotencyCache<ReadOutcome>
 
     public struct ReadOutcome: Codable, Sendable, Equatable {
         public var notificationId: String?
@@ -69,10 +70,14 @@ public actor NotificationService {
         public var changed: Int
     }
 
-    public init(store: any NotificationStore, logger: Logger) {
+    public init(store: any NotificationStore, idempotencyLimits: IdempotencyLimits = .init(), logger: Logger) {
         self.store = store
+        self.idempotent = IdempotencyCache(limits: idempotencyLimits)
         self.logger = logger
     }
+
+    /// Remembered `Idempotency-Key` answers (tests).
+    var rememberedIdempotencyKeys: Int { idempotent.count }
 
     public func onEvent(_ push: @escaping @Sendable (_ userId: String, _ event: BellEvent) async -> Void) {
         self.push = push
@@ -118,20 +123,18 @@ public actor NotificationService {
         try await store.unreadCount(userId: userId)
     }
 
-    /// Idempotent: reading twice changes nothing the second time (and pushes nothing).
+    /// Idempotent: reading twice changes nothing the second time (and pushes nothing). With an
+    /// `Idempotency-Key`, the same (user, notification, key) answers what it answered the first
+    /// time, for a day (`IdempotencyCache`: the oldest keys are forgotten beyond the limits).
     public func markRead(id: String, userId: String, idempotencyKey: String? = nil, now: Date = Date()) async throws -> ReadOutcome {
-        let cacheKey = idempotencyKey.map { "\(userId)\u{1F}\($0)" }
-        if let cacheKey, let (at, outcome) = idempotent[cacheKey], now.timeIntervalSince(at) < 86_400 { return outcome }
+        if let idempotencyKey, let outcome = idempotent.answer(user: userId, scope: id, key: idempotencyKey, now: now) { return outcome }
         guard let (_, changed) = try await store.markRead(id: id, userId: userId, at: now) else {
             throw APIError.notFound("no notification \(id) for this user")
         }
         let unread = try await store.unreadCount(userId: userId)
         let outcome = ReadOutcome(notificationId: id, unreadCount: unread, changed: changed ? 1 : 0)
         if changed { await push(userId, .read(notificationId: id, unreadCount: unread)) }
-        if let cacheKey {
-            if idempotent.count > 10_000 { idempotent = idempotent.filter { now.timeIntervalSince($0.value.0) < 86_400 } }
-            idempotent[cacheKey] = (now, outcome)
-        }
+        if let idempotencyKey { idempotent.remember(outcome, user: userId, scope: id, key: idempotencyKey, now: now) }
         return outcome
     }
 

@@ -29,8 +29,9 @@ public actor RoomService {
 
     private var reconnecting: Set<String> = []
     private var graceTimers: [String: Task<Void, Never>] = [:]
+    /// Live viewer count per room not ended (dropped when it ends, with `peaks`).
     private var viewerCounts: [String: Int] = [:]
-    /// Persisted peak viewers per room (a cache so that joins below the peak cost no write).
+    /// Persisted peak viewers per room not ended (a cache so that joins below the peak cost no write).
     private var peaks: [String: Int] = [:]
     private var statusObservers: [StatusObserver] = []
     /// Called when the owner ends a LIVE room: disconnect its publisher.
@@ -98,6 +99,7 @@ public actor RoomService {
         let room = try await transition(id: id, on: .end, now: now)
         cancelGrace(id)
         reconnecting.remove(id)
+        forgetViewers(id)
         if before.status == .live { await disconnectPublisher?(id) }
         await roomEnded?(id)
         let stats = stats(of: room, now: now)
@@ -199,16 +201,29 @@ public actor RoomService {
     // MARK: Viewers (fed by the hub)
 
     /// Records the live viewer count; the peak is persisted when it grows. Returns the peak.
+    /// Nothing is kept for an ended room (its last viewers leaving after the end).
     @discardableResult
     public func setViewerCount(_ count: Int, roomId: String) async -> Int {
         viewerCounts[roomId] = count
         if let known = peaks[roomId], count <= known { return known }
         let room = try? await store.update(id: roomId) { room in
-            if count > room.peakViewers { room.peakViewers = count }
+            if count > room.peakViewers && room.status != .ended { room.peakViewers = count }
         }
-        let peak = room?.peakViewers ?? count
+        guard let room, room.status != .ended else {
+            forgetViewers(roomId)
+            return room?.peakViewers ?? count
+        }
+        let peak = max(peaks[roomId] ?? 0, room.peakViewers)
         peaks[roomId] = peak
         return peak
+    }
+
+    /// Rooms with a viewer count or peak kept in memory (tests: an ended room keeps nothing).
+    var trackedViewerRooms: Int { Set(viewerCounts.keys).union(peaks.keys).count }
+
+    private func forgetViewers(_ roomId: String) {
+        viewerCounts.removeValue(forKey: roomId)
+        peaks.removeValue(forKey: roomId)
     }
 
     // MARK: Internals
@@ -249,6 +264,7 @@ public actor RoomService {
         guard reconnecting.remove(roomId) != nil else { return }
         do {
             let room = try await transition(id: roomId, on: .graceExpired)
+            forgetViewers(roomId)
             logger.info("reconnect grace expired; room ended", metadata: ["room": "\(roomId)"])
             await roomEnded?(roomId)
             await announce(room, message: "The live stream has ended", stats: stats(of: room))

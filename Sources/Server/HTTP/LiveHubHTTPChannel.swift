@@ -31,12 +31,21 @@ enum WebSocketUpgradeDecision: Sendable {
 /// `HTTPChannelHandler.handleHTTP`). As with NIO's upgrade handler generally, only a connection's
 /// first request can upgrade; a later `Upgrade: websocket` request is answered with a redirect to
 /// the same URI and `Connection: close`, so the client retries on a fresh connection.
+///
+/// Limits (issue 17, `HTTPConnectionLimits`): every connection starts with an idle timeout
+/// (`HTTPIdleTimeoutHandler`, first in the pipeline); a request head above the decoder's limit is
+/// answered 431 (`HTTPHeaderLimitHandler`); a connection from an address that already holds the
+/// most plain HTTP connections allowed gets only a 429 (`TooManyConnectionsResponder`), and an
+/// upgrade from an address holding the most WebSockets allowed is answered 429. An upgraded
+/// connection stops counting as plain HTTP and counts as a WebSocket until it closes.
 struct LiveHubHTTPChannel: ServerChildChannel, HTTPChannelHandler {
     enum Negotiated: Sendable {
         case http(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>)
         case rejectedUpgrade(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, HTTPResponse.Status, contentType: String, body: String)
         /// The hub has it; nothing is left for the connection's task to do.
         case webSocket
+        /// Over the per-address limit: `TooManyConnectionsResponder` answers and closes it.
+        case refused
     }
 
     struct Value: ServerChildChannelValue {
@@ -49,30 +58,55 @@ struct LiveHubHTTPChannel: ServerChildChannel, HTTPChannelHandler {
     /// Largest WebSocket frame NIO's decoder accepts (larger: Close 1009).
     let maxFrameSize: Int
     let decideUpgrade: @Sendable (HTTPRequestHead) -> WebSocketUpgradeDecision
+    let limits: HTTPConnectionLimits
 
     init(
         responder: @escaping HTTPChannelHandler.Responder, http1: HTTP1Channel.Configuration, maxFrameSize: Int,
+        limits: HTTPConnectionLimits = .init(),
         decideUpgrade: @escaping @Sendable (HTTPRequestHead) -> WebSocketUpgradeDecision
     ) {
         self.responder = Self.redirectingLateUpgrades(responder)
         self.http1 = http1
         self.maxFrameSize = maxFrameSize
+        self.limits = limits
         self.decideUpgrade = decideUpgrade
     }
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
+            let limits = self.limits
+            let key = ConnectionsPerAddress.key(for: channel.remoteAddress)
+            if let key, let plain = limits.plainConnectionsPerAddress {
+                guard plain.acquire(key) else { return try Self.setUpRefusal(channel: channel, limits: limits, counter: plain) }
+            }
+            let slot = key.map { NIOLoopBound(ConnectionSlot(key: $0, held: limits.plainConnectionsPerAddress), eventLoop: channel.eventLoop) }
+            if let slot { channel.closeFuture.whenComplete { _ in slot.value.release() } }
+            let exchange = HTTPExchangeState()
+            let idle = limits.idleTimeout.map { HTTPIdleTimeoutHandler(timeout: $0, exchange: exchange) }
+            if let idle { try channel.pipeline.syncOperations.addHandler(idle) }
+            let headerLimit = HTTPHeaderLimitHandler(maxHeaderBytes: self.http1.httpDecoder.maxHeaderListSize, exchange: exchange)
+            // HTTP's own limits end with an upgrade: the hub checks a WebSocket's liveness itself.
+            var httpOnly: [any RemovableChannelHandler] = [headerLimit]
+            if let idle { httpOnly.append(idle) }
+            let httpOnlyHandlers = NIOLoopBound(httpOnly, eventLoop: channel.eventLoop)
+
             let decision = NIOLoopBoundBox<WebSocketUpgradeDecision?>(nil, eventLoop: channel.eventLoop)
             let upgrader = NIOTypedWebSocketServerUpgrader<Negotiated>(
                 maxFrameSize: self.maxFrameSize,
                 shouldUpgrade: { channel, head in
-                    let decided = self.decideUpgrade(head)
+                    var decided = self.decideUpgrade(head)
+                    if case .upgrade = decided, let slot, let webSockets = limits.webSocketsPerAddress, !slot.value.move(to: webSockets) {
+                        decided = .reject(
+                            .tooManyRequests, contentType: "application/json; charset=utf-8",
+                            body: #"{"error":"TOO_MANY_CONNECTIONS","message":"this address already has \#(webSockets.limit) open WebSockets; close one first"}"#)
+                    }
                     decision.value = decided
                     guard case .upgrade(let headers, _) = decided else { return channel.eventLoop.makeSucceededFuture(nil) }
                     return channel.eventLoop.makeSucceededFuture(headers)
                 },
                 upgradePipelineHandler: { channel, _ in
                     channel.eventLoop.makeCompletedFuture {
+                        for handler in httpOnlyHandlers.value { channel.pipeline.syncOperations.removeHandler(handler, promise: nil) }
                         if case .upgrade(_, let attach) = decision.value { attach(channel, logger) }
                         return .webSocket
                     }
@@ -103,8 +137,20 @@ struct LiveHubHTTPChannel: ServerChildChannel, HTTPChannelHandler {
             configuration.decoderConfiguration.maxHeaderListSize = http1.httpDecoder.maxHeaderListSize
             configuration.decoderConfiguration.maxHeaderFieldCount = http1.httpDecoder.maxHeaderFieldCount
             let negotiated = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: configuration)
+            let decoder = try channel.pipeline.syncOperations.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            try channel.pipeline.syncOperations.addHandler(headerLimit, position: .after(decoder))
             return Value(negotiated: negotiated, channel: channel)
         }
+    }
+
+    /// A connection over the per-address limit of plain HTTP connections: it gets an HTTP decoder,
+    /// a 429 for its first request and a short idle timeout, nothing else.
+    static func setUpRefusal(channel: any Channel, limits: HTTPConnectionLimits, counter: ConnectionsPerAddress) throws -> Value {
+        let pipeline = channel.pipeline.syncOperations
+        try pipeline.addHandler(HTTPIdleTimeoutHandler(timeout: min(limits.idleTimeout ?? TimeAmount.seconds(5), TimeAmount.seconds(5))))
+        try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false)
+        try pipeline.addHandler(TooManyConnectionsResponder(limit: counter.limit, what: counter.what))
+        return Value(negotiated: channel.eventLoop.makeSucceededFuture(.refused), channel: channel)
     }
 
     func handle(value: Value, logger: Logger) async {
@@ -121,7 +167,7 @@ struct LiveHubHTTPChannel: ServerChildChannel, HTTPChannelHandler {
                         headerFields: [.connection: "close", .contentType: contentType, .contentLength: String(buffer.readableBytes)])
                     try await outbound.write(contentsOf: [.head(head), .body(buffer.readSlice(length: buffer.readableBytes)!), .end(nil)])
                 }
-            case .webSocket:
+            case .webSocket, .refused:
                 return
             }
         } catch let error as ChannelError where error == .inputClosed {

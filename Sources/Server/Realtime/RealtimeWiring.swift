@@ -29,7 +29,11 @@ struct RealtimeWiring: Sendable {
         rooms: RoomService, live: LiveRoomService, notifications: NotificationService, jwt: JWTCodec,
         metrics: LiveHubMetrics, configuration: LiveHubConfiguration, logger: Logger
     ) async -> RealtimeWiring {
-        let hub = Hub(metricsFactory: metrics.factory)
+        let hub = Hub(
+            configuration: HubConfiguration(
+                maxConnectionsPerUser: configuration.wsMaxConnectionsPerUser > 0 ? configuration.wsMaxConnectionsPerUser : nil,
+                maxInboundBytes: configuration.wsMaxInboundBytes),
+            metricsFactory: metrics.factory)
         let viewers = ViewerTracker { roomId, count in
             let peak = await rooms.setViewerCount(count, roomId: roomId)
             hub.publish(topic: LiveDestination.topic(roomId, .viewers), payload: json(ViewerCountMessage(roomId: roomId, count: count, peak: peak)))
@@ -37,7 +41,8 @@ struct RealtimeWiring: Sendable {
         let authenticator = JWTHubAuthenticator(jwt: jwt)
         let stomp = STOMPEndpoint(
             hub: hub, backend: LiveRoomHubBackend(rooms: rooms, live: live, viewers: viewers, logger: logger),
-            authenticator: authenticator)
+            authenticator: authenticator,
+            configuration: STOMPConfiguration(connectTimeout: configuration.stompConnectTimeout, maxSubscriptions: configuration.wsMaxSubscriptions))
         let bell = SocketIOEndpoint(
             hub: hub, backend: BellHubBackend(notifications: notifications, hub: hub, logger: logger), authenticator: authenticator,
             configuration: SocketIOConfiguration(
@@ -48,6 +53,11 @@ struct RealtimeWiring: Sendable {
 
         await rooms.onStatusChange { status, room, wentLive in
             hub.publish(topic: LiveDestination.topic(room.id, .status), payload: json(status))
+            if room.status == .ended {
+                // What was kept per room goes with it (issue 17): its viewer set and chat history.
+                await viewers.roomEnded(room.id)
+                await live.roomEnded(room.id)
+            }
             if wentLive {
                 _ = try? await notifications.notify(
                     userId: room.shopOwnerId, type: "LIVE_STARTED", title: "You are live", body: "\"\(room.title)\" is live now.")

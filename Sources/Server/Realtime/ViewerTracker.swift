@@ -46,7 +46,20 @@ actor ViewerTracker {
         }
     }
 
+    /// The room ended: its viewer set and announcement state are dropped (its viewers' later
+    /// leaves are no-ops). Joins to an ended room are refused before they get here.
+    func roomEnded(_ roomId: String) {
+        for connection in viewersByRoom.removeValue(forKey: roomId) ?? [] {
+            roomsByConnection[connection]?.remove(roomId)
+            if roomsByConnection[connection]?.isEmpty == true { roomsByConnection.removeValue(forKey: connection) }
+        }
+        if !pendingAnnouncement.contains(roomId) { lastAnnounced.removeValue(forKey: roomId) }
+    }
+
     func count(roomId: String) -> Int { viewersByRoom[roomId]?.count ?? 0 }
+
+    /// Rooms with viewers or announcement state (tests: an ended room keeps nothing).
+    var trackedRooms: Int { Set(viewersByRoom.keys).union(lastAnnounced.keys).count }
 
     /// Connections tracked (a leak check for tests and metrics).
     var trackedConnections: Int { roomsByConnection.count }
