@@ -46,7 +46,9 @@ public struct STOMPSendRequest: Sendable, Hashable {
 /// Malformed frames and limits (parser errors), a frame before CONNECT, a second CONNECT, an
 /// unsupported version, a bad `heart-beat` header, SUBSCRIBE without `destination`/`id` or with a
 /// duplicate `id`, SEND without `destination`, a server command sent by the client, and invalid,
-/// expired or badly signed tokens.
+/// expired or badly signed tokens. A connection whose token runs out while connected
+/// (`HubIdentity.expiresAt`) gets an ERROR with `message:token expired`, so that the client
+/// reconnects with a fresh token; guests have no expiry.
 ///
 /// Transactions (BEGIN/COMMIT/ABORT) and ACK/NACK are accepted and ignored (only `ack:auto`
 /// semantics are offered); they still get their RECEIPT.
@@ -329,6 +331,9 @@ public struct STOMPSession: Sendable {
             return []
         case .connected:
             var actions: [Action] = []
+            if let expiresAt = self.identity?.expiresAt, now >= expiresAt {
+                return self.fatal(Self.tokenExpired, receipt: nil)
+            }
             if self.incomingHeartbeat > 0 && now - self.lastInboundAt > .milliseconds(2 * self.incomingHeartbeat) {
                 self.state = .closed
                 return [.close(.timeout)]
@@ -352,12 +357,15 @@ public struct STOMPSession: Sendable {
         case .closed:
             return .hubNever
         case .connected:
-            var due = Duration.hubNever
+            var due = self.identity?.expiresAt ?? .hubNever
             if self.incomingHeartbeat > 0 { due = min(due, self.lastInboundAt + .milliseconds(2 * self.incomingHeartbeat)) }
             if self.outgoingHeartbeat > 0 { due = min(due, lastOutboundAt + .milliseconds(self.outgoingHeartbeat)) }
             return due
         }
     }
+
+    /// The ERROR `message` when the token runs out.
+    public static let tokenExpired = "token expired"
 
     // MARK: Helpers
 
