@@ -240,6 +240,8 @@ class LiveHub:
             "LIVEHUB_RTMP_HOST": "127.0.0.1", "LIVEHUB_RTMP_PORT": str(self.rtmp_port),
             "LIVEHUB_DATA_DIR": str(self.dir / "data"), "LIVEHUB_LOG_LEVEL": log_level,
             "LIVEHUB_HLS_VARIANT": variant,
+            # Dev mode: generated secrets and the sample tokens the benchmarks read from the banner.
+            "LIVEHUB_DEV": "1",
         })
         # A/B runs: BENCH_LIVEHUB_ENV="LIVEHUB_X=1 LIVEHUB_Y=2" adds settings to the server's environment.
         for item in os.environ.get("BENCH_LIVEHUB_ENV", "").split():

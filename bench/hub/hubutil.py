@@ -113,6 +113,8 @@ class Server:
             "LIVEHUB_HTTP_HOST": "127.0.0.1", "LIVEHUB_HTTP_PORT": str(self.http_port),
             "LIVEHUB_RTMP_HOST": "127.0.0.1", "LIVEHUB_RTMP_PORT": str(self.rtmp_port),
             "LIVEHUB_DATA_DIR": str(self.data_dir), "LIVEHUB_LOG_LEVEL": "info",
+            # Dev mode: the generated secret (tokens are minted from it) and the sample tokens.
+            "LIVEHUB_DEV": "1",
         })
         self.env.update(extra_env or {})
         self.proc = None
