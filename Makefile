@@ -16,9 +16,10 @@ deps:
 build: deps
 	swift build -c release --product livehub
 
-## Build (release) and start the server with the embedded SQLite default.
+## Build (release) and start the server in dev mode (generated secrets, sample tokens; see README
+## "Auth" for production settings) with the embedded SQLite default.
 run: build
-	.build/release/livehub
+	.build/release/livehub --dev
 
 test-deps: deps
 	@missing=""; for p in $(TEST_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -245,6 +245,8 @@ class LiveHub:
             # lifted for the bench.
             "LIVEHUB_HTTP_MAX_CONNECTIONS_PER_IP": "0", "LIVEHUB_WS_MAX_CONNECTIONS_PER_IP": "0",
             "LIVEHUB_RTMP_MAX_CONNECTIONS_PER_IP": "1000",
+            # Dev mode: generated secrets and the sample tokens the benchmarks read from the banner.
+            "LIVEHUB_DEV": "1",
         })
         # A/B runs: BENCH_LIVEHUB_ENV="LIVEHUB_X=1 LIVEHUB_Y=2" adds settings to the server's environment.
         for item in os.environ.get("BENCH_LIVEHUB_ENV", "").split():

@@ -22,10 +22,19 @@ def free_port():
         return s.getsockname()[1]
 
 
-class LiveHubProcess:
-    """One running `livehub`. Output is captured to a log file; tokens are parsed from the banner."""
+AUTH_VARIABLES = [
+    "LIVEHUB_DEV", "LIVEHUB_JWT_SECRET", "LIVEHUB_JWT_PUBLIC_KEY", "LIVEHUB_JWT_JWKS_FILE", "LIVEHUB_JWT_LEEWAY",
+    "LIVEHUB_JWT_ISSUER", "LIVEHUB_JWT_AUDIENCE", "LIVEHUB_INTERNAL_TOKEN", "LIVEHUB_CALLBACK_TRUST_LOOPBACK",
+]
 
-    def __init__(self, data_dir, env=None):
+
+class LiveHubProcess:
+    """One running `livehub`. Output is captured to a log file; tokens are parsed from the banner.
+
+    Dev mode (`LIVEHUB_DEV=1`: generated secrets, sample tokens in the banner, loopback callbacks)
+    unless `dev=False`; then `env` must give the JWT keys and `LIVEHUB_INTERNAL_TOKEN`."""
+
+    def __init__(self, data_dir, env=None, dev=True, args=()):
         self.data_dir = Path(data_dir)
         self.http_port = free_port()
         self.rtmp_port = free_port()
@@ -38,11 +47,14 @@ class LiveHubProcess:
             "LIVEHUB_DATA_DIR": str(self.data_dir),
             "LIVEHUB_LOG_LEVEL": "info",
         })
-        self.env.pop("LIVEHUB_JWT_SECRET", None)
-        self.env.pop("LIVEHUB_INTERNAL_TOKEN", None)
+        for name in AUTH_VARIABLES:
+            self.env.pop(name, None)
+        if dev:
+            self.env["LIVEHUB_DEV"] = "1"
         if env:
             self.env.update(env)
         self.log_path = self.data_dir.parent / f"livehub-{self.http_port}.log"
+        self.args = list(args)
         self.proc = None
         self.tokens = {}
 
@@ -60,7 +72,7 @@ class LiveHubProcess:
     def start(self, timeout=30):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([BIN], env=self.env, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen([BIN, *self.args], env=self.env, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -140,8 +152,8 @@ def make_livehub(data_dir):
     """Factory for tests that need custom env or several runs over one data directory."""
     servers = []
 
-    def make(env=None, directory=None):
-        server = LiveHubProcess(directory or data_dir, env=env)
+    def make(env=None, directory=None, dev=True, args=()):
+        server = LiveHubProcess(directory or data_dir, env=env, dev=dev, args=args)
         servers.append(server)
         return server
 

@@ -9,6 +9,7 @@ import MediaCore
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import UnixSignals
 
 /// The whole LiveHub process, assembled once (hummingbird's `buildApplication` pattern): used by
 /// the `livehub` executable and by the tests.
@@ -23,25 +24,52 @@ public struct LiveHub: Sendable {
     public let rtmp: RTMPServer
     public let hls: HLSService
     public let hub: Hub
-    public let jwt: JWTCodec
+    /// Verifies every token (REST and WebSocket); its keys are re-read on SIGHUP.
+    public let verifier: JWTVerifier
+    /// Signs the dev tokens; nil outside dev mode.
+    public let devTokenIssuer: DevTokenIssuer?
     public let internalToken: String
     public let metrics: LiveHubMetrics
     public let logger: Logger
     public let application: Application<RouterResponder<LiveHubRequestContext>>
 
-    /// Opens the database (creating and migrating it), reads or creates dev secrets, builds routes.
-    /// `onHTTPReady` receives the bound HTTP port once the listener is up.
+    /// Opens the database (creating and migrating it), reads the JWT keys (or, in dev mode, reads or
+    /// creates the dev secrets), builds routes. Outside dev mode, a configuration without a key
+    /// source or internal token is refused (`LiveHubConfiguration.startupProblem`), as is a key
+    /// file that cannot be used. `onHTTPReady` receives the bound HTTP port once the listener is up.
     public static func build(
         configuration: LiveHubConfiguration,
         logger: Logger = Logger(label: "livehub"),
         onHTTPReady: @escaping @Sendable (Int) async -> Void = { _ in },
         onRTMPReady: @escaping @Sendable ([(scheme: String, port: Int)]) async -> Void = { _ in }
     ) async throws -> LiveHub {
+        if let problem = configuration.startupProblem { throw LiveHubStartupError(message: problem) }
+        var keySources = configuration.jwtKeySources
+        var devTokenIssuer: DevTokenIssuer?
+        let internalToken: String
+        if configuration.isDevMode {
+            let secret = try configuration.jwtSecret ?? DevSecrets.loadOrCreate(named: "jwt-secret", in: configuration.dataDirectory)
+            keySources.secret = secret
+            devTokenIssuer = await DevTokenIssuer(secret: secret)
+            internalToken = try configuration.internalToken ?? DevSecrets.loadOrCreate(named: "internal-token", in: configuration.dataDirectory)
+        } else {
+            internalToken = configuration.internalToken ?? ""  // startupProblem made sure it is set
+        }
+        if let secret = keySources.secret, secret.utf8.count < 64 {
+            logger.notice(
+                "the JWT secret is shorter than 64 bytes: HS512 (and below 48 bytes HS384) tokens are not accepted (RFC 7518 §3.2)",
+                metadata: ["bytes": "\(secret.utf8.count)"])
+        }
+        let verifier: JWTVerifier
+        do {
+            verifier = JWTVerifier(keys: try await keySources.load(logger: logger), policy: configuration.jwtPolicy)
+        } catch {
+            throw LiveHubStartupError(message: error.description)
+        }
         let database = try AppDatabase.open(path: configuration.databasePath)
-        let jwtSecret = try configuration.jwtSecret ?? DevSecrets.loadOrCreate(named: "jwt-secret", in: configuration.dataDirectory)
-        let internalToken = try configuration.internalToken ?? DevSecrets.loadOrCreate(named: "internal-token", in: configuration.dataDirectory)
-        let jwt = JWTCodec(secret: jwtSecret)
-        let auth = Authenticator(jwt: jwt, internalToken: internalToken)
+        let auth = Authenticator(
+            verifier: verifier, internalToken: internalToken,
+            trustsLoopbackCallbacks: configuration.isDevMode || configuration.callbackTrustsLoopback)
         let metrics = LiveHubMetrics()
         let hls = HLSService(configuration: HLSConfiguration(configuration), metricsFactory: metrics.factory, logger: logger)
         let roomStore = SQLiteRoomStore(database: database)
@@ -96,17 +124,17 @@ public struct LiveHub: Sendable {
         }
 
         HLSController(hls: hls).addRoutes(to: router)
-        var devTokens: (@Sendable (String, String, [String]) -> String)?
-        if configuration.isDevMode {
+        var devTokens: (@Sendable (String, String, [String]) async throws -> String)?
+        if let devTokenIssuer {
             devTokens = { userId, username, roles in
-                jwt.sign(AuthUser(userId: userId, username: username, roles: roles), lifetime: 7 * 24 * 3600)
+                try await devTokenIssuer.sign(AuthUser(userId: userId, username: username, roles: roles), lifetime: 7 * 24 * 3600)
             }
         }
         WebController(assets: WebController.loadAssets(logger: logger), devTokens: devTokens).addRoutes(to: router)
         let packaging = PackagingService(streams: streams, hls: hls, logger: logger)
 
         let realtime = await RealtimeWiring.make(
-            rooms: rooms, live: live, notifications: notifications, jwt: jwt, metrics: metrics, configuration: configuration, logger: logger)
+            rooms: rooms, live: live, notifications: notifications, verifier: verifier, metrics: metrics, configuration: configuration, logger: logger)
         realtime.addRoutes(router: router)
         let connectionLimits = HTTPConnectionLimits(
             idleTimeout: configuration.httpIdleTimeout.map { TimeAmount($0) },
@@ -115,6 +143,10 @@ public struct LiveHub: Sendable {
             webSocketsPerAddress: configuration.wsMaxConnectionsPerIP > 0
                 ? ConnectionsPerAddress(limit: configuration.wsMaxConnectionsPerIP, what: "WebSockets", logger: logger) : nil)
         let lifecycle = LifecycleService(rooms: rooms, database: database, logger: logger)
+        var services: [any Service] = [lifecycle, packaging, ingest, HubService(hub: realtime.hub)]
+        if keySources.hasFiles {
+            services.append(JWTKeyReloadService(sources: keySources, verifier: verifier, logger: logger))
+        }
         let application = Application(
             router: router,
             // HTTP/1 through the router, with HLS requests that need no waiting answered on the event
@@ -137,11 +169,11 @@ public struct LiveHub: Sendable {
                     decideUpgrade: realtime.decideUpgrade)
             },
             configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "LiveHub"),
-            services: [lifecycle, packaging, ingest, HubService(hub: realtime.hub)],
+            services: services,
             onServerRunning: { channel in await onHTTPReady(channel.localAddress?.port ?? configuration.httpPort) },
             logger: logger)
         return LiveHub(
-            configuration: configuration, database: database, rooms: rooms, live: live, notifications: notifications, streams: streams, rtmp: rtmp, hls: hls, hub: realtime.hub, jwt: jwt, internalToken: internalToken,
+            configuration: configuration, database: database, rooms: rooms, live: live, notifications: notifications, streams: streams, rtmp: rtmp, hls: hls, hub: realtime.hub, verifier: verifier, devTokenIssuer: devTokenIssuer, internalToken: internalToken,
             metrics: metrics, logger: logger, application: application)
     }
 
@@ -150,12 +182,37 @@ public struct LiveHub: Sendable {
         try await application.runService(gracefulShutdownSignals: [.sigterm, .sigint])
     }
 
-    /// Sample tokens printed in dev mode (valid 30 days).
-    public func devTokens() -> (owner: String, viewer: String) {
+    /// Sample tokens printed in dev mode (valid 30 days); nil outside dev mode.
+    public func devTokens() async throws -> (owner: String, viewer: String)? {
+        guard let devTokenIssuer else { return nil }
         let owner = AuthUser(userId: "dev-owner", username: "Dev Shop", roles: ["SHOP_OWNER"])
         let viewer = AuthUser(userId: "dev-viewer", username: "Dev Viewer", roles: ["USER"])
         let lifetime: TimeInterval = 30 * 24 * 3600
-        return (jwt.sign(owner, lifetime: lifetime), jwt.sign(viewer, lifetime: lifetime))
+        return (try await devTokenIssuer.sign(owner, lifetime: lifetime), try await devTokenIssuer.sign(viewer, lifetime: lifetime))
+    }
+}
+
+/// A configuration or key file LiveHub cannot start with; `description` is the one line to print.
+public struct LiveHubStartupError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
+
+/// Re-reads the JWT key files (`LIVEHUB_JWT_PUBLIC_KEY`, `LIVEHUB_JWT_JWKS_FILE`) on SIGHUP, as
+/// nginx reloads on it: an identity provider's key rotation needs no restart. A file that cannot
+/// be used keeps the previous keys (`JWTVerifier.reload`). Runs only when a key file is configured,
+/// so that otherwise SIGHUP keeps its default meaning.
+struct JWTKeyReloadService: Service {
+    let sources: JWTKeySources
+    let verifier: JWTVerifier
+    let logger: Logger
+
+    func run() async throws {
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        for await _ in hangups.cancelOnGracefulShutdown() {
+            logger.info("SIGHUP: re-reading the JWT key files")
+            await verifier.reload(from: sources, logger: logger)
+        }
     }
 }
 

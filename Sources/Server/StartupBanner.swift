@@ -7,9 +7,26 @@ public enum StartupBanner {
         FileHandle.standardOutput.write(Data((text + "\n").utf8))
     }
 
-    public static func printHeader(configuration: LiveHubConfiguration) {
+    public static func printHeader(configuration: LiveHubConfiguration, acceptedAlgorithms: [String]) {
         line(LiveHubVersion.description)
         line("data      \(configuration.databasePath) (SQLite, WAL)")
+        line("auth      \(authSummary(configuration: configuration, acceptedAlgorithms: acceptedAlgorithms))")
+    }
+
+    /// The mode and what tokens must be: `dev mode …` or `production: JWT RS256, … from …`.
+    static func authSummary(configuration: LiveHubConfiguration, acceptedAlgorithms: [String]) -> String {
+        var sources: [String] = []
+        if configuration.jwtSecret != nil { sources.append("LIVEHUB_JWT_SECRET") }
+        if let path = configuration.jwtPublicKeyPath { sources.append(path) }
+        if let path = configuration.jwtJWKSPath { sources.append(path + " (SIGHUP re-reads)") }
+        var rules = ["exp required", "leeway \(Int(configuration.jwtLeeway)) s"]
+        if let issuer = configuration.jwtIssuer { rules.append("iss \(issuer)") }
+        if !configuration.jwtAudiences.isEmpty { rules.append("aud \(configuration.jwtAudiences.joined(separator: "|"))") }
+        let jwt = "JWT \(acceptedAlgorithms.joined(separator: ", "))"
+            + (sources.isEmpty ? "" : " from \(sources.joined(separator: ", "))") + "; " + rules.joined(separator: ", ")
+        if configuration.isDevMode { return "dev mode (--dev / LIVEHUB_DEV=1): \(jwt)" }
+        let loopback = configuration.callbackTrustsLoopback ? "; /callback/* trusts loopback (LIVEHUB_CALLBACK_TRUST_LOOPBACK)" : ""
+        return "production: \(jwt)\(loopback)"
     }
 
     public static func printListening(httpPort: Int, configuration: LiveHubConfiguration) {
@@ -22,9 +39,13 @@ public enum StartupBanner {
         }
     }
 
-    public static func printDevMode(ownerToken: String, viewerToken: String, internalToken: String, httpPort: Int, rtmpPort: Int) {
+    public static func printDevMode(ownerToken: String, viewerToken: String, internalToken: String, generatedSecret: Bool, httpPort: Int, rtmpPort: Int) {
         line("")
-        line("dev mode: no LIVEHUB_JWT_SECRET set; a secret was generated and kept in the data directory.")
+        if generatedSecret {
+            line("dev mode: a JWT secret was generated and kept in the data directory; never use --dev in production.")
+        } else {
+            line("dev mode: tokens are signed with LIVEHUB_JWT_SECRET; never use --dev in production.")
+        }
         line("shop-owner token: \(ownerToken)")
         line("viewer token:     \(viewerToken)")
         line("internal token:   \(internalToken)")

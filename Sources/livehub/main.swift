@@ -16,6 +16,8 @@ struct LiveHubCommand: AsyncParsableCommand {
     @Option(name: .long, help: "RTMP port (LIVEHUB_RTMP_PORT, 1935).") var rtmpPort: Int?
     @Option(name: .long, help: "Data directory (LIVEHUB_DATA_DIR, ./data).") var dataDir: String?
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error (LIVEHUB_LOG_LEVEL).") var logLevel: String?
+    @Flag(name: .long, help: "Dev mode (LIVEHUB_DEV=1): generated secrets, sample tokens, dev-token endpoint, loopback callbacks.")
+    var dev = false
 
     func run() async throws {
         var configuration: LiveHubConfiguration
@@ -28,6 +30,8 @@ struct LiveHubCommand: AsyncParsableCommand {
         if let rtmpPort { configuration.rtmpPort = rtmpPort }
         if let dataDir { configuration.dataDirectory = dataDir }
         if let logLevel { configuration.logLevel = logLevel }
+        if dev { configuration.isDevMode = true }
+        if let problem = configuration.startupProblem { Self.stop(problem) }
         let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -37,16 +41,28 @@ struct LiveHubCommand: AsyncParsableCommand {
         let logger = Logger(label: "livehub")
         Self.raiseOpenFileLimit(logger: logger)
         let config = configuration
-        let hub = try await LiveHub.build(
-            configuration: configuration, logger: logger,
-            onHTTPReady: { port in StartupBanner.printListening(httpPort: port, configuration: config) },
-            onRTMPReady: { ports in StartupBanner.printListening(rtmpPorts: ports, configuration: config) })
-        StartupBanner.printHeader(configuration: configuration)
-        if configuration.isDevMode {
-            let tokens = hub.devTokens()
-            StartupBanner.printDevMode(ownerToken: tokens.owner, viewerToken: tokens.viewer, internalToken: hub.internalToken, httpPort: configuration.httpPort, rtmpPort: configuration.rtmpPort)
+        let hub: LiveHub
+        do {
+            hub = try await LiveHub.build(
+                configuration: configuration, logger: logger,
+                onHTTPReady: { port in StartupBanner.printListening(httpPort: port, configuration: config) },
+                onRTMPReady: { ports in StartupBanner.printListening(rtmpPorts: ports, configuration: config) })
+        } catch let error as LiveHubStartupError {
+            Self.stop(error.message)
+        }
+        StartupBanner.printHeader(configuration: configuration, acceptedAlgorithms: hub.verifier.keySet.acceptedAlgorithms)
+        if let tokens = try await hub.devTokens() {
+            StartupBanner.printDevMode(
+                ownerToken: tokens.owner, viewerToken: tokens.viewer, internalToken: hub.internalToken,
+                generatedSecret: configuration.jwtSecret == nil, httpPort: configuration.httpPort, rtmpPort: configuration.rtmpPort)
         }
         try await hub.run()
+    }
+
+    /// One line on stderr naming what to set, and exit status 1.
+    static func stop(_ message: String) -> Never {
+        FileHandle.standardError.write(Data("livehub: \(message)\n".utf8))
+        Foundation.exit(1)
     }
 
     /// Every viewer's WebSocket, every publisher and every finished segment (a memfd) is a

@@ -59,11 +59,11 @@ private let rooms = "/v1/notifications/live/rooms"
         }
     }
 
-    static func badTokens(_ t: TestHub) -> [(String, HTTPFields)] {
-        let expired = t.token("owner-1", roles: ["SHOP_OWNER"], lifetime: -10)
-        let forged = JWTCodec(secret: "not-the-server-secret").sign(AuthUser(userId: "owner-1", username: "x", roles: ["SHOP_OWNER"]), lifetime: 600)
-        let header = Base64URL.encode(Data(#"{"alg":"none"}"#.utf8))
-        let payload = Base64URL.encode(Data(#"{"sub":"owner-1","roles":["SHOP_OWNER"],"exp":9999999999}"#.utf8))
+    static func badTokens(_ t: TestHub) async throws -> [(String, HTTPFields)] {
+        let expired = try await t.token("owner-1", roles: ["SHOP_OWNER"], lifetime: -100)
+        let forged = try await DevTokenIssuer(secret: "not-the-server-secret-not-the-server-secret").sign(AuthUser(userId: "owner-1", username: "x", roles: ["SHOP_OWNER"]), lifetime: 600)
+        let header = TestBase64URL.encode(#"{"alg":"none"}"#)
+        let payload = TestBase64URL.encode(#"{"sub":"owner-1","roles":["SHOP_OWNER"],"exp":9999999999}"#)
         return [
             ("no token", [.contentType: "application/json"]),
             ("expired", bearer(expired)),
@@ -79,7 +79,7 @@ private let rooms = "/v1/notifications/live/rooms"
         try await t.hub.application.test(.router) { client in
             let room = try await client.execute(uri: rooms, method: .post, headers: bearer(t.ownerToken), body: json(#"{"title":"kept"}"#)) { try decode(RoomView.self, $0) }
             let before = try t.snapshot()
-            for (name, headers) in Self.badTokens(t) {
+            for (name, headers) in try await Self.badTokens(t) {
                 try await client.execute(uri: rooms, method: .post, headers: headers, body: json(#"{"title":"new"}"#)) { response in
                     #expect(response.status == .unauthorized, "\(name)")
                     try expectError(response, .unauthorized, "UNAUTHORIZED")

@@ -15,8 +15,8 @@ private let base = "/v1/notifications/live"
         let first = try await TestHub.make()
         let room = try await first.hub.application.test(.live) { client in
             let room = try await client.execute(uri: "\(base)/rooms", method: .post, headers: bearer(first.ownerToken), body: json(#"{"title":"crash"}"#)) { try decode(RoomView.self, $0) }
-            try await client.execute(uri: "\(base)/callback/start?name=\(room.streamKey!)", method: .post) { response in
-                #expect(response.status == .ok, "loopback callers may use the nginx-rtmp callback")
+            try await client.execute(uri: "\(base)/callback/start?name=\(room.streamKey!)", method: .post, headers: [.authorization: "Bearer \(TestHub.internalToken)"]) { response in
+                #expect(response.status == .ok, "the nginx-rtmp callback with the internal token")
             }
             return room
         }
@@ -41,13 +41,13 @@ private let base = "/v1/notifications/live"
         let t = try await TestHub.make(grace: .milliseconds(800))
         try await t.hub.application.test(.live) { client in
             let room = try await client.execute(uri: "\(base)/rooms", method: .post, headers: bearer(t.ownerToken), body: json(#"{"title":"blip"}"#)) { try decode(RoomView.self, $0) }
-            _ = try await client.execute(uri: "\(base)/callback/start?name=\(room.streamKey!)", method: .post)
-            _ = try await client.execute(uri: "\(base)/callback/end?name=\(room.streamKey!)", method: .post)
+            _ = try await client.execute(uri: "\(base)/callback/start?name=\(room.streamKey!)", method: .post, headers: [.authorization: "Bearer \(TestHub.internalToken)"])
+            _ = try await client.execute(uri: "\(base)/callback/end?name=\(room.streamKey!)", method: .post, headers: [.authorization: "Bearer \(TestHub.internalToken)"])
             try await client.execute(uri: "\(base)/rooms/\(room.id)", method: .get) { response in
                 let view = try decode(RoomView.self, response)
                 #expect(view.reconnecting)
             }
-            _ = try await client.execute(uri: "\(base)/callback/start?name=\(room.streamKey!)", method: .post)
+            _ = try await client.execute(uri: "\(base)/callback/start?name=\(room.streamKey!)", method: .post, headers: [.authorization: "Bearer \(TestHub.internalToken)"])
             try await Task.sleep(for: .milliseconds(1200))
             try await client.execute(uri: "\(base)/rooms/\(room.id)", method: .get) { response in
                 let view = try decode(RoomView.self, response)

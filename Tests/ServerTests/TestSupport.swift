@@ -14,6 +14,11 @@ struct TestHub {
 
     let hub: LiveHub
     let directory: String
+    /// Signs tokens the hub accepts (its dev signer in dev mode, else one with `secret`).
+    let signer: DevTokenIssuer
+    let ownerToken: String
+    let otherOwnerToken: String
+    let viewerToken: String
 
     static func make(directory: String? = nil, grace: Duration = .seconds(30), configure: (inout LiveHubConfiguration) -> Void = { _ in }) async throws -> TestHub {
         let directory = directory ?? FileManager.default.temporaryDirectory
@@ -29,16 +34,25 @@ struct TestHub {
         configure(&configuration)
         var logger = Logger(label: "test")
         logger.logLevel = .warning
-        return TestHub(hub: try await LiveHub.build(configuration: configuration, logger: logger), directory: directory)
+        let hub = try await LiveHub.build(configuration: configuration, logger: logger)
+        let signer: DevTokenIssuer
+        if let devSigner = hub.devTokenIssuer {
+            signer = devSigner
+        } else {
+            signer = await DevTokenIssuer(secret: configuration.jwtSecret ?? secret)
+        }
+        let sign = { @Sendable (userId: String, roles: [String]) in
+            try await signer.sign(AuthUser(userId: userId, username: "name-\(userId)", roles: roles), lifetime: 600)
+        }
+        return TestHub(
+            hub: hub, directory: directory, signer: signer,
+            ownerToken: try await sign("owner-1", ["SHOP_OWNER"]), otherOwnerToken: try await sign("owner-2", ["SHOP_OWNER"]),
+            viewerToken: try await sign("viewer-1", ["USER"]))
     }
 
-    func token(_ userId: String, roles: [String] = [], lifetime: TimeInterval = 600) -> String {
-        hub.jwt.sign(AuthUser(userId: userId, username: "name-\(userId)", roles: roles), lifetime: lifetime)
+    func token(_ userId: String, roles: [String] = [], lifetime: TimeInterval = 600) async throws -> String {
+        try await signer.sign(AuthUser(userId: userId, username: "name-\(userId)", roles: roles), lifetime: lifetime)
     }
-
-    var ownerToken: String { token("owner-1", roles: ["SHOP_OWNER"]) }
-    var otherOwnerToken: String { token("owner-2", roles: ["SHOP_OWNER"]) }
-    var viewerToken: String { token("viewer-1", roles: ["USER"]) }
 
     /// Rows of `table`, read from the SQLite file through a separate connection.
     func count(_ table: String) throws -> Int {
@@ -80,4 +94,14 @@ func expectError(_ response: TestResponse, _ status: HTTPResponse.Status, _ code
     let message = try #require(body["message"] as? String, sourceLocation: sourceLocation)
     #expect(!message.isEmpty, sourceLocation: sourceLocation)
     return message
+}
+
+/// base64url without padding (RFC 7515 §2), to hand-craft tokens the server must refuse.
+enum TestBase64URL {
+    static func encode(_ text: String) -> String { encode(Data(text.utf8)) }
+
+    static func encode(_ data: Data) -> String {
+        data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
 }

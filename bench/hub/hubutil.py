@@ -116,6 +116,8 @@ class Server:
             # Up to 10,000 subscribers, all from 127.0.0.1: the per-address connection limits
             # (README "Client addresses") are off for the bench.
             "LIVEHUB_HTTP_MAX_CONNECTIONS_PER_IP": "0", "LIVEHUB_WS_MAX_CONNECTIONS_PER_IP": "0",
+            # Dev mode: the generated secret (tokens are minted from it) and the sample tokens.
+            "LIVEHUB_DEV": "1",
         })
         self.env.update(extra_env or {})
         self.proc = None

@@ -1,18 +1,24 @@
 /// Who is on the other end of a connection. `nil` wherever a `HubIdentity?` appears means a guest.
 ///
 /// The Server builds this from verified JWT claims (`userId` else `sub`, `username` else `sub`,
-/// `avatarUrl?`, `roles`); the hub only uses `userId` (per-user socket sets, rate limits).
+/// `avatarUrl?`, `roles`, `exp`); the hub uses `userId` (per-user socket sets, rate limits) and
+/// `expiresAt`.
 public struct HubIdentity: Sendable, Hashable {
     public var userId: String
     public var username: String
     public var avatarUrl: String?
     public var roles: [String]
+    /// When the credential runs out, on the hub's clock (`HubClock.now()`); nil = never. A STOMP
+    /// connection then gets `ERROR` `message:token expired` and is closed; a Socket.IO socket gets
+    /// an `error` event `token_expired`, `41` and is closed, unless an `AUTH` refreshed it.
+    public var expiresAt: Duration?
 
-    public init(userId: String, username: String, avatarUrl: String? = nil, roles: [String] = []) {
+    public init(userId: String, username: String, avatarUrl: String? = nil, roles: [String] = [], expiresAt: Duration? = nil) {
         self.userId = userId
         self.username = username
         self.avatarUrl = avatarUrl
         self.roles = roles
+        self.expiresAt = expiresAt
     }
 }
 
@@ -26,7 +32,7 @@ public enum HubAuthResult: Sendable, Hashable {
     case invalid(reason: String)
 }
 
-/// Implemented by the Server (JWT HS256). Called by the STOMP adapter for the `token` query
+/// Implemented by the Server (JWT, jwt-kit). Called by the STOMP adapter for the `token` query
 /// parameter / CONNECT `Authorization: Bearer …` / CONNECT `token` header, and by the Socket.IO
 /// adapter for the handshake `auth.token` and the `AUTH` event.
 public protocol HubAuthenticator: Sendable {

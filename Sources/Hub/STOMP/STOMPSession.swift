@@ -47,7 +47,9 @@ public struct STOMPSendRequest: Sendable, Hashable {
 /// unsupported version, a bad `heart-beat` header, SUBSCRIBE without `destination`/`id` or with a
 /// duplicate `id`, SEND without `destination`, a server command sent by the client, invalid,
 /// expired or badly signed tokens, no CONNECT within `connectTimeout`, and a user over the hub's
-/// per-user connection limit.
+/// per-user connection limit. A connection whose token runs out while connected
+/// (`HubIdentity.expiresAt`) gets an ERROR with `message:token expired`, so that the client
+/// reconnects with a fresh token; guests have no expiry.
 ///
 /// Transactions (BEGIN/COMMIT/ABORT) and ACK/NACK are accepted and ignored (only `ack:auto`
 /// semantics are offered); they still get their RECEIPT.
@@ -371,6 +373,9 @@ public struct STOMPSession: Sendable {
             return []
         case .connected:
             var actions: [Action] = []
+            if let expiresAt = self.identity?.expiresAt, now >= expiresAt {
+                return self.fatal(Self.tokenExpired, receipt: nil)
+            }
             if self.incomingHeartbeat > 0 && now - self.lastInboundAt > .milliseconds(2 * self.incomingHeartbeat) {
                 self.state = .closed
                 return [.close(.timeout)]
@@ -394,12 +399,15 @@ public struct STOMPSession: Sendable {
         case .closed:
             return .hubNever
         case .connected:
-            var due = Duration.hubNever
+            var due = self.identity?.expiresAt ?? .hubNever
             if self.incomingHeartbeat > 0 { due = min(due, self.lastInboundAt + .milliseconds(2 * self.incomingHeartbeat)) }
             if self.outgoingHeartbeat > 0 { due = min(due, lastOutboundAt + .milliseconds(self.outgoingHeartbeat)) }
             return due
         }
     }
+
+    /// The ERROR `message` when the token runs out.
+    public static let tokenExpired = "token expired"
 
     // MARK: Helpers
 

@@ -91,6 +91,13 @@ public struct SocketIOEventRequest: Sendable, Hashable {
 /// ## Fatal
 /// Undecodable Engine.IO/Socket.IO packets, an oversized packet, ping time-out
 /// (pingInterval + pingTimeout without any packet), no namespace CONNECT within `connectTimeout`.
+///
+/// ## Token expiry
+/// When the identity's token runs out (`HubIdentity.expiresAt`; an `AUTH` with a fresh token
+/// moves it) the socket gets `42["error",{"error":"token_expired","message":"token expired"}]`,
+/// then `41` (socket.io-client: `disconnect` with "io server disconnect"; it does not reconnect by
+/// itself, the app connects again with a fresh token), then the connection closes (1008
+/// "token expired"). Sockets without an identity are not affected.
 public struct SocketIOSession: Sendable {
     public enum AuthPurpose: Sendable, Hashable {
         case connect
@@ -341,6 +348,9 @@ public struct SocketIOSession: Sendable {
             return actions
         }
     }
+    /// `42["error",{"error":"token_expired","message":"token expired"}]`, sent before `41` at expiry.
+    public static let tokenExpiredNotice = SocketIOPacket(
+        type: .event, data: ["error", ["error": "token_expired", "message": "token expired"]]).engineIOText
 
     /// The rate limiter refused the event.
     public func rateLimited(_ request: SocketIOEventRequest) -> [Action] {
@@ -368,10 +378,11 @@ public struct SocketIOSession: Sendable {
             self.lastPingAt + .milliseconds(self.configuration.pingInterval))
         if self.state == .awaitingConnect { due = min(due, self.openedAt + self.configuration.connectTimeout) }
         if self.state == .connected, self.identity == nil, let deadline = self.authDeadline { due = min(due, deadline) }
+        if self.state == .connected, let expiresAt = self.identity?.expiresAt { due = min(due, expiresAt) }
         return due
     }
 
-    /// Call periodically: server pings, ping time-out, connect and AUTH time-outs.
+    /// Call periodically: server pings, ping time-out, connect and AUTH time-outs, token expiry.
     public mutating func tick(now: Duration) -> [Action] {
         if self.state == .closed { return [] }
         if now - self.lastInboundAt > .milliseconds(self.configuration.pingInterval + self.configuration.pingTimeout) {
@@ -382,6 +393,10 @@ public struct SocketIOSession: Sendable {
         }
         if self.state == .connected, self.identity == nil, let deadline = self.authDeadline, now >= deadline {
             return [.send(SocketIOPacket(type: .disconnect).engineIOText)] + self.closeNow(.protocolError("authentication timeout"))
+        }
+        if self.state == .connected, let expiresAt = self.identity?.expiresAt, now >= expiresAt {
+            return [.send(Self.tokenExpiredNotice), .send(SocketIOPacket(type: .disconnect).engineIOText)]
+                + self.closeNow(.protocolError("token expired"))
         }
         if now - self.lastPingAt >= .milliseconds(self.configuration.pingInterval) {
             self.lastPingAt = now

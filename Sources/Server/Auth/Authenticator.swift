@@ -4,13 +4,18 @@ import Logging
 
 /// Reads `Authorization: Bearer …` (REST) and turns tokens into users or 401s.
 public struct Authenticator: Sendable {
-    public let jwt: JWTCodec
+    public let verifier: JWTVerifier
     /// Bearer token for internal calls (orders, notifications, nginx-rtmp callbacks).
     public let internalToken: String
+    /// Loopback callers count as internal for `/callback/*` (dev mode, or
+    /// `LIVEHUB_CALLBACK_TRUST_LOOPBACK=1`). Off by default: behind a reverse proxy on the same
+    /// host every request comes from loopback.
+    public let trustsLoopbackCallbacks: Bool
 
-    public init(jwt: JWTCodec, internalToken: String) {
-        self.jwt = jwt
+    public init(verifier: JWTVerifier, internalToken: String, trustsLoopbackCallbacks: Bool = false) {
+        self.verifier = verifier
         self.internalToken = internalToken
+        self.trustsLoopbackCallbacks = trustsLoopbackCallbacks
     }
 
     static func bearerToken(_ request: Request) -> String? {
@@ -36,7 +41,7 @@ public struct Authenticator: Sendable {
         }
         guard let token = Self.bearerToken(request) else { return nil }
         do {
-            return try jwt.verify(token)
+            return try verifier.verify(token)
         } catch {
             context.logger.info("refused token", metadata: ["reason": "\(error)"])
             throw APIError.unauthorized(error.description)
@@ -48,6 +53,12 @@ public struct Authenticator: Sendable {
         let user = try requireUser(request, context: context)
         guard user.isShopOwner else { throw APIError.forbidden("only a SHOP_OWNER may do this") }
         return user
+    }
+
+    /// nginx-rtmp callbacks: the internal token, or a loopback caller when `trustsLoopbackCallbacks`.
+    public func requireCallbackCaller(_ request: Request, context: LiveHubRequestContext) throws {
+        if trustsLoopbackCallbacks && context.isLoopbackPeer { return }
+        try requireInternal(request)
     }
 
     /// The internal service token (constant-time comparison).

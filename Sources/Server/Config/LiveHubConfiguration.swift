@@ -23,11 +23,32 @@ public struct LiveHubConfiguration: Sendable {
     public var tlsKeyPath: String?
     /// `LIVEHUB_DATA_DIR` (`./data`): the SQLite file and dev-mode secrets live here.
     public var dataDirectory = "./data"
-    /// `LIVEHUB_JWT_SECRET`: HS256 secret. Unset = dev mode (a random secret is kept in the data dir).
+    /// `LIVEHUB_DEV=1` or `livehub --dev`: dev mode. Without a secret, one is generated and kept in
+    /// the data directory, as is the internal token; sample tokens are printed, `POST /v1/dev/tokens`
+    /// hands out tokens to loopback callers and loopback callers may call `/callback/*`.
+    /// Off by default: start-up then needs a key source and `LIVEHUB_INTERNAL_TOKEN`.
+    public var isDevMode = false
+    /// `LIVEHUB_JWT_SECRET`: shared secret for HS256/HS384/HS512 tokens.
     public var jwtSecret: String?
-    /// `LIVEHUB_INTERNAL_TOKEN`: bearer token for internal calls (orders, notifications).
-    /// Unset = dev mode: a random one is kept in the data directory and printed at start-up.
+    /// `LIVEHUB_JWT_PUBLIC_KEY`: path of a PEM public key or certificate, RSA (RS256/384/512,
+    /// PS256/384/512) or EC (ES256 for P-256; ES384, ES512).
+    public var jwtPublicKeyPath: String?
+    /// `LIVEHUB_JWT_JWKS_FILE`: path of a JWKS file (RFC 7517 §5), keys chosen by `kid`; re-read on SIGHUP.
+    public var jwtJWKSPath: String?
+    /// `LIVEHUB_JWT_LEEWAY` seconds (30, at most 3600): clock skew allowed on `exp` and `nbf`; a
+    /// WebSocket is closed this long after its token's `exp`.
+    public var jwtLeeway: Double = 30
+    /// `LIVEHUB_JWT_ISSUER`: when set, a token's `iss` must equal it.
+    public var jwtIssuer: String?
+    /// `LIVEHUB_JWT_AUDIENCE`: comma-separated; when set, a token's `aud` must name one of them.
+    public var jwtAudiences: [String] = []
+    /// `LIVEHUB_INTERNAL_TOKEN`: bearer token for internal calls (orders, notifications, nginx-rtmp
+    /// callbacks). Required outside dev mode; in dev mode a random one is kept in the data directory.
     public var internalToken: String?
+    /// `LIVEHUB_CALLBACK_TRUST_LOOPBACK=1`: loopback callers may call `/callback/*` without the
+    /// internal token outside dev mode too (nginx-rtmp on the same host). Off by default: behind a
+    /// reverse proxy on the same host every request comes from loopback.
+    public var callbackTrustsLoopback = false
     /// `LIVEHUB_CORS_ORIGINS`: comma-separated origins; `*` (the dev default) allows any.
     public var corsOrigins: [String] = ["*"]
     /// `LIVEHUB_PUBLIC_HOST`: host name put into `rtmpUrl`/`hlsUrl`; default: the request's Host.
@@ -117,8 +138,30 @@ public struct LiveHubConfiguration: Sendable {
 
     public init() {}
 
-    public var isDevMode: Bool { jwtSecret == nil }
     public var databasePath: String { (dataDirectory as NSString).appendingPathComponent("livehub.sqlite") }
+
+    /// The keys tokens are verified with (the dev secret is added in dev mode).
+    public var jwtKeySources: JWTKeySources {
+        JWTKeySources(secret: jwtSecret, publicKeyPath: jwtPublicKeyPath, jwksPath: jwtJWKSPath)
+    }
+
+    public var jwtPolicy: JWTPolicy {
+        JWTPolicy(leeway: jwtLeeway, issuer: jwtIssuer, audiences: jwtAudiences)
+    }
+
+    /// Why this configuration cannot start outside dev mode (one line naming the variable), or nil.
+    public var startupProblem: String? {
+        guard !isDevMode else { return nil }
+        if jwtKeySources.isEmpty {
+            return "LIVEHUB_JWT_SECRET is not set: set it (HS256/HS384/HS512 secret), LIVEHUB_JWT_PUBLIC_KEY (PEM file) "
+                + "or LIVEHUB_JWT_JWKS_FILE (JWKS file) so that tokens can be verified, or start with --dev (LIVEHUB_DEV=1) to try LiveHub locally"
+        }
+        if internalToken == nil {
+            return "LIVEHUB_INTERNAL_TOKEN is not set: set it to the bearer token internal services use "
+                + "(orders, notifications, nginx-rtmp callbacks), or start with --dev (LIVEHUB_DEV=1) to try LiveHub locally"
+        }
+        return nil
+    }
 
     /// Reads every `LIVEHUB_*` variable; unknown or malformed values are reported, not ignored.
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> LiveHubConfiguration {
@@ -155,6 +198,15 @@ public struct LiveHubConfiguration: Sendable {
             }
             return number
         }
+        func flag(_ name: String) throws -> Bool? {
+            guard let raw = value(name) else { return nil }
+            switch raw.lowercased() {
+            case "1", "true", "yes", "on": return true
+            case "0", "false", "no", "off": return false
+            default: throw ConfigurationError(variable: name, value: raw, expected: "1 or 0")
+            }
+        }
+        if let dev = try flag("LIVEHUB_DEV") { isDevMode = dev }
         if let host = value("LIVEHUB_HTTP_HOST") { httpHost = host }
         if let port = try port("LIVEHUB_HTTP_PORT") { httpPort = port }
         if let host = value("LIVEHUB_RTMP_HOST") { rtmpHost = host }
@@ -164,7 +216,20 @@ public struct LiveHubConfiguration: Sendable {
         if let path = value("LIVEHUB_TLS_KEY") { tlsKeyPath = path }
         if let dir = value("LIVEHUB_DATA_DIR") { dataDirectory = dir }
         if let secret = value("LIVEHUB_JWT_SECRET") { jwtSecret = secret }
+        if let path = value("LIVEHUB_JWT_PUBLIC_KEY") { jwtPublicKeyPath = path }
+        if let path = value("LIVEHUB_JWT_JWKS_FILE") { jwtJWKSPath = path }
+        if let leeway = try seconds("LIVEHUB_JWT_LEEWAY") {
+            guard leeway <= 3600 else {
+                throw ConfigurationError(variable: "LIVEHUB_JWT_LEEWAY", value: "\(leeway)", expected: "at most 3600 seconds")
+            }
+            jwtLeeway = leeway
+        }
+        if let issuer = value("LIVEHUB_JWT_ISSUER") { jwtIssuer = issuer }
+        if let audiences = value("LIVEHUB_JWT_AUDIENCE") {
+            jwtAudiences = audiences.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
         if let token = value("LIVEHUB_INTERNAL_TOKEN") { internalToken = token }
+        if let trust = try flag("LIVEHUB_CALLBACK_TRUST_LOOPBACK") { callbackTrustsLoopback = trust }
         if let origins = value("LIVEHUB_CORS_ORIGINS") {
             corsOrigins = origins.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }

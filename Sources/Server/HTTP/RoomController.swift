@@ -94,8 +94,8 @@ struct RoomController {
 
     // MARK: nginx-rtmp callbacks
 
-    /// `on_publish`: 2xx lets nginx-rtmp accept the publisher, 403 makes it refuse. Only loopback
-    /// callers or holders of the internal token may call it.
+    /// `on_publish`: 2xx lets nginx-rtmp accept the publisher, 403 makes it refuse. Only holders of
+    /// the internal token may call it, and loopback callers in dev mode (`Authenticator.requireCallbackCaller`).
     @Sendable func callbackStart(_ request: Request, context: LiveHubRequestContext) async throws -> Response {
         let key = try await callbackKey(request, context: context)
         switch try await rooms.authorizePublish(streamKey: key) {
@@ -119,7 +119,7 @@ struct RoomController {
     }
 
     private func callbackKey(_ request: Request, context: LiveHubRequestContext) async throws -> String {
-        if !context.isLoopbackPeer { try auth.requireInternal(request) }
+        try auth.requireCallbackCaller(request, context: context)
         var request = request
         var name = request.uri.queryParameters["name"].map(String.init)
         if name == nil {

@@ -12,7 +12,8 @@ struct WebController {
     }
 
     let assets: [String: Asset]
-    let devTokens: (@Sendable (_ userId: String, _ username: String, _ roles: [String]) -> String)?
+    /// Signs a dev token; nil outside dev mode (the endpoint then answers 404).
+    let devTokens: (@Sendable (_ userId: String, _ username: String, _ roles: [String]) async throws -> String)?
 
     /// Loads every file of the `Web` resource folder.
     static func loadAssets(logger: Logger) -> [String: Asset] {
@@ -53,7 +54,7 @@ struct WebController {
                 status: .ok, headers: [.contentType: asset.contentType, .cacheControl: "public, max-age=300"],
                 body: .init(byteBuffer: asset.bytes))
         }
-        // Dev mode only (no LIVEHUB_JWT_SECRET), loopback callers only: the studio's "generate a dev token".
+        // Dev mode only (--dev, LIVEHUB_DEV=1), loopback callers only: the studio's "generate a dev token".
         router.post("v1/dev/tokens") { request, context -> Response in
             guard let devTokens else { throw APIError.notFound("dev tokens exist only in dev mode") }
             guard context.isLoopbackPeer else { throw APIError.forbidden("dev tokens are handed out to loopback callers only") }
@@ -64,7 +65,8 @@ struct WebController {
             let userId = body.userId ?? "dev-\(role.lowercased())-\(Int.random(in: 1000...9999))"
             guard !userId.isEmpty, userId.count <= 64 else { throw APIError.validation("userId must be 1-64 characters") }
             let username = body.username ?? userId
-            return try JSONBody.response(["token": devTokens(userId, username, [role]), "userId": userId, "username": username])
+            let token = try await devTokens(userId, username, [role])
+            return try JSONBody.response(["token": token, "userId": userId, "username": username])
         }
     }
 

@@ -26,7 +26,7 @@ struct RealtimeWiring: Sendable {
     }
 
     static func make(
-        rooms: RoomService, live: LiveRoomService, notifications: NotificationService, jwt: JWTCodec,
+        rooms: RoomService, live: LiveRoomService, notifications: NotificationService, verifier: JWTVerifier,
         metrics: LiveHubMetrics, configuration: LiveHubConfiguration, logger: Logger
     ) async -> RealtimeWiring {
         let hub = Hub(
@@ -38,7 +38,7 @@ struct RealtimeWiring: Sendable {
             let peak = await rooms.setViewerCount(count, roomId: roomId)
             hub.publish(topic: LiveDestination.topic(roomId, .viewers), payload: json(ViewerCountMessage(roomId: roomId, count: count, peak: peak)))
         }
-        let authenticator = JWTHubAuthenticator(jwt: jwt)
+        let authenticator = JWTHubAuthenticator(verifier: verifier, clock: hub.clock)
         let stomp = STOMPEndpoint(
             hub: hub, backend: LiveRoomHubBackend(rooms: rooms, live: live, viewers: viewers, logger: logger),
             authenticator: authenticator,
