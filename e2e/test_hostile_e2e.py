@@ -90,6 +90,13 @@ def raw_publisher(hub, room_id, key):
     return publisher
 
 
+def status_of(url):
+    try:
+        return requests.get(url, timeout=10).status_code
+    except requests.RequestException:
+        return None
+
+
 def test_impossible_metadata_and_sequence_headers_are_harmless(hostile):
     """framerate 0 and 1e300, absurd widths, an SPS of 2^36 pixels, a scaling-list delta near 2^31."""
     hub, healthy = hostile
@@ -99,19 +106,25 @@ def test_impossible_metadata_and_sequence_headers_are_harmless(hostile):
                         ("audiosamplerate", 1e300), ("audiochannels", 2)])
     publisher.metadata([("framerate", 1e300)])
     publisher.aac_sequence_header()
-    publisher.avc_sequence_header(avcc(h264_sps(width_mbs_minus1=(1 << 32) - 2)))
+    publisher.avc_sequence_header(avcc(h264_sps()))
     for index in range(90):
         publisher.avc_frame(index * 33, keyframe=index % 30 == 0)
         publisher.audio(index * 33, b"\xaf\x01\x21\x10\x04\x60\x8c\x1c")
-    # A new sequence header with a scaling-list delta near 2^31 (a new init section is started).
-    publisher.avc_sequence_header(avcc(h264_sps(scaling_delta=2_147_483_647)))
+    hub.wait_for(lambda: status_of(f"{hub.base}/hls/{room_id}/index.m3u8") == 200, what="hostile room playlist")
+    multivariant = requests.get(f"{hub.base}/hls/{room_id}/index.m3u8", timeout=5).text
+    # FRAME-RATE is measured from the timestamps (33 ms apart), not taken from the metadata.
+    assert re.search(r"FRAME-RATE=30\.\d+", multivariant), multivariant
+    assert "ignoring implausible onMetaData values" in hub.output()
+    # New sequence headers: an SPS declaring 2^36 pixels per side, then a scaling-list delta of
+    # 2^31 - 1. Each used to trap; now the size is unknown (the stream goes on or is refused) and the
+    # process carries on.
+    publisher.avc_sequence_header(avcc(h264_sps(width_mbs_minus1=(1 << 32) - 2)))
     for index in range(90, 150):
         publisher.avc_frame(index * 33, keyframe=index % 30 == 0)
-    hub.wait_for(lambda: requests.get(f"{hub.base}/hls/{room_id}/index.m3u8", timeout=5).status_code == 200, what="hostile room playlist")
-    multivariant = requests.get(f"{hub.base}/hls/{room_id}/index.m3u8", timeout=5).text
-    assert re.search(r"FRAME-RATE=(29|30)\.\d+", multivariant), multivariant  # measured from the timestamps, not announced
-    assert requests.get(f"{hub.base}/hls/{room_id}/media.m3u8", timeout=5).status_code == 200
-    assert "ignoring implausible onMetaData values" in hub.output()
+    publisher.avc_sequence_header(avcc(h264_sps(scaling_delta=2_147_483_647)))
+    for index in range(150, 210):
+        publisher.avc_frame(index * 33, keyframe=index % 30 == 0)
+    assert status_of(f"{hub.base}/hls/{room_id}/media.m3u8") in (200, 404, 503)
     publisher.close()
     healthy.check("impossible metadata and sequence headers")
 

@@ -24,7 +24,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
-        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.1.0"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.0"),
     ],
     targets: [
         .target(name: "FuzzSupport"),
@@ -48,6 +49,9 @@ let package = Package(
             .product(name: "NIOWebSocket", package: "swift-nio"),
         ]),
         fuzzer("JSONFuzzer", [.product(name: "Hub", package: root)]),
-        fuzzer("TokenFuzzer", [.product(name: "Server", package: root), .product(name: "Crypto", package: "swift-crypto")]),
+        fuzzer("TokenFuzzer", [
+            .product(name: "Server", package: root), .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "JWTKit", package: "jwt-kit"), .product(name: "Logging", package: "swift-log"),
+        ]),
     ]
 )

@@ -383,6 +383,7 @@ def token_seeds():
     def b64(data):
         return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
     header = b'{"alg":"HS256","typ":"JWT"}'
+    # Signed by the harness with its own secret; these seeds only give the claims' layout.
     claims = [
         {"sub": "u1", "userId": "u1", "username": "Shop", "roles": ["SHOP_OWNER"], "exp": 4102444800},
         {"sub": "u2", "roles": "USER,SHOP_OWNER", "exp": 1e300, "nbf": -1e300},

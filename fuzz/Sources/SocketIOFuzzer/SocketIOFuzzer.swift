@@ -54,6 +54,8 @@ func checkSent(_ text: String) {
 
 enum Pending {
     case authentication(SocketIOSession.AuthPurpose)
+    /// The hub's per-user connection count decides (`admissionDecided`).
+    case admission(HubIdentity, SocketIOSession.AuthPurpose)
     case dispatch(SocketIOEventRequest)
 }
 
@@ -74,6 +76,7 @@ func fuzzSession(_ input: inout FuzzInput) {
             case .send(let text): checkSent(text)
             case .authenticate(_, let purpose): pending.append(.authentication(purpose))
             case .dispatch(let request): pending.append(.dispatch(request))
+            case .admit(let identity, let purpose): pending.append(.admission(identity, purpose))
             case .close: closed = true
             case .joined, .identityChanged, .left: break
             }
@@ -101,6 +104,8 @@ func fuzzSession(_ input: inout FuzzInput) {
             case .authentication(let purpose):
                 let result: HubAuthResult = input.bool() ? .identity(HubIdentity(userId: input.string(maximum: 16), username: input.string(maximum: 16))) : .invalid(reason: input.string(maximum: 30))
                 perform(session.authenticationFinished(result, purpose: purpose))
+            case .admission(let identity, let purpose):
+                perform(session.admissionDecided(input.byte() < 230, identity: identity, purpose: purpose, limit: 20))
             case .dispatch(let request):
                 if input.bool() {
                     perform(session.rateLimited(request))
@@ -112,7 +117,12 @@ func fuzzSession(_ input: inout FuzzInput) {
         default:
             // A connected socket that never authenticated must be gone by the AUTH deadline.
             if case .requireAuthEvent = configuration.missingToken, session.isConnected, session.identity == nil,
-                !pending.contains(where: { if case .authentication = $0 { return true } else { return false } })
+                !pending.contains(where: {
+                    switch $0 {
+                    case .authentication, .admission: return true
+                    case .dispatch: return false
+                    }
+                })
             {
                 now = max(now, authTimeout)
                 perform(session.tick(now: now))

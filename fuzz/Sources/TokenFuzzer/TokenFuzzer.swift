@@ -1,6 +1,10 @@
 import Crypto
+import Dispatch
 import Foundation
 import FuzzSupport
+import JWTKit
+import Logging
+import Synchronization
 @testable import Server
 
 /// Bearer tokens as every client presents them (REST `Authorization`, the WebSocket `token` query
@@ -14,14 +18,31 @@ import FuzzSupport
 /// Invariant: a token is either refused with a reason or yields a user with a non-empty id.
 @_cdecl("TokenFuzzer_main")
 public func tokenFuzzerMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
-    runLibFuzzer(argc, argv) { data, count in
+    _ = verifier
+    return runLibFuzzer(argc, argv) { data, count in
         fuzzOne(fuzzBytes(data, count))
         return 0
     }
 }
 
-let secret = "fuzz-secret-0123456789abcdef0123456789abcdef"
-let codec = JWTCodec(secret: secret)
+let secret = "fuzz-secret-0123456789abcdef0123456789abcdef0123456789abcdef0123"
+
+/// The server's verifier with the keys a deployment may have: the shared secret (HS256/384/512)
+/// and an EC P-256 public key (ES256) in a PEM file, loaded as at start-up.
+let verifier: JWTVerifier = {
+    let pem = FileManager.default.temporaryDirectory.appendingPathComponent("livehub-fuzz-es256.pem")
+    try! ES256PrivateKey().publicKey.pemRepresentation.write(to: pem, atomically: true, encoding: .utf8)
+    let sources = JWTKeySources(secret: secret, publicKeyPath: pem.path)
+    let loaded = Mutex<JWTKeySet?>(nil)
+    let done = DispatchSemaphore(value: 0)
+    Task {
+        let keys = try await sources.load(logger: Logger(label: "fuzz", factory: { _ in SwiftLogNoOpLogHandler() }))
+        loaded.withLock { $0 = keys }
+        done.signal()
+    }
+    done.wait()
+    return JWTVerifier(keys: loaded.withLock { $0! }, policy: JWTPolicy(issuer: nil))
+}()
 
 func fuzzOne(_ bytes: [UInt8]) {
     guard let mode = bytes.first else { return }
@@ -34,7 +55,7 @@ func fuzzOne(_ bytes: [UInt8]) {
         let claims = input.rest()
         token = signed(header: header.isEmpty ? Array(#"{"alg":"HS256","typ":"JWT"}"#.utf8) : header, claims: claims)
     }
-    if let user = try? codec.verify(token) {
+    if let user = try? verifier.verify(token) {
         fuzzCheck(!user.userId.isEmpty, "a verified token with an empty user id")
     }
 }
