@@ -14,8 +14,8 @@ import FuzzSupport
 /// - a decoded Socket.IO packet encodes to text that decodes to the same packet;
 /// - every packet the session sends decodes (it is valid Engine.IO / Socket.IO);
 /// - `nextTickDeadline` is never later than the first tick that acts;
-/// - an unauthenticated socket is closed no later than `openedAt + authTimeout` (plus one tick
-///   step), whatever it sends in between (a namespace disconnect and connect included).
+/// - an unauthenticated socket is closed no later than its first namespace join + `authTimeout`,
+///   whatever it sends in between (a namespace disconnect and connect included).
 @_cdecl("SocketIOFuzzer_main")
 public func socketIOFuzzerMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
     runLibFuzzer(argc, argv) { data, count in
@@ -70,6 +70,8 @@ func fuzzSession(_ input: inout FuzzInput) {
     var pending: [Pending] = []
     var closed = false
     var deadline: Duration? = session.nextTickDeadline()
+    /// The AUTH deadline counts from the socket's first join without a token; nothing moves it.
+    var firstUnauthenticatedJoin: Duration?
     func perform(_ actions: [SocketIOSession.Action]) {
         for action in actions {
             switch action {
@@ -78,6 +80,8 @@ func fuzzSession(_ input: inout FuzzInput) {
             case .dispatch(let request): pending.append(.dispatch(request))
             case .admit(let identity, let purpose): pending.append(.admission(identity, purpose))
             case .close: closed = true
+            case .joined(nil):
+                if firstUnauthenticatedJoin == nil { firstUnauthenticatedJoin = now }
             case .joined, .identityChanged, .left: break
             }
         }
@@ -124,7 +128,7 @@ func fuzzSession(_ input: inout FuzzInput) {
                     }
                 })
             {
-                now = max(now, authTimeout)
+                now = max(now, (firstUnauthenticatedJoin ?? now) + authTimeout)
                 perform(session.tick(now: now))
                 fuzzCheck(closed, "an unauthenticated socket outlived its AUTH deadline (now \(now))")
             }

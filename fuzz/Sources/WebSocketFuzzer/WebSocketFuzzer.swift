@@ -39,6 +39,7 @@ func fuzzOne(_ bytes: [UInt8]) {
     let channel = EmbeddedChannel()
     let assembled = Assembled()
     let processor = InboundProcessor(
+        maxBytes: 16_384,
         start: {},
         onFrame: { frame in
             if case .message(_, let message) = assembled.assembler.add(frame) {
