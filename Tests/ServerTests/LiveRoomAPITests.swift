@@ -53,6 +53,12 @@ private let base = "/v1/notifications/live"
                 (#"{"productId": "a", "livePrice": 1, "quantityLimit": 0}"#, .unprocessableContent),
                 (#"{"productId": "a", "livePrice": 1, "productImageUrl": "ftp://x"}"#, .unprocessableContent),
                 (#"{"productId": true, "livePrice": 1}"#, .badRequest),
+                // Numbers whose arithmetic would overflow (the next product's order is the largest + 1).
+                (#"{"productId": "a", "livePrice": 1, "displayOrder": 9223372036854775807}"#, .unprocessableContent),
+                (#"{"productId": "a", "livePrice": 1e300}"#, .unprocessableContent),
+                (#"{"productId": "a", "livePrice": 1, "originalPrice": 1e300}"#, .unprocessableContent),
+                (#"{"productId": "a", "livePrice": 1, "stockAvailable": 9223372036854775807}"#, .unprocessableContent),
+                (#"{"productId": "a", "livePrice": 1, "displayOrder": 99999999999999999999}"#, .badRequest),
             ]
             for (body, status) in cases {
                 try await client.execute(uri: "\(base)/rooms/\(r.id)/products", method: .post, headers: bearer(t.ownerToken), body: json(body)) { response in
@@ -113,6 +119,10 @@ private let base = "/v1/notifications/live"
                 try expectError(response, .notFound)
             }
             try await client.execute(uri: "\(base)/orders", method: .post, headers: internalHeaders, body: json(#"{"orderId": 1, "roomId": "\#(r.id)", "amount": -5}"#)) { response in
+                try expectError(response, .unprocessableContent)
+            }
+            // An integral 1e300 used to trap converting it for the owner's bell text.
+            try await client.execute(uri: "\(base)/orders", method: .post, headers: internalHeaders, body: json(#"{"orderId": 2, "roomId": "\#(r.id)", "amount": 1e300}"#)) { response in
                 try expectError(response, .unprocessableContent)
             }
             try await client.execute(uri: "\(base)/orders", method: .post, headers: internalHeaders, body: json(#"{"orderId": 1, "roomId": "#)) { response in

@@ -198,7 +198,9 @@ public actor LiveRoomService {
     /// Applies an order once (idempotent by `orderId`): ORDER line on the chat, `soldCount` + 1,
     /// room totals; then the chat line and the product list are broadcast.
     public func applyOrder(_ event: LiveOrderEvent, now: Date = Date()) async throws -> OrderOutcome {
-        guard event.amount >= 0, event.amount.isFinite else { throw APIError.validation("amount must be a number ≥ 0") }
+        guard event.amount >= 0, event.amount <= ProductValidation.maximumPrice else {
+            throw APIError.validation("amount must be a number from 0 to \(Int64(ProductValidation.maximumPrice))")
+        }
         guard !event.orderId.value.isEmpty else { throw APIError.validation("orderId must not be empty") }
         let room = try await rooms.room(id: event.roomId)
         let who = event.username ?? "A viewer"
@@ -264,6 +266,11 @@ enum ChatText {
 }
 
 enum ProductValidation {
+    /// Prices, amounts and counts a shop can mean: a price up to 10^15 (any currency's largest
+    /// sum) and counts up to a billion keep every sum and conversion of them far from overflowing.
+    static let maximumPrice = 1e15
+    static let maximumCount = 1_000_000_000
+
     static func validate(_ request: AddProductRequest) throws {
         let id = request.productId.value
         guard !id.isEmpty, id.count <= 100 else { throw APIError.validation("productId must be 1-100 characters") }
@@ -271,9 +278,20 @@ enum ProductValidation {
         if let original = request.originalPrice, !(original.isFinite && original >= 0) {
             throw APIError.validation("originalPrice must be a number ≥ 0")
         }
-        if let limit = request.quantityLimit, limit < 1 { throw APIError.validation("quantityLimit must be ≥ 1") }
-        if let stock = request.stockAvailable, stock < 0 { throw APIError.validation("stockAvailable must be ≥ 0") }
-        if let order = request.displayOrder, order < 0 { throw APIError.validation("displayOrder must be ≥ 0") }
+        guard request.livePrice <= maximumPrice else { throw APIError.validation("livePrice must be at most \(Int64(maximumPrice))") }
+        if let original = request.originalPrice, original > maximumPrice {
+            throw APIError.validation("originalPrice must be at most \(Int64(maximumPrice))")
+        }
+        if let limit = request.quantityLimit, !(1...maximumCount).contains(limit) {
+            throw APIError.validation("quantityLimit must be 1-\(maximumCount)")
+        }
+        if let stock = request.stockAvailable, !(0...maximumCount).contains(stock) {
+            throw APIError.validation("stockAvailable must be 0-\(maximumCount)")
+        }
+        // The next product without a displayOrder goes after the largest: keep room for the + 1.
+        if let order = request.displayOrder, !(0...maximumCount).contains(order) {
+            throw APIError.validation("displayOrder must be 0-\(maximumCount)")
+        }
         if let name = request.productName, name.count > 500 { throw APIError.validation("productName must be at most 500 characters") }
         if let url = request.productImageUrl, !RoomValidation.isWebURL(url) {
             throw APIError.validation("productImageUrl must be an absolute http(s) URL")
