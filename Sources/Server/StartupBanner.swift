@@ -9,7 +9,7 @@ public enum StartupBanner {
 
     public static func printHeader(configuration: LiveHubConfiguration) {
         line(LiveHubVersion.description)
-        line("data      \(configuration.databasePath) (SQLite, WAL)")
+        line("data      \(configuration.databasePath) (SQLite, WAL, synchronous=\(configuration.sqliteSynchronous.rawValue))")
     }
 
     public static func printListening(httpPort: Int, configuration: LiveHubConfiguration) {

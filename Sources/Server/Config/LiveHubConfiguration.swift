@@ -23,6 +23,10 @@ public struct LiveHubConfiguration: Sendable {
     public var tlsKeyPath: String?
     /// `LIVEHUB_DATA_DIR` (`./data`): the SQLite file and dev-mode secrets live here.
     public var dataDirectory = "./data"
+    /// `LIVEHUB_SQLITE_SYNCHRONOUS` (`FULL`): `FULL` syncs every commit to the disk before the
+    /// answer or broadcast (survives a power cut); `NORMAL` only at checkpoints (faster, the last
+    /// commits can be lost on a power cut; `make bench` compares the two).
+    public var sqliteSynchronous: SQLiteSynchronous = .full
     /// `LIVEHUB_JWT_SECRET`: HS256 secret. Unset = dev mode (a random secret is kept in the data dir).
     public var jwtSecret: String?
     /// `LIVEHUB_INTERNAL_TOKEN`: bearer token for internal calls (orders, notifications).
@@ -102,6 +106,12 @@ public struct LiveHubConfiguration: Sendable {
         if let path = value("LIVEHUB_TLS_CERT") { tlsCertificatePath = path }
         if let path = value("LIVEHUB_TLS_KEY") { tlsKeyPath = path }
         if let dir = value("LIVEHUB_DATA_DIR") { dataDirectory = dir }
+        if let raw = value("LIVEHUB_SQLITE_SYNCHRONOUS") {
+            guard let mode = SQLiteSynchronous(rawValue: raw.uppercased()) else {
+                throw ConfigurationError(variable: "LIVEHUB_SQLITE_SYNCHRONOUS", value: raw, expected: "FULL or NORMAL")
+            }
+            sqliteSynchronous = mode
+        }
         if let secret = value("LIVEHUB_JWT_SECRET") { jwtSecret = secret }
         if let token = value("LIVEHUB_INTERNAL_TOKEN") { internalToken = token }
         if let origins = value("LIVEHUB_CORS_ORIGINS") {
