@@ -37,7 +37,7 @@ public struct LiveHub: Sendable {
         onHTTPReady: @escaping @Sendable (Int) async -> Void = { _ in },
         onRTMPReady: @escaping @Sendable ([(scheme: String, port: Int)]) async -> Void = { _ in }
     ) async throws -> LiveHub {
-        let database = try AppDatabase.open(path: configuration.databasePath)
+        let database = try AppDatabase.open(path: configuration.databasePath, synchronous: configuration.sqliteSynchronous)
         let jwtSecret = try configuration.jwtSecret ?? DevSecrets.loadOrCreate(named: "jwt-secret", in: configuration.dataDirectory)
         let internalToken = try configuration.internalToken ?? DevSecrets.loadOrCreate(named: "internal-token", in: configuration.dataDirectory)
         let jwt = JWTCodec(secret: jwtSecret)
@@ -57,8 +57,6 @@ public struct LiveHub: Sendable {
         SystemController(metrics: metrics, database: database, rooms: roomStore).addRoutes(to: router)
         let urls = PublicURLs(publicHost: configuration.publicHost, rtmpPort: configuration.rtmpPort)
         let liveAPI = router.group("v1/notifications/live")
-        RoomController(rooms: rooms, auth: auth, urls: urls, maxBodyBytes: configuration.maxRequestBodyBytes, hasLiveThumbnail: { hls.hasStream(roomId: $0) })
-            .addRoutes(to: liveAPI)
         LiveRoomController(live: live, auth: auth, maxBodyBytes: configuration.maxRequestBodyBytes)
             .addRoutes(to: liveAPI)
         NotificationController(notifications: notifications, auth: auth, maxBodyBytes: configuration.maxRequestBodyBytes)
@@ -79,6 +77,10 @@ public struct LiveHub: Sendable {
             authorizer: RoomPublishAuthorizer(rooms: rooms, logger: logger),
             registry: streams, group: MultiThreadedEventLoopGroup.singleton, logger: logger,
             metricsFactory: metrics.factory)
+        RoomController(
+            rooms: rooms, auth: auth, urls: urls, maxBodyBytes: configuration.maxRequestBodyBytes,
+            hasLiveThumbnail: { hls.hasStream(roomId: $0) }, hasPublisher: { rtmp.hasPublisher(roomId: $0) })
+            .addRoutes(to: liveAPI)
         await rooms.setHooks(
             disconnectPublisher: { roomId in await rtmp.disconnectPublisher(roomId: roomId) },
             roomEnded: { roomId in streams.end(roomId: roomId) })
