@@ -179,7 +179,9 @@ public actor LiveRoomService {
     /// Applies an order once (idempotent by `orderId`): ORDER line on the chat, `soldCount` + 1,
     /// room totals; then the chat line and the product list are broadcast.
     public func applyOrder(_ event: LiveOrderEvent, now: Date = Date()) async throws -> OrderOutcome {
-        guard event.amount >= 0, event.amount.isFinite else { throw APIError.validation("amount must be a number ≥ 0") }
+        guard event.amount >= 0, event.amount <= ProductValidation.maxAmount else {
+            throw APIError.validation("amount must be a number in 0...\(ProductValidation.maxAmountText)")
+        }
         guard !event.orderId.value.isEmpty else { throw APIError.validation("orderId must not be empty") }
         _ = try await rooms.room(id: event.roomId)
         let who = event.username ?? "A viewer"
@@ -219,17 +221,35 @@ public actor LiveRoomService {
     }
 }
 
+/// Field rules of `POST /rooms/{id}/products` (422 when broken) and the bounds of money and counts
+/// (openapi.json states the same): a price, an order amount or a room's revenue never reaches a
+/// double's infinity (not JSON), and the next default `displayOrder` never overflows.
 enum ProductValidation {
+    /// Largest price or order amount (10^12, in the shop's currency unit).
+    static let maxAmount = 1_000_000_000_000.0
+    static let maxAmountText = "1000000000000"
+    static let maxDisplayOrder = 1_000_000
+    /// Largest `quantityLimit` / `stockAvailable`.
+    static let maxQuantity = 1_000_000_000
+
     static func validate(_ request: AddProductRequest) throws {
         let id = request.productId.value
         guard !id.isEmpty, id.count <= 100 else { throw APIError.validation("productId must be 1-100 characters") }
-        guard request.livePrice.isFinite, request.livePrice >= 0 else { throw APIError.validation("livePrice must be a number ≥ 0") }
-        if let original = request.originalPrice, !(original.isFinite && original >= 0) {
-            throw APIError.validation("originalPrice must be a number ≥ 0")
+        guard request.livePrice >= 0, request.livePrice <= maxAmount else {
+            throw APIError.validation("livePrice must be a number in 0...\(maxAmountText)")
         }
-        if let limit = request.quantityLimit, limit < 1 { throw APIError.validation("quantityLimit must be ≥ 1") }
-        if let stock = request.stockAvailable, stock < 0 { throw APIError.validation("stockAvailable must be ≥ 0") }
-        if let order = request.displayOrder, order < 0 { throw APIError.validation("displayOrder must be ≥ 0") }
+        if let original = request.originalPrice, !(original >= 0 && original <= maxAmount) {
+            throw APIError.validation("originalPrice must be a number in 0...\(maxAmountText)")
+        }
+        if let limit = request.quantityLimit, !(1...maxQuantity).contains(limit) {
+            throw APIError.validation("quantityLimit must be in 1...\(maxQuantity)")
+        }
+        if let stock = request.stockAvailable, !(0...maxQuantity).contains(stock) {
+            throw APIError.validation("stockAvailable must be in 0...\(maxQuantity)")
+        }
+        if let order = request.displayOrder, !(0...maxDisplayOrder).contains(order) {
+            throw APIError.validation("displayOrder must be in 0...\(maxDisplayOrder)")
+        }
         if let name = request.productName, name.count > 500 { throw APIError.validation("productName must be at most 500 characters") }
         if let url = request.productImageUrl, !RoomValidation.isWebURL(url) {
             throw APIError.validation("productImageUrl must be an absolute http(s) URL")
