@@ -28,6 +28,9 @@ public struct LiveHub: Sendable {
     public let metrics: LiveHubMetrics
     public let logger: Logger
     public let application: Application<RouterResponder<LiveHubRequestContext>>
+    /// Every route the router answers, as `GET /v1/notifications/live/rooms/{id}` (read from the
+    /// router itself), for the test that keeps `/openapi.json` in sync with it.
+    public let routes: [String]
 
     /// Opens the database (creating and migrating it), reads or creates dev secrets, builds routes.
     /// `onHTTPReady` receives the bound HTTP port once the listener is up.
@@ -55,6 +58,7 @@ public struct LiveHub: Sendable {
         router.add(middleware: cors)
         router.add(middleware: JSONErrorMiddleware())
         SystemController(metrics: metrics, database: database, rooms: roomStore).addRoutes(to: router)
+        OpenAPIController(document: OpenAPIController.loadDocument(logger: logger)).addRoutes(to: router)
         let urls = PublicURLs(publicHost: configuration.publicHost, rtmpPort: configuration.rtmpPort)
         let liveAPI = router.group("v1/notifications/live")
         LiveRoomController(live: live, auth: auth, maxBodyBytes: configuration.maxRequestBodyBytes)
@@ -102,6 +106,7 @@ public struct LiveHub: Sendable {
         let realtime = await RealtimeWiring.make(
             rooms: rooms, live: live, notifications: notifications, jwt: jwt, metrics: metrics, configuration: configuration, logger: logger)
         realtime.addRoutes(router: router)
+        let routes = router.routes.map { "\($0.method.rawValue) \($0.path)" }
         let lifecycle = LifecycleService(rooms: rooms, database: database, logger: logger)
         let application = Application(
             router: router,
@@ -125,7 +130,7 @@ public struct LiveHub: Sendable {
             logger: logger)
         return LiveHub(
             configuration: configuration, database: database, rooms: rooms, live: live, notifications: notifications, streams: streams, rtmp: rtmp, hls: hls, hub: realtime.hub, jwt: jwt, internalToken: internalToken,
-            metrics: metrics, logger: logger, application: application)
+            metrics: metrics, logger: logger, application: application, routes: routes)
     }
 
     /// Runs until SIGINT/SIGTERM: listeners close, in-flight requests finish, the database closes.
