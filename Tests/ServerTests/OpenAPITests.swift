@@ -41,6 +41,8 @@ import Testing
         let t = try await TestHub.make()
         let document = try await document(t)
         #expect(document["openapi"] as? String == "3.1.0")
+        let info = try #require(document["info"] as? [String: Any])
+        #expect(info["version"] as? String == LiveHubVersion.string, "info.version follows LiveHub's version")
         let documented = Set(try operations(document).keys)
         let routes = Set(t.hub.routes)
         #expect(routes.count == t.hub.routes.count, "a route is registered twice")
