@@ -66,7 +66,7 @@ def seed_data(hub):
                              json={"userId": user, "type": "FUZZ", "title": "seeded"})
         assert made.status_code == 201, made.text
         notifications.append(made.json()["id"])
-    return {"ids": [room["id"] for room in rooms] + notifications, "endable": [endable["id"]],
+    return {"ids": [room["id"] for room in rooms] + notifications, "rooms": [room["id"] for room in rooms], "endable": [endable["id"]],
             "keys": [callbacks["streamKey"]], "products": products, "chats": chats}
 
 
@@ -86,6 +86,18 @@ def write_config(path, tokens, data):
         "[[operations]]",
         'include-operation-id = "endRoom"',
         'parameters = { "path.id" = { dictionary = "endable", probability = 0.5 } }',
+        "",
+        # Money and counts: mostly a real room, more examples, so that the numbers get fuzzed past
+        # "no such room" (an order amount ≥ 2^63 once ended the process).
+        "[[operations]]",
+        'include-operation-id = "applyOrder"',
+        'parameters = { "body.roomId" = { dictionary = "rooms", probability = 0.9 } }',
+        f"generation = {{ max-examples = {3 * MAX_EXAMPLES} }}",
+        "",
+        "[[operations]]",
+        'include-operation-id = "addProduct"',
+        'parameters = { "path.id" = { dictionary = "rooms", probability = 0.9 } }',
+        f"generation = {{ max-examples = {3 * MAX_EXAMPLES} }}",
         "",
     ]
     for scheme, token in tokens.items():
