@@ -70,6 +70,7 @@ bench: deps
 	python3 bench/hub/fanout_reps.py --bin .build-bench/release/livehub --native bench/.cache/stompsub --floor bench/.cache/loopback_floor --reps 3 --subscribers 10000 --read-pause-us $(READ_PAUSE_US)
 	python3 bench/hub/stomp_fanout.py --bin .build-bench/release/livehub --native bench/hubload/.build/release/hubload --subscribers 10000 --messages 30 --rate 2 --skip-throughput --out hub-10k-hubload.json
 	python3 bench/hub/stomp_fanout.py --bin .build-bench/release/livehub --native bench/.cache/stompsub $(STOMPSUB_ARGS) --subscribers 2000 --messages 300 --rate 10
+	python3 bench/hub/chat_commit.py --bin .build-bench/release/livehub --reps 3 --users 200,1000
 	python3 bench/hub/stomp_fanout.py --bin .build-bench/release/livehub --native bench/.cache/stompsub $(STOMPSUB_ARGS) --subscribers 10000 --messages 250 --rate 25 --skip-throughput --out hub-10k-throughput.json
 	python3 bench/hub/idle_memory.py --bin .build-bench/release/livehub --connections 5000
 	python3 bench/hub/bell_load.py --bin .build-bench/release/livehub --clients 1000 --users 200

@@ -107,8 +107,8 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            // The web pages, embedded (DESIGN.md: no build step, no CDN).
-            resources: [.copy("Web")],
+            // The web pages, embedded (DESIGN.md: no build step, no CDN), and the OpenAPI document.
+            resources: [.copy("Web"), .copy("OpenAPI")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

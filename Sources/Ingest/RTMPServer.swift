@@ -162,6 +162,11 @@ public final class RTMPServer: Sendable {
         state.withLock { $0.listeners.compactMap { $0.localAddress?.port } }
     }
 
+    /// True while an accepted publisher of the room is connected.
+    public func hasPublisher(roomId: String) -> Bool {
+        state.withLock { $0.publishers[roomId] != nil }
+    }
+
     /// The owner ended the room: close that publisher's connection (`.endedByOwner`).
     public func disconnectPublisher(roomId: String) async {
         let record = state.withLock { $0.publishers[roomId] }

@@ -32,6 +32,9 @@ public struct LiveHub: Sendable {
     public let metrics: LiveHubMetrics
     public let logger: Logger
     public let application: Application<RouterResponder<LiveHubRequestContext>>
+    /// Every route the router answers, as `GET /v1/notifications/live/rooms/{id}` (read from the
+    /// router itself), for the test that keeps `/openapi.json` in sync with it.
+    public let routes: [String]
 
     /// Opens the database (creating and migrating it), reads the JWT keys (or, in dev mode, reads or
     /// creates the dev secrets), builds routes. Outside dev mode, a configuration without a key
@@ -66,7 +69,7 @@ public struct LiveHub: Sendable {
         } catch {
             throw LiveHubStartupError(message: error.description)
         }
-        let database = try AppDatabase.open(path: configuration.databasePath)
+        let database = try AppDatabase.open(path: configuration.databasePath, synchronous: configuration.sqliteSynchronous)
         let auth = Authenticator(
             verifier: verifier, internalToken: internalToken,
             trustsLoopbackCallbacks: configuration.isDevMode || configuration.callbackTrustsLoopback)
@@ -87,10 +90,9 @@ public struct LiveHub: Sendable {
         router.add(middleware: cors)
         router.add(middleware: JSONErrorMiddleware())
         SystemController(metrics: metrics, database: database, rooms: roomStore).addRoutes(to: router)
+        OpenAPIController(document: OpenAPIController.loadDocument(logger: logger)).addRoutes(to: router)
         let urls = PublicURLs(publicHost: configuration.publicHost, rtmpPort: configuration.rtmpPort)
         let liveAPI = router.group("v1/notifications/live")
-        RoomController(rooms: rooms, auth: auth, urls: urls, maxBodyBytes: configuration.maxRequestBodyBytes, hasLiveThumbnail: { hls.hasStream(roomId: $0) })
-            .addRoutes(to: liveAPI)
         LiveRoomController(live: live, auth: auth, maxBodyBytes: configuration.maxRequestBodyBytes)
             .addRoutes(to: liveAPI)
         NotificationController(notifications: notifications, auth: auth, maxBodyBytes: configuration.maxRequestBodyBytes)
@@ -115,6 +117,10 @@ public struct LiveHub: Sendable {
             authorizer: RoomPublishAuthorizer(rooms: rooms, logger: logger),
             registry: streams, group: MultiThreadedEventLoopGroup.singleton, logger: logger,
             metricsFactory: metrics.factory)
+        RoomController(
+            rooms: rooms, auth: auth, urls: urls, maxBodyBytes: configuration.maxRequestBodyBytes,
+            hasLiveThumbnail: { hls.hasStream(roomId: $0) }, hasPublisher: { rtmp.hasPublisher(roomId: $0) })
+            .addRoutes(to: liveAPI)
         await rooms.setHooks(
             disconnectPublisher: { roomId in await rtmp.disconnectPublisher(roomId: roomId) },
             roomEnded: { roomId in streams.end(roomId: roomId) })
@@ -142,6 +148,7 @@ public struct LiveHub: Sendable {
                 ? ConnectionsPerAddress(limit: configuration.httpMaxConnectionsPerIP, what: "HTTP connections", logger: logger) : nil,
             webSocketsPerAddress: configuration.wsMaxConnectionsPerIP > 0
                 ? ConnectionsPerAddress(limit: configuration.wsMaxConnectionsPerIP, what: "WebSockets", logger: logger) : nil)
+        let routes = router.routes.map { "\($0.method.rawValue) \($0.path)" }
         let lifecycle = LifecycleService(rooms: rooms, database: database, logger: logger)
         var services: [any Service] = [lifecycle, packaging, ingest, HubService(hub: realtime.hub)]
         if keySources.hasFiles {
@@ -174,7 +181,7 @@ public struct LiveHub: Sendable {
             logger: logger)
         return LiveHub(
             configuration: configuration, database: database, rooms: rooms, live: live, notifications: notifications, streams: streams, rtmp: rtmp, hls: hls, hub: realtime.hub, verifier: verifier, devTokenIssuer: devTokenIssuer, internalToken: internalToken,
-            metrics: metrics, logger: logger, application: application)
+            metrics: metrics, logger: logger, application: application, routes: routes)
     }
 
     /// Runs until SIGINT/SIGTERM: listeners close, in-flight requests finish, the database closes.

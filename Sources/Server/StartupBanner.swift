@@ -9,7 +9,7 @@ public enum StartupBanner {
 
     public static func printHeader(configuration: LiveHubConfiguration, acceptedAlgorithms: [String]) {
         line(LiveHubVersion.description)
-        line("data      \(configuration.databasePath) (SQLite, WAL)")
+        line("data      \(configuration.databasePath) (SQLite, WAL, synchronous=\(configuration.sqliteSynchronous.rawValue))")
         line("auth      \(authSummary(configuration: configuration, acceptedAlgorithms: acceptedAlgorithms))")
     }
 

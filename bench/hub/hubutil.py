@@ -96,11 +96,11 @@ def system_cpu():
 # ---------------------------------------------------------------- server
 
 class Server:
-    def __init__(self, binary, log_path, extra_env=None):
+    def __init__(self, binary, log_path, extra_env=None, tmp_parent=None):
         self.binary = str(binary)
         if not Path(self.binary).exists():
             raise SystemExit(f"no binary at {self.binary}; build it: swift build -c release --product livehub --scratch-path .build-load")
-        self.tmp = tempfile.mkdtemp(prefix="livehub-hubbench-")
+        self.tmp = tempfile.mkdtemp(prefix="livehub-hubbench-", dir=tmp_parent)
         self.data_dir = Path(self.tmp) / "data"
         self.data_dir.mkdir()
         self.http_port = free_port()

@@ -23,6 +23,10 @@ public struct LiveHubConfiguration: Sendable {
     public var tlsKeyPath: String?
     /// `LIVEHUB_DATA_DIR` (`./data`): the SQLite file and dev-mode secrets live here.
     public var dataDirectory = "./data"
+    /// `LIVEHUB_SQLITE_SYNCHRONOUS` (`FULL`): `FULL` syncs every commit to the disk before the
+    /// answer or broadcast (survives a power cut); `NORMAL` only at checkpoints (faster, the last
+    /// commits can be lost on a power cut; `make bench` compares the two).
+    public var sqliteSynchronous: SQLiteSynchronous = .full
     /// `LIVEHUB_DEV=1` or `livehub --dev`: dev mode. Without a secret, one is generated and kept in
     /// the data directory, as is the internal token; sample tokens are printed, `POST /v1/dev/tokens`
     /// hands out tokens to loopback callers and loopback callers may call `/callback/*`.
@@ -215,6 +219,12 @@ public struct LiveHubConfiguration: Sendable {
         if let path = value("LIVEHUB_TLS_CERT") { tlsCertificatePath = path }
         if let path = value("LIVEHUB_TLS_KEY") { tlsKeyPath = path }
         if let dir = value("LIVEHUB_DATA_DIR") { dataDirectory = dir }
+        if let raw = value("LIVEHUB_SQLITE_SYNCHRONOUS") {
+            guard let mode = SQLiteSynchronous(rawValue: raw.uppercased()) else {
+                throw ConfigurationError(variable: "LIVEHUB_SQLITE_SYNCHRONOUS", value: raw, expected: "FULL or NORMAL")
+            }
+            sqliteSynchronous = mode
+        }
         if let secret = value("LIVEHUB_JWT_SECRET") { jwtSecret = secret }
         if let path = value("LIVEHUB_JWT_PUBLIC_KEY") { jwtPublicKeyPath = path }
         if let path = value("LIVEHUB_JWT_JWKS_FILE") { jwtJWKSPath = path }

@@ -198,8 +198,8 @@ public actor LiveRoomService {
     /// Applies an order once (idempotent by `orderId`): ORDER line on the chat, `soldCount` + 1,
     /// room totals; then the chat line and the product list are broadcast.
     public func applyOrder(_ event: LiveOrderEvent, now: Date = Date()) async throws -> OrderOutcome {
-        guard event.amount >= 0, event.amount <= ProductValidation.maximumPrice else {
-            throw APIError.validation("amount must be a number from 0 to \(Int64(ProductValidation.maximumPrice))")
+        guard event.amount >= 0, event.amount <= ProductValidation.maxAmount else {
+            throw APIError.validation("amount must be a number in 0...\(ProductValidation.maxAmountText)")
         }
         guard !event.orderId.value.isEmpty else { throw APIError.validation("orderId must not be empty") }
         let room = try await rooms.room(id: event.roomId)
@@ -265,32 +265,34 @@ enum ChatText {
     }
 }
 
+/// Field rules of `POST /rooms/{id}/products` (422 when broken) and the bounds of money and counts
+/// (openapi.json states the same): a price, an order amount or a room's revenue never reaches a
+/// double's infinity (not JSON), and the next default `displayOrder` never overflows.
 enum ProductValidation {
-    /// Prices, amounts and counts a shop can mean: a price up to 10^15 (any currency's largest
-    /// sum) and counts up to a billion keep every sum and conversion of them far from overflowing.
-    static let maximumPrice = 1e15
-    static let maximumCount = 1_000_000_000
+    /// Largest price or order amount (10^12, in the shop's currency unit).
+    static let maxAmount = 1_000_000_000_000.0
+    static let maxAmountText = "1000000000000"
+    static let maxDisplayOrder = 1_000_000
+    /// Largest `quantityLimit` / `stockAvailable`.
+    static let maxQuantity = 1_000_000_000
 
     static func validate(_ request: AddProductRequest) throws {
         let id = request.productId.value
         guard !id.isEmpty, id.count <= 100 else { throw APIError.validation("productId must be 1-100 characters") }
-        guard request.livePrice.isFinite, request.livePrice >= 0 else { throw APIError.validation("livePrice must be a number ≥ 0") }
-        if let original = request.originalPrice, !(original.isFinite && original >= 0) {
-            throw APIError.validation("originalPrice must be a number ≥ 0")
+        guard request.livePrice >= 0, request.livePrice <= maxAmount else {
+            throw APIError.validation("livePrice must be a number in 0...\(maxAmountText)")
         }
-        guard request.livePrice <= maximumPrice else { throw APIError.validation("livePrice must be at most \(Int64(maximumPrice))") }
-        if let original = request.originalPrice, original > maximumPrice {
-            throw APIError.validation("originalPrice must be at most \(Int64(maximumPrice))")
+        if let original = request.originalPrice, !(original >= 0 && original <= maxAmount) {
+            throw APIError.validation("originalPrice must be a number in 0...\(maxAmountText)")
         }
-        if let limit = request.quantityLimit, !(1...maximumCount).contains(limit) {
-            throw APIError.validation("quantityLimit must be 1-\(maximumCount)")
+        if let limit = request.quantityLimit, !(1...maxQuantity).contains(limit) {
+            throw APIError.validation("quantityLimit must be in 1...\(maxQuantity)")
         }
-        if let stock = request.stockAvailable, !(0...maximumCount).contains(stock) {
-            throw APIError.validation("stockAvailable must be 0-\(maximumCount)")
+        if let stock = request.stockAvailable, !(0...maxQuantity).contains(stock) {
+            throw APIError.validation("stockAvailable must be in 0...\(maxQuantity)")
         }
-        // The next product without a displayOrder goes after the largest: keep room for the + 1.
-        if let order = request.displayOrder, !(0...maximumCount).contains(order) {
-            throw APIError.validation("displayOrder must be 0-\(maximumCount)")
+        if let order = request.displayOrder, !(0...maxDisplayOrder).contains(order) {
+            throw APIError.validation("displayOrder must be in 0...\(maxDisplayOrder)")
         }
         if let name = request.productName, name.count > 500 { throw APIError.validation("productName must be at most 500 characters") }
         if let url = request.productImageUrl, !RoomValidation.isWebURL(url) {

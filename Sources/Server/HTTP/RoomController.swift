@@ -11,6 +11,8 @@ struct RoomController {
     let maxBodyBytes: Int
     /// True while HLS has output for the room; its thumbnail then stands in for a missing `thumbnailUrl`.
     let hasLiveThumbnail: @Sendable (String) -> Bool
+    /// True while the room's RTMP publisher is connected to LiveHub's own ingest.
+    let hasPublisher: @Sendable (String) -> Bool
 
     func addRoutes(to group: RouterGroup<LiveHubRequestContext>) {
         group.post("rooms", use: create)
@@ -101,21 +103,34 @@ struct RoomController {
         switch try await rooms.authorizePublish(streamKey: key) {
         case .success(let roomId):
             await rooms.publisherStarted(roomId: roomId)
-            return Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "OK")))
+            return Self.plainText("OK")
         case .failure(let refusal):
             context.logger.notice("callback refused a publish", metadata: ["reason": "\(refusal.rawValue)", "key": "\(StreamKey.redacted(key))"])
             throw APIError.forbidden(refusal == .roomEnded ? "the room has ended" : "unknown stream key")
         }
     }
 
-    /// `on_publish_done`: the publisher left; the reconnect grace starts.
+    /// `on_publish_done`: the publisher left; the reconnect grace starts. A room whose publisher is
+    /// still connected to LiveHub's own ingest is left alone (a late or replayed notification must
+    /// not end a running show): 200 all the same, since nginx-rtmp does not check the status of
+    /// its `*_done` callbacks and there is nothing for the caller to retry; the body and the log
+    /// line say why.
     @Sendable func callbackEnd(_ request: Request, context: LiveHubRequestContext) async throws -> Response {
         let key = try await callbackKey(request, context: context)
         guard case .success(let roomId) = try await rooms.authorizePublish(streamKey: key) else {
             throw APIError.notFound("unknown stream key")
         }
+        if hasPublisher(roomId) {
+            context.logger.notice(
+                "on_publish_done ignored: the room's RTMP publisher is still connected", metadata: ["room": "\(roomId)"])
+            return Self.plainText("IGNORED: the publisher is still connected; the room stays LIVE")
+        }
         await rooms.publisherGone(roomId: roomId)
-        return Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "OK")))
+        return Self.plainText("OK")
+    }
+
+    static func plainText(_ text: String) -> Response {
+        Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 
     private func callbackKey(_ request: Request, context: LiveHubRequestContext) async throws -> String {

@@ -72,10 +72,9 @@ struct RealtimeWiring: Sendable {
         }
         events.orderApplied = { room, order in
             let what = order.productName ?? "a product"
-            let amount = order.amount.truncatingRemainder(dividingBy: 1) == 0 ? String(Int64(order.amount)) : String(order.amount)
             _ = try? await notifications.notify(
                 userId: room.shopOwnerId, type: "LIVE_ORDER", title: "New order in \"\(room.title)\"",
-                body: "\(order.username ?? "A viewer") bought \(what) (\(amount)).")
+                body: "\(order.username ?? "A viewer") bought \(what) (\(amountText(order.amount))).")
         }
         await live.setEvents(events)
         await notifications.onEvent { userId, event in
@@ -95,6 +94,13 @@ struct RealtimeWiring: Sendable {
             hub.sendToUser(userId: userId, event: "unreadCount:updated", json: #"{"count":\#(unread)}"#)
         }
         return RealtimeWiring(hub: hub, stomp: stomp, bell: bell, viewers: viewers)
+    }
+
+    /// An order amount for the owner's bell: `900` for a whole amount, `12.5` otherwise. Never
+    /// converts an out-of-range double to an integer (that traps: issue 17 §6, found by schemathesis).
+    static func amountText(_ amount: Double) -> String {
+        if let whole = Int64(exactly: amount) { return String(whole) }
+        return String(amount)
     }
 
     /// SockJS's `GET /ws/live/info` (the WebSocket endpoints are `decideUpgrade`'s).

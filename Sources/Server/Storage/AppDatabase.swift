@@ -1,13 +1,27 @@
 import Foundation
 import GRDB
 
+/// How hard SQLite pushes a commit to the disk (`PRAGMA synchronous`, sqlite.org/pragma.html#pragma_synchronous).
+/// In WAL mode, `full` syncs the WAL at every commit, so a committed transaction survives a power
+/// cut; `normal` syncs only at checkpoints: never corrupt, but the last commits can be lost.
+public enum SQLiteSynchronous: String, Sendable, CaseIterable {
+    case full = "FULL"
+    case normal = "NORMAL"
+
+    /// What `PRAGMA synchronous` reads back (0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA).
+    public var pragmaValue: Int { self == .full ? 2 : 1 }
+}
+
 /// The embedded SQLite database (GRDB `DatabasePool`, WAL mode). Migrations are registered once
 /// here and never edited after they ship: add a new one instead.
 public final class AppDatabase: Sendable {
     public let writer: any DatabaseWriter
 
-    /// Opens (creating if needed) the database file at `path` and migrates it.
-    public static func open(path: String) throws -> AppDatabase {
+    /// Opens (creating if needed) the database file at `path` and migrates it. Every connection
+    /// runs with `synchronous` (DESIGN.md "Nothing acknowledged is lost": `.full`, so an order
+    /// answered 201 or a chat line broadcast is on the disk; the chat's group commit keeps one
+    /// sync per batch).
+    public static func open(path: String, synchronous: SQLiteSynchronous = .full) throws -> AppDatabase {
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -15,10 +29,16 @@ public final class AppDatabase: Sendable {
         var configuration = Configuration()
         configuration.foreignKeysEnabled = true
         configuration.busyMode = .timeout(5)
-        configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = NORMAL")
-        }
         let pool = try DatabasePool(path: path, configuration: configuration)
+        // Not in `prepareDatabase`: GRDB's WAL set-up runs after it on the writer and sets NORMAL.
+        // Commits only go through the writer; readers never commit, so their setting is moot.
+        let applied = try pool.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = \(synchronous.rawValue)")
+            return try Int.fetchOne(db, sql: "PRAGMA synchronous")
+        }
+        guard applied == synchronous.pragmaValue else {
+            throw DatabaseError(message: "PRAGMA synchronous = \(synchronous.rawValue) did not take (read back \(applied.map(String.init) ?? "nothing"))")
+        }
         return try AppDatabase(writer: pool)
     }
 
@@ -36,6 +56,11 @@ public final class AppDatabase: Sendable {
 
     public var journalMode: String {
         get throws { try writer.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" } }
+    }
+
+    /// `PRAGMA synchronous` of the writer connection (2 = FULL), the one every commit goes through.
+    public var writerSynchronous: Int {
+        get throws { try writer.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 } }
     }
 
     /// Flushes the WAL into the main file and closes every connection (graceful shutdown).

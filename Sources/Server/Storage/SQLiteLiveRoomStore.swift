@@ -28,7 +28,8 @@ public struct SQLiteLiveRoomStore: LiveRoomStore {
             if exists { throw APIError.conflict("product \(product.productId) is already in this room") }
             if defaultOrder {
                 let last = try Int.fetchOne(db, sql: "SELECT MAX(displayOrder) FROM live_product WHERE liveRoomId = ?", arguments: [product.liveRoomId])
-                product.displayOrder = min(last ?? -1, Int.max - 1) + 1
+                // Clamped: a row from before the bound (or any value) must not overflow the next one.
+                product.displayOrder = min(last ?? -1, ProductValidation.maxDisplayOrder - 1) + 1
             }
             try product.insert(db)
             return try Self.products(db, roomId: product.liveRoomId)
