@@ -264,3 +264,51 @@ def test_websocket_frames_with_hostile_lengths_are_closed_cleanly(hostile):
             pass
         ws.close()
     healthy.check("hostile WebSocket frames")
+
+
+def test_what_fuzzing_found_is_harmless(hostile):
+    """Inputs the fuzz targets and schemathesis found crashing the process, sent for real:
+    an avcC without SPS and PPS (libav's teardown after a refused header), an order amount of 1e308
+    and a product whose displayOrder is 2^63 - 1 (integer conversions that trapped)."""
+    hub, healthy = hostile
+    room_id, key = second_room(hub)
+    publisher = raw_publisher(hub, room_id, key)
+    publisher.avc_sequence_header(bytes([0x01, 0x4D, 0x40, 0x00, 0x00, 0x00, 0x00]))
+    for index in range(60):
+        publisher.avc_frame(index * 33, keyframe=index % 30 == 0)
+    time.sleep(1)
+    publisher.close()
+    internal = {"Authorization": f"Bearer {hub.tokens['internal']}"}
+    order = {"orderId": "o-1", "roomId": healthy.id, "userId": "u", "amount": 1.07e308}
+    response = requests.post(f"{hub.api}/orders", json=order, headers=internal, timeout=10)
+    assert response.status_code == 422 and set(response.json()) == {"error", "message"}
+    product = {"productId": "p-1", "livePrice": 10, "displayOrder": 9223372036854775807}
+    response = requests.post(f"{hub.api}/rooms/{room_id}/products", json=product, headers=hub.headers(), timeout=10)
+    assert response.status_code == 422
+    response = requests.post(f"{hub.api}/rooms/{room_id}/products", json={"productId": "p-2", "livePrice": 10}, headers=hub.headers(), timeout=10)
+    assert response.status_code == 201
+    healthy.check("what fuzzing found")
+
+
+def test_a_bell_socket_cannot_push_its_auth_deadline_forward(hostile):
+    """The third crash-class of the issue: leaving the namespace and joining again used to restart
+    the AUTH deadline, so an unauthenticated socket could stay for ever."""
+    hub, healthy = hostile
+    ws = websocket.create_connection(f"ws://127.0.0.1:{hub.http_port}/socket.io/?EIO=4&transport=websocket", timeout=5)
+    assert ws.recv().startswith("0{")
+    started = time.time()
+    closed_after = None
+    ws.settimeout(0.3)
+    while time.time() - started < 20:
+        try:
+            ws.send("40")
+            ws.send("41")
+            while True:
+                ws.recv()
+        except websocket.WebSocketTimeoutException:
+            continue
+        except (websocket.WebSocketConnectionClosedException, ConnectionError, OSError):
+            closed_after = time.time() - started
+            break
+    assert closed_after is not None and closed_after < 13, closed_after  # LIVEHUB_SOCKETIO_AUTH_TIMEOUT = 10 s
+    healthy.check("an AUTH-deadline reset loop")

@@ -183,6 +183,31 @@ struct SocketIOSessionTests {
         #expect(s.isClosed)
     }
 
+    /// A socket that is outside the namespace (it sent `41`) when the deadline passes is closed too:
+    /// a client sending `40` and `41` in a loop is out of the namespace at most ticks.
+    @Test func theAuthDeadlineAlsoClosesASocketThatLeftTheNamespace() {
+        var s = SocketIOSession(configuration: .init(missingToken: .requireAuthEvent(timeout: .seconds(10))), engineSid: "E", socketSid: "S", now: .zero)
+        _ = s.receive("40", now: .zero)
+        _ = s.receive("41", now: .seconds(9))
+        #expect(s.nextTickDeadline() <= .seconds(10))
+        let actions = s.tick(now: .seconds(10))
+        #expect(sent(actions).isEmpty, "no 41 for a socket already outside the namespace")
+        #expect(actions.last == .close(.protocolError("authentication timeout")))
+        #expect(s.isClosed)
+    }
+
+    @Test func anAcceptedTokenMeetsTheAuthDeadline() {
+        var s = SocketIOSession(configuration: .init(missingToken: .requireAuthEvent(timeout: .seconds(10))), engineSid: "E", socketSid: "S", now: .zero)
+        _ = s.receive("40", now: .zero)
+        _ = s.receive(#"42["AUTH",{"token":"tok"}]"#, now: .seconds(1))
+        let id = HubIdentity(userId: "u1", username: "a")
+        _ = s.authenticationFinished(.identity(id), purpose: .authEvent(ackId: nil))
+        _ = s.admissionDecided(true, identity: id, purpose: .authEvent(ackId: nil), limit: 20)
+        _ = s.receive("3", now: .seconds(20))
+        #expect(!s.tick(now: .seconds(20)).contains(.close(.protocolError("authentication timeout"))))
+        #expect(!s.isClosed)
+    }
+
     @Test func otherNamespacesGetAConnectError() {
         var s = SocketIOSession(engineSid: "E", socketSid: "S", now: .zero)
         #expect(sent(s.receive("40/admin,", now: .zero)) == [#"44/admin,{"message":"Invalid namespace"}"#])

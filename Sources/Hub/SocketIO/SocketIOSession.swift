@@ -281,6 +281,7 @@ public struct SocketIOSession: Sendable {
     private mutating func join(_ identity: HubIdentity?) -> [Action] {
         self.state = .connected
         self.identity = identity
+        if identity != nil { self.authDeadline = nil }  // met: a token was accepted
         let reply = SocketIOPacket(type: .connect, data: ["sid": .string(self.socketSid)])
         return [.send(reply.engineIOText), .joined(identity: identity)]
     }
@@ -340,6 +341,7 @@ public struct SocketIOSession: Sendable {
                 return [.send(Self.errorReply(ackId: ackId, code: "too_many_connections", message: refusal, event: self.configuration.authEventName))]
             }
             self.identity = identity
+            self.authDeadline = nil  // met: a token was accepted
             var actions: [Action] = []
             if pending.previous != identity { actions.append(.identityChanged(previous: pending.previous, identity: identity)) }
             if let ackId {
@@ -377,7 +379,7 @@ public struct SocketIOSession: Sendable {
             self.lastInboundAt + .milliseconds(self.configuration.pingInterval + self.configuration.pingTimeout),
             self.lastPingAt + .milliseconds(self.configuration.pingInterval))
         if self.state == .awaitingConnect { due = min(due, self.openedAt + self.configuration.connectTimeout) }
-        if self.state == .connected, self.identity == nil, let deadline = self.authDeadline { due = min(due, deadline) }
+        if self.identity == nil, let deadline = self.authDeadline { due = min(due, deadline) }
         if self.state == .connected, let expiresAt = self.identity?.expiresAt { due = min(due, expiresAt) }
         return due
     }
@@ -391,8 +393,12 @@ public struct SocketIOSession: Sendable {
         if self.state == .awaitingConnect && now - self.openedAt > self.configuration.connectTimeout {
             return self.closeNow(.timeout)
         }
-        if self.state == .connected, self.identity == nil, let deadline = self.authDeadline, now >= deadline {
-            return [.send(SocketIOPacket(type: .disconnect).engineIOText)] + self.closeNow(.protocolError("authentication timeout"))
+        // Once the socket has joined without a token, the deadline stands until a token is accepted,
+        // whether it is in the namespace now or has left it (`41`): leaving and joining again in a
+        // loop must not keep it alive.
+        if self.identity == nil, self.state != .authenticating, let deadline = self.authDeadline, now >= deadline {
+            let goodbye = self.state == .connected ? [Action.send(SocketIOPacket(type: .disconnect).engineIOText)] : []
+            return goodbye + self.closeNow(.protocolError("authentication timeout"))
         }
         if self.state == .connected, let expiresAt = self.identity?.expiresAt, now >= expiresAt {
             return [.send(Self.tokenExpiredNotice), .send(SocketIOPacket(type: .disconnect).engineIOText)]

@@ -14,8 +14,8 @@ import FuzzSupport
 /// - a decoded Socket.IO packet encodes to text that decodes to the same packet;
 /// - every packet the session sends decodes (it is valid Engine.IO / Socket.IO);
 /// - `nextTickDeadline` is never later than the first tick that acts;
-/// - an unauthenticated socket is closed no later than its first namespace join + `authTimeout`,
-///   whatever it sends in between (a namespace disconnect and connect included).
+/// - a socket that joined without a token is closed no later than that first join + `authTimeout`
+///   unless a token was accepted, whatever it sends in between (in or out of the namespace).
 @_cdecl("SocketIOFuzzer_main")
 public func socketIOFuzzerMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
     runLibFuzzer(argc, argv) { data, count in
@@ -82,7 +82,9 @@ func fuzzSession(_ input: inout FuzzInput) {
             case .close: closed = true
             case .joined(nil):
                 if firstUnauthenticatedJoin == nil { firstUnauthenticatedJoin = now }
-            case .joined, .identityChanged, .left: break
+            case .joined(.some), .identityChanged:
+                firstUnauthenticatedJoin = nil  // a token was accepted: the deadline is met
+            case .left: break
             }
         }
         deadline = session.nextTickDeadline()
@@ -120,7 +122,7 @@ func fuzzSession(_ input: inout FuzzInput) {
             }
         default:
             // A connected socket that never authenticated must be gone by the AUTH deadline.
-            if case .requireAuthEvent = configuration.missingToken, session.isConnected, session.identity == nil,
+            if case .requireAuthEvent = configuration.missingToken, firstUnauthenticatedJoin != nil, !session.isClosed, session.identity == nil,
                 !pending.contains(where: {
                     switch $0 {
                     case .authentication, .admission: return true
