@@ -13,8 +13,11 @@ import json
 import os
 import shutil
 import struct
+import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
+from rtmp_client import amf  # noqa: E402  (AMF0 as the hostile e2e publisher writes it)
 FIXTURES = os.path.join(HERE, "..", "media-fixtures")
 SEEDS = os.path.join(HERE, "seeds")
 HANDSHAKE = 1 + 2 * 1536  # C0 + C1 + C2: where a capture's chunk stream starts
@@ -74,25 +77,6 @@ class Seed:
     def raw(self, data):
         self.data += bytes(data)
         return self
-
-
-def amf(value):
-    """AMF0 (numbers, booleans, strings, null, objects as ("object"|"ecma", pairs), lists)."""
-    if value is None:
-        return b"\x05"
-    if isinstance(value, bool):
-        return b"\x01" + (b"\x01" if value else b"\x00")
-    if isinstance(value, (int, float)):
-        return b"\x00" + struct.pack(">d", float(value))
-    if isinstance(value, str):
-        data = value.encode()
-        return b"\x02" + struct.pack(">H", len(data)) + data
-    if isinstance(value, list):
-        return b"\x0a" + struct.pack(">I", len(value)) + b"".join(amf(v) for v in value)
-    kind, pairs = value
-    body = b"".join(struct.pack(">H", len(k.encode())) + k.encode() + amf(v) for k, v in pairs)
-    head = b"\x03" if kind == "object" else b"\x08" + struct.pack(">I", len(pairs))
-    return head + body + b"\x00\x00\x09"
 
 
 def flv_tags(path):
