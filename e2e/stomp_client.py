@@ -65,7 +65,10 @@ class StompWS:
     def _read(self):
         try:
             while True:
-                message = self.ws.recv()
+                try:
+                    message = self.ws.recv()
+                except websocket.WebSocketTimeoutException:
+                    continue  # the socket's 10 s timeout is for connecting and sending; a quiet read is not a close
                 if isinstance(message, bytes):
                     message = message.decode()
                 if not message:

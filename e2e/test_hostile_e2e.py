@@ -54,7 +54,10 @@ class HealthyRoom:
         self.chats += 1
         text = f"still here {self.chats}"
         self.viewer.send_json(f"/app/live/{self.id}/chat", {"message": text})
-        got = self.viewer.messages(f"/topic/live/{self.id}/chat", 1, timeout=10)
+        try:
+            got = self.viewer.messages(f"/topic/live/{self.id}/chat", 1, timeout=10)
+        except AssertionError as error:
+            raise AssertionError(f"the viewer's chat did not come back after {what}: {error}\n{self.hub.output()[-3000:]}") from None
         assert got and got[0][1]["message"] == text, f"the viewer's chat did not come back after {what}"
         end = self.media_sequence_end()
         self.hub.wait_for(lambda: self.media_sequence_end() > end, timeout=10, what=f"the healthy playlist to advance after {what}")
