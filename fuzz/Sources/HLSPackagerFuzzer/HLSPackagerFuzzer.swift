@@ -1,3 +1,4 @@
+import CLibAV
 import CoreMetrics
 import FuzzSupport
 @testable import HLS
@@ -16,6 +17,8 @@ import NIOCore
 @_cdecl("HLSPackagerFuzzer_main")
 public func hlsPackagerFuzzerMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
     LoggingSystem.bootstrap { _ in SwiftLogNoOpLogHandler() }
+    // libav says what it thinks of every broken frame; millions of runs would fill the disk.
+    av_log_set_level(AV_LOG_QUIET)
     return runLibFuzzer(argc, argv) { data, count in
         fuzzOne(fuzzBytes(data, count))
         return 0
