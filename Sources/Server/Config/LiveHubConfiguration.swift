@@ -195,6 +195,14 @@ public struct LiveHubConfiguration: Sendable {
             }
             return seconds
         }
+        /// Seconds within `range` (by default what `seconds` accepts), as a `Duration`.
+        func duration(_ name: String, _ range: ClosedRange<Double> = 0...1_000_000) throws -> Duration? {
+            guard let raw = value(name) else { return nil }
+            guard let seconds = Double(raw), range.contains(seconds) else {
+                throw ConfigurationError(variable: name, value: raw, expected: "seconds in \(range.lowerBound)...\(range.upperBound)")
+            }
+            return .milliseconds(Int64((seconds * 1000).rounded()))
+        }
         func integer(_ name: String, _ range: ClosedRange<Int>) throws -> Int? {
             guard let raw = value(name) else { return nil }
             guard let number = Int(raw), range.contains(number) else {
@@ -244,8 +252,8 @@ public struct LiveHubConfiguration: Sendable {
             corsOrigins = origins.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }
         if let host = value("LIVEHUB_PUBLIC_HOST") { publicHost = host }
-        if let grace = try seconds("LIVEHUB_RECONNECT_GRACE") { reconnectGrace = .milliseconds(Int64(grace * 1000)) }
-        if let idle = try seconds("LIVEHUB_PUBLISHER_IDLE_TIMEOUT") { publisherIdleTimeout = .milliseconds(Int64(idle * 1000)) }
+        if let grace = try duration("LIVEHUB_RECONNECT_GRACE") { reconnectGrace = grace }
+        if let idle = try duration("LIVEHUB_PUBLISHER_IDLE_TIMEOUT") { publisherIdleTimeout = idle }
         if let window = try seconds("LIVEHUB_RTMP_RECEIVE_COALESCING") {
             guard window <= 0.1 else {
                 throw ConfigurationError(variable: "LIVEHUB_RTMP_RECEIVE_COALESCING", value: "\(window)", expected: "at most 0.1 seconds")
@@ -272,17 +280,17 @@ public struct LiveHubConfiguration: Sendable {
             }
             hlsWindowSegments = window
         }
-        if let retain = try seconds("LIVEHUB_HLS_RETAIN_AFTER_END") { hlsRetainAfterEnd = .milliseconds(Int64(retain * 1000)) }
+        if let retain = try duration("LIVEHUB_HLS_RETAIN_AFTER_END") { hlsRetainAfterEnd = retain }
         if let raw = value("LIVEHUB_MAX_BODY_BYTES") {
             guard let bytes = Int(raw), bytes >= 1024 else {
                 throw ConfigurationError(variable: "LIVEHUB_MAX_BODY_BYTES", value: raw, expected: "an integer ≥ 1024")
             }
             maxRequestBodyBytes = bytes
         }
-        if let interval = try seconds("LIVEHUB_SOCKETIO_PING_INTERVAL") { socketIOPingInterval = .milliseconds(Int64(interval * 1000)) }
-        if let timeout = try seconds("LIVEHUB_SOCKETIO_PING_TIMEOUT") { socketIOPingTimeout = .milliseconds(Int64(timeout * 1000)) }
-        if let timeout = try seconds("LIVEHUB_SOCKETIO_AUTH_TIMEOUT") { socketIOAuthTimeout = .milliseconds(Int64(timeout * 1000)) }
-        if let deadline = try seconds("LIVEHUB_RTMP_PUBLISH_DEADLINE") { rtmpPublishDeadline = .milliseconds(Int64(deadline * 1000)) }
+        if let interval = try duration("LIVEHUB_SOCKETIO_PING_INTERVAL") { socketIOPingInterval = interval }
+        if let timeout = try duration("LIVEHUB_SOCKETIO_PING_TIMEOUT") { socketIOPingTimeout = timeout }
+        if let timeout = try duration("LIVEHUB_SOCKETIO_AUTH_TIMEOUT") { socketIOAuthTimeout = timeout }
+        if let deadline = try duration("LIVEHUB_RTMP_PUBLISH_DEADLINE") { rtmpPublishDeadline = deadline }
         if let count = try integer("LIVEHUB_RTMP_MAX_CONNECTIONS", 1...1_000_000) { rtmpMaxConnections = count }
         if let count = try integer("LIVEHUB_RTMP_MAX_CONNECTIONS_PER_IP", 1...1_000_000) { rtmpMaxConnectionsPerAddress = count }
         if let count = try integer("LIVEHUB_RTMP_MAX_CHUNK_STREAMS", 2...65_599) { rtmpMaxChunkStreams = count }
@@ -292,22 +300,14 @@ public struct LiveHubConfiguration: Sendable {
         if let bytes = try integer("LIVEHUB_HLS_MAX_SEGMENT_BYTES", 65_536...(1 << 32)) { hlsMaxSegmentBytes = bytes }
         if let count = try integer("LIVEHUB_HLS_MAX_SEGMENTS_PER_10S", 5...100_000) { hlsMaxSegmentsPerTenSeconds = count }
         if let bytes = try integer("LIVEHUB_HLS_DISCOVERY_BUFFER_BYTES", 65_536...(1 << 32)) { hlsDiscoveryBufferBytes = bytes }
-        /// Seconds within `range`, as a `Duration` (bounded, so the conversion cannot overflow).
-        func boundedSeconds(_ name: String, _ range: ClosedRange<Double>) throws -> Duration? {
-            guard let raw = value(name) else { return nil }
-            guard let seconds = Double(raw), range.contains(seconds) else {
-                throw ConfigurationError(variable: name, value: raw, expected: "seconds in \(range.lowerBound)...\(range.upperBound)")
-            }
-            return .milliseconds(Int64((seconds * 1000).rounded()))
-        }
-        if let idle = try boundedSeconds("LIVEHUB_HTTP_IDLE_TIMEOUT", 0...86_400) { httpIdleTimeout = idle == .zero ? nil : idle }
+        if let idle = try duration("LIVEHUB_HTTP_IDLE_TIMEOUT", 0...86_400) { httpIdleTimeout = idle == .zero ? nil : idle }
         if let bytes = try integer("LIVEHUB_HTTP_MAX_HEADER_BYTES", 1024...(1 << 20)) { httpMaxHeaderBytes = bytes }
         if let count = try integer("LIVEHUB_HTTP_MAX_CONNECTIONS_PER_IP", 0...10_000_000) { httpMaxConnectionsPerIP = count }
         if let count = try integer("LIVEHUB_WS_MAX_CONNECTIONS_PER_IP", 0...10_000_000) { wsMaxConnectionsPerIP = count }
         if let count = try integer("LIVEHUB_WS_MAX_CONNECTIONS_PER_USER", 0...1_000_000) { wsMaxConnectionsPerUser = count }
         if let count = try integer("LIVEHUB_WS_MAX_SUBSCRIPTIONS", 1...100_000) { wsMaxSubscriptions = count }
         if let bytes = try integer("LIVEHUB_WS_MAX_INBOUND_BYTES", 1024...(1 << 30)) { wsMaxInboundBytes = bytes }
-        if let timeout = try boundedSeconds("LIVEHUB_STOMP_CONNECT_TIMEOUT", 0.1...3600) { stompConnectTimeout = timeout }
+        if let timeout = try duration("LIVEHUB_STOMP_CONNECT_TIMEOUT", 0.1...3600) { stompConnectTimeout = timeout }
         if let bytes = try integer("LIVEHUB_CHAT_MAX_BYTES", 1...65_536) { chatMaxBytes = bytes }
         if let count = try integer("LIVEHUB_IDEMPOTENCY_KEYS_PER_USER", 1...100_000) { idempotencyKeysPerUser = count }
         if let count = try integer("LIVEHUB_IDEMPOTENCY_KEYS_TOTAL", 1...10_000_000) { idempotencyKeysTotal = count }
