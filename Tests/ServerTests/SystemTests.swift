@@ -106,6 +106,27 @@ import Testing
         #expect(throws: ConfigurationError.self) { try LiveHubConfiguration.fromEnvironment(["LIVEHUB_HTTP_PORT": "eighty"]) }
         #expect(throws: ConfigurationError.self) { try LiveHubConfiguration.fromEnvironment(["LIVEHUB_HLS_VARIANT": "dash"]) }
         #expect(throws: ConfigurationError.self) { try LiveHubConfiguration.fromEnvironment(["LIVEHUB_HTTP_PORT": "70000"]) }
+        // Numbers that used to trap when turned into milliseconds, and the publisher limits' ranges.
+        for (name, value) in [
+            ("LIVEHUB_RECONNECT_GRACE", "1e300"), ("LIVEHUB_PUBLISHER_IDLE_TIMEOUT", "inf"), ("LIVEHUB_SOCKETIO_PING_INTERVAL", "nan"),
+            ("LIVEHUB_RTMP_PUBLISH_DEADLINE", "-1"), ("LIVEHUB_RTMP_MAX_CONNECTIONS_PER_IP", "0"), ("LIVEHUB_RTMP_BUFFER_BYTES", "99999999999999999999"),
+            ("LIVEHUB_HLS_MAX_SEGMENTS_PER_10S", "1"), ("LIVEHUB_HLS_WINDOW", "100000"),
+        ] {
+            #expect(throws: ConfigurationError.self, "\(name)=\(value)") { try LiveHubConfiguration.fromEnvironment([name: value]) }
+        }
+        let limits = try LiveHubConfiguration.fromEnvironment([
+            "LIVEHUB_RTMP_PUBLISH_DEADLINE": "3", "LIVEHUB_RTMP_MAX_CONNECTIONS": "10", "LIVEHUB_RTMP_MAX_CONNECTIONS_PER_IP": "2",
+            "LIVEHUB_RTMP_MAX_CHUNK_STREAMS": "8", "LIVEHUB_RTMP_MAX_MESSAGE_BYTES": "1048576", "LIVEHUB_RTMP_BUFFER_BYTES_BEFORE_PUBLISH": "65536",
+            "LIVEHUB_RTMP_BUFFER_BYTES": "4194304", "LIVEHUB_HLS_MAX_SEGMENT_BYTES": "1048576", "LIVEHUB_HLS_MAX_SEGMENTS_PER_10S": "30",
+            "LIVEHUB_HLS_DISCOVERY_BUFFER_BYTES": "1048576",
+        ])
+        #expect(limits.rtmpPublishDeadline == .seconds(3))
+        let counts: [Int] = [
+            limits.rtmpMaxConnections, limits.rtmpMaxConnectionsPerAddress, limits.rtmpMaxChunkStreams, limits.rtmpMaxMessageBytes,
+            limits.rtmpBufferBytesBeforePublish, limits.rtmpBufferBytes, limits.hlsMaxSegmentBytes, limits.hlsMaxSegmentsPerTenSeconds,
+            limits.hlsDiscoveryBufferBytes,
+        ]
+        #expect(counts == [10, 2, 8, 1_048_576, 65_536, 4_194_304, 1_048_576, 30, 1_048_576])
     }
 
     @Test func devModeKeepsItsSecretAcrossRestarts() async throws {
