@@ -350,14 +350,3 @@ struct RefusalLog {
         return suppressed == 0 ? reason : "\(reason) (and \(suppressed) more refused in the last second)"
     }
 }
-
-/// A short, non-reversible tag of a stream key for log lines (the key itself is a secret).
-func streamKeyTag(_ key: String) -> String {
-    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-    for byte in key.utf8 {
-        hash ^= UInt64(byte)
-        hash &*= 0x100_0000_01b3
-    }
-    let hex = String(hash & 0xFFFF_FFFF, radix: 16)
-    return "key#" + String(repeating: "0", count: 8 - hex.count) + hex
-}

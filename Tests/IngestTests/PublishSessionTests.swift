@@ -146,3 +146,14 @@ struct PublishSessionTests {
                                            audioSampleRate: 48000, audioChannels: 2, encoder: "obs-output module (libobs version 29.0.2)"))
     }
 }
+
+@Suite struct StreamKeyTagTests {
+    @Test func aKeyIsLoggedAsAStableTagThatHoldsNoneOfIt() {
+        let key = "Zx9aQ3mK7pLw2Rt5Yc8Vb1Nd4Hf6Jg0Ks3Lq9Pe7Wu2"
+        let tag = streamKeyTag(key)
+        #expect(tag == streamKeyTag(key))
+        #expect(tag != streamKeyTag(key + "x"))
+        #expect(tag.hasPrefix("key#") && tag.count == 12)
+        #expect(!tag.contains(String(key.prefix(4))))
+    }
+}

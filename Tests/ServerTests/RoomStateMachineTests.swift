@@ -46,3 +46,19 @@ import Testing
         #expect(again.description.contains("already started"))
     }
 }
+
+/// The domain refuses in its own terms; `APIError(_:)` is the one place they become HTTP.
+@Suite struct DomainErrorMappingTests {
+    @Test func everyDomainRefusalHasOneHTTPStatusAndCode() {
+        let cases: [(DomainError, Int, String)] = [
+            (.invalid("x"), 422, "VALIDATION_FAILED"), (.malformed("x"), 400, "BAD_REQUEST"),
+            (.notFound("x"), 404, "NOT_FOUND"), (.forbidden("x"), 403, "FORBIDDEN"), (.conflict("x"), 409, "CONFLICT"),
+        ]
+        for (refusal, status, code) in cases {
+            let error = APIError(refusal)
+            #expect(error.status.code == status)
+            #expect(error.code == code)
+            #expect(error.message == "x")
+        }
+    }
+}

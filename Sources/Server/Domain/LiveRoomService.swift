@@ -91,7 +91,7 @@ public actor LiveRoomService {
 
     public func addProduct(roomId: String, _ request: AddProductRequest, by user: AuthUser, now: Date = Date()) async throws -> [LiveProductView] {
         let room = try await rooms.ownedRoom(id: roomId, by: user)
-        guard room.status != .ended else { throw APIError.conflict("the room has ended; products cannot be added") }
+        guard room.status != .ended else { throw DomainError.conflict("the room has ended; products cannot be added") }
         try ProductValidation.validate(request)
         var discount: Int?
         if let original = request.originalPrice, original > 0, request.livePrice < original {
@@ -126,7 +126,7 @@ public actor LiveRoomService {
         roomId: String, liveProductId: String, by user: AuthUser, _ change: () async throws -> [LiveProductRecord]?
     ) async throws -> [LiveProductView] {
         _ = try await rooms.ownedRoom(id: roomId, by: user)
-        guard let list = try await change() else { throw APIError.notFound("no product \(liveProductId) in this room") }
+        guard let list = try await change() else { throw DomainError.notFound("no product \(liveProductId) in this room") }
         let views = list.map(LiveProductView.init)
         await events.productsChanged(roomId, views)
         return views
@@ -172,7 +172,7 @@ public actor LiveRoomService {
         var beforeSeq: Int64?
         if let before {
             guard let anchor = try await store.chat(id: before), anchor.liveRoomId == roomId else {
-                throw APIError.badRequest("before must be the id of a chat line of this room")
+                throw DomainError.malformed("before must be the id of a chat line of this room")
             }
             beforeSeq = anchor.seq
         }
@@ -182,7 +182,7 @@ public actor LiveRoomService {
     public func pin(roomId: String, chatId: String, by user: AuthUser) async throws -> LiveChatView {
         _ = try await rooms.ownedRoom(id: roomId, by: user)
         guard let chat = try await store.pin(chatId: chatId, roomId: roomId) else {
-            throw APIError.notFound("no chat \(chatId) in this room")
+            throw DomainError.notFound("no chat \(chatId) in this room")
         }
         let view = LiveChatView(chat)
         if var lines = recent[roomId] {
@@ -199,9 +199,9 @@ public actor LiveRoomService {
     /// room totals; then the chat line and the product list are broadcast.
     public func applyOrder(_ event: LiveOrderEvent, now: Date = Date()) async throws -> OrderOutcome {
         guard event.amount >= 0, event.amount <= ProductValidation.maxAmount else {
-            throw APIError.validation("amount must be a number in 0...\(ProductValidation.maxAmountText)")
+            throw DomainError.invalid("amount must be a number in 0...\(ProductValidation.maxAmountText)")
         }
-        guard !event.orderId.value.isEmpty else { throw APIError.validation("orderId must not be empty") }
+        guard !event.orderId.value.isEmpty else { throw DomainError.invalid("orderId must not be empty") }
         let room = try await rooms.room(id: event.roomId)
         let who = event.username ?? "A viewer"
         let what = event.productName ?? "a product"
@@ -278,25 +278,25 @@ enum ProductValidation {
 
     static func validate(_ request: AddProductRequest) throws {
         let id = request.productId.value
-        guard !id.isEmpty, id.count <= 100 else { throw APIError.validation("productId must be 1-100 characters") }
+        guard !id.isEmpty, id.count <= 100 else { throw DomainError.invalid("productId must be 1-100 characters") }
         guard request.livePrice >= 0, request.livePrice <= maxAmount else {
-            throw APIError.validation("livePrice must be a number in 0...\(maxAmountText)")
+            throw DomainError.invalid("livePrice must be a number in 0...\(maxAmountText)")
         }
         if let original = request.originalPrice, !(original >= 0 && original <= maxAmount) {
-            throw APIError.validation("originalPrice must be a number in 0...\(maxAmountText)")
+            throw DomainError.invalid("originalPrice must be a number in 0...\(maxAmountText)")
         }
         if let limit = request.quantityLimit, !(1...maxQuantity).contains(limit) {
-            throw APIError.validation("quantityLimit must be in 1...\(maxQuantity)")
+            throw DomainError.invalid("quantityLimit must be in 1...\(maxQuantity)")
         }
         if let stock = request.stockAvailable, !(0...maxQuantity).contains(stock) {
-            throw APIError.validation("stockAvailable must be in 0...\(maxQuantity)")
+            throw DomainError.invalid("stockAvailable must be in 0...\(maxQuantity)")
         }
         if let order = request.displayOrder, !(0...maxDisplayOrder).contains(order) {
-            throw APIError.validation("displayOrder must be in 0...\(maxDisplayOrder)")
+            throw DomainError.invalid("displayOrder must be in 0...\(maxDisplayOrder)")
         }
-        if let name = request.productName, name.count > 500 { throw APIError.validation("productName must be at most 500 characters") }
+        if let name = request.productName, name.count > 500 { throw DomainError.invalid("productName must be at most 500 characters") }
         if let url = request.productImageUrl, !RoomValidation.isWebURL(url) {
-            throw APIError.validation("productImageUrl must be an absolute http(s) URL")
+            throw DomainError.invalid("productImageUrl must be an absolute http(s) URL")
         }
     }
 }

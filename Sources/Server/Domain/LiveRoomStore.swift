@@ -4,7 +4,7 @@ import Foundation
 public protocol LiveRoomStore: Sendable {
     func products(roomId: String) async throws -> [LiveProductRecord]
     /// Inserts `product` (display order defaulting to after the last one); throws
-    /// `APIError.conflict` when the room already offers that productId.
+    /// `DomainError.conflict` when the room already offers that productId.
     func addProduct(_ product: LiveProductRecord, defaultOrder: Bool) async throws -> [LiveProductRecord]
     /// Makes `liveProductId` the only featured product of the room; nil when it is not in the room.
     func feature(liveProductId: String, roomId: String) async throws -> [LiveProductRecord]?

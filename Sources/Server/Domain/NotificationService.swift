@@ -85,12 +85,12 @@ public actor NotificationService {
 
     public func create(_ request: CreateNotificationRequest, now: Date = Date()) async throws -> NotificationView {
         let userId = request.userId.value
-        guard !userId.isEmpty, userId.count <= 200 else { throw APIError.validation("userId must be 1-200 characters") }
+        guard !userId.isEmpty, userId.count <= 200 else { throw DomainError.invalid("userId must be 1-200 characters") }
         let type = request.type.trimmingCharacters(in: .whitespaces)
-        guard !type.isEmpty, type.count <= 64 else { throw APIError.validation("type must be 1-64 characters") }
+        guard !type.isEmpty, type.count <= 64 else { throw DomainError.invalid("type must be 1-64 characters") }
         let title = request.title.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !title.isEmpty, title.count <= 500 else { throw APIError.validation("title must be 1-500 characters") }
-        if let body = request.body, body.count > 5000 { throw APIError.validation("body must be at most 5000 characters") }
+        guard !title.isEmpty, title.count <= 500 else { throw DomainError.invalid("title must be 1-500 characters") }
+        if let body = request.body, body.count > 5000 { throw DomainError.invalid("body must be at most 5000 characters") }
         return try await notify(userId: userId, type: type, title: title, body: request.body, now: now)
     }
 
@@ -110,7 +110,7 @@ public actor NotificationService {
     public func list(userId: String, limit: Int, cursor: String?) async throws -> NotificationPage {
         var beforeSeq: Int64?
         if let cursor {
-            guard let decoded = Int64(cursor), decoded > 0 else { throw APIError.badRequest("cursor is not valid") }
+            guard let decoded = Int64(cursor), decoded > 0 else { throw DomainError.malformed("cursor is not valid") }
             beforeSeq = decoded
         }
         let records = try await store.list(userId: userId, limit: limit + 1, beforeSeq: beforeSeq)
@@ -129,7 +129,7 @@ public actor NotificationService {
     public func markRead(id: String, userId: String, idempotencyKey: String? = nil, now: Date = Date()) async throws -> ReadOutcome {
         if let idempotencyKey, let outcome = idempotent.answer(user: userId, scope: id, key: idempotencyKey, now: now) { return outcome }
         guard let (_, changed) = try await store.markRead(id: id, userId: userId, at: now) else {
-            throw APIError.notFound("no notification \(id) for this user")
+            throw DomainError.notFound("no notification \(id) for this user")
         }
         let unread = try await store.unreadCount(userId: userId)
         let outcome = ReadOutcome(notificationId: id, unreadCount: unread, changed: changed ? 1 : 0)

@@ -1,4 +1,5 @@
 import Foundation
+import Ingest
 import Logging
 
 /// Input of `POST /rooms` after JSON decoding (unknown fields are ignored).
@@ -6,12 +7,6 @@ public struct CreateRoomRequest: Codable, Sendable {
     public var title: String
     public var description: String?
     public var thumbnailUrl: String?
-}
-
-/// Why the ingest refused a publish (maps to the RTMP `NetStream.Publish.BadName` answer).
-public enum PublishRefusal: String, Error, Sendable {
-    case unknownKey
-    case roomEnded
 }
 
 /// The live-room lifecycle: REST actions, publisher events from the ingest, the reconnect grace,
@@ -68,14 +63,14 @@ public actor RoomService {
     }
 
     public func room(id: String) async throws -> RoomRecord {
-        guard let room = try await store.room(id: id) else { throw APIError.notFound("no room with id \(id)") }
+        guard let room = try await store.room(id: id) else { throw DomainError.notFound("no room with id \(id)") }
         return room
     }
 
     /// The room, checked to belong to `user`.
     public func ownedRoom(id: String, by user: AuthUser) async throws -> RoomRecord {
         let room = try await room(id: id)
-        guard room.shopOwnerId == user.userId else { throw APIError.forbidden("only the room's owner may do this") }
+        guard room.shopOwnerId == user.userId else { throw DomainError.forbidden("only the room's owner may do this") }
         return room
     }
 
@@ -111,14 +106,14 @@ public actor RoomService {
         _ = try await ownedRoom(id: id, by: user)
         let updated = try await store.update(id: id) { room in
             switch room.status {
-            case .live: throw APIError.conflict("the stream key cannot be rotated while the room is LIVE")
-            case .ended: throw APIError.conflict("the room has ended; its stream key cannot be rotated")
+            case .live: throw DomainError.conflict("the stream key cannot be rotated while the room is LIVE")
+            case .ended: throw DomainError.conflict("the room has ended; its stream key cannot be rotated")
             case .pending, .waitingStream:
                 room.streamKey = StreamKey.generate()
                 room.updatedAt = Date()
             }
         }
-        guard let updated else { throw APIError.notFound("no room with id \(id)") }
+        guard let updated else { throw DomainError.notFound("no room with id \(id)") }
         logger.info("stream key rotated", metadata: ["room": "\(id)"])
         return updated
     }
@@ -143,8 +138,9 @@ public actor RoomService {
 
     // MARK: Ingest (stream-key auth and publisher lifecycle)
 
-    /// Checks a stream key against the rooms table. Nothing is written here.
-    public func authorizePublish(streamKey: String) async throws -> Result<String, PublishRefusal> {
+    /// Checks a stream key against the rooms table: `unknownKey` or `roomEnded` when refused.
+    /// Nothing is written here.
+    public func authorizePublish(streamKey: String) async throws -> Result<String, PublishRejection> {
         guard !streamKey.isEmpty, let room = try await store.room(streamKey: streamKey) else {
             return .failure(.unknownKey)
         }
@@ -234,7 +230,7 @@ public actor RoomService {
             do {
                 next = try RoomStateMachine.next(from: room.status, on: event)
             } catch let refusal as RoomTransitionError {
-                throw APIError.conflict(refusal.description)
+                throw DomainError.conflict(refusal.description)
             }
             guard next != room.status else { return }
             room.status = next
@@ -242,7 +238,7 @@ public actor RoomService {
             if next == .live && room.startedAt == nil { room.startedAt = now }
             if next == .ended { room.endedAt = now }
         }
-        guard let updated else { throw APIError.notFound("no room with id \(id)") }
+        guard let updated else { throw DomainError.notFound("no room with id \(id)") }
         return updated
     }
 

@@ -1,6 +1,6 @@
 /// Stream keys are secrets (DESIGN.md): 256 bits from the system CSPRNG (`getrandom` on Linux),
-/// base64url without padding — URL-safe, 43 characters. They are never logged or listed;
-/// `redacted` gives a short fingerprint for log lines.
+/// base64url without padding — URL-safe, 43 characters. They are never logged or listed; log
+/// lines name a key by Ingest's `streamKeyTag`.
 public enum StreamKey {
     public static func generate() -> String {
         var generator = SystemRandomNumberGenerator()
@@ -20,11 +20,6 @@ public enum StreamKey {
             withUnsafeBytes(of: generator.next() as UInt64) { bytes.append(contentsOf: $0) }
         }
         return base64URL(Array(bytes.prefix(byteCount)))
-    }
-
-    /// For logs: the first 4 characters and the length, never the key.
-    public static func redacted(_ key: String) -> String {
-        "\(key.prefix(4))…(\(key.count) chars)"
     }
 
     static func base64URL(_ bytes: [UInt8]) -> String {

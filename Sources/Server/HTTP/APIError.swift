@@ -17,6 +17,17 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
 
     public var description: String { "\(status.code) \(code): \(message)" }
 
+    /// The one mapping of the domain's refusals to HTTP (DESIGN.md "REST" error codes).
+    public init(_ refusal: DomainError) {
+        switch refusal {
+        case .invalid(let message): self = .validation(message)
+        case .malformed(let message): self = .badRequest(message)
+        case .notFound(let message): self = .notFound(message)
+        case .forbidden(let message): self = .forbidden(message)
+        case .conflict(let message): self = .conflict(message)
+        }
+    }
+
     public static func badRequest(_ message: String) -> APIError { APIError(.badRequest, "BAD_REQUEST", message) }
     public static func validation(_ message: String) -> APIError { APIError(.unprocessableContent, "VALIDATION_FAILED", message) }
     public static func unauthorized(_ message: String) -> APIError {

@@ -20,7 +20,8 @@ struct RequestMetricsMiddleware: RouterMiddleware {
     }
 }
 
-/// Unmatched routes and unexpected errors answer in the API's JSON error shape too.
+/// The domain's refusals, unmatched routes and unexpected errors answer in the API's JSON error
+/// shape (the only place a `DomainError` becomes an HTTP status).
 struct JSONErrorMiddleware: RouterMiddleware {
     typealias Context = LiveHubRequestContext
 
@@ -29,6 +30,8 @@ struct JSONErrorMiddleware: RouterMiddleware {
             return try await next(request, context)
         } catch let error as APIError {
             throw error
+        } catch let refusal as DomainError {
+            throw APIError(refusal)
         } catch let error as HTTPError {
             let code = error.status == .notFound ? "NOT_FOUND" : (error.status.code < 500 ? "BAD_REQUEST" : "INTERNAL")
             throw APIError(error.status, code, error.body ?? error.status.reasonPhrase)

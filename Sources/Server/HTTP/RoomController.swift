@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import Ingest
 import Logging
 
 /// Rooms REST under `/v1/notifications/live` (DESIGN.md "REST"), plus the nginx-rtmp
@@ -105,7 +106,7 @@ struct RoomController {
             await rooms.publisherStarted(roomId: roomId)
             return Self.plainText("OK")
         case .failure(let refusal):
-            context.logger.notice("callback refused a publish", metadata: ["reason": "\(refusal.rawValue)", "key": "\(StreamKey.redacted(key))"])
+            context.logger.notice("callback refused a publish", metadata: ["reason": "\(refusal.rawValue)", "key": "\(streamKeyTag(key))"])
             throw APIError.forbidden(refusal == .roomEnded ? "the room has ended" : "unknown stream key")
         }
     }

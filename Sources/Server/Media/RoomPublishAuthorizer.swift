@@ -12,8 +12,7 @@ struct RoomPublishAuthorizer: PublishAuthorizer {
         do {
             switch try await rooms.authorizePublish(streamKey: streamKey) {
             case .success(let roomId): return .accept(roomId: roomId)
-            case .failure(.unknownKey): return .reject(.unknownKey)
-            case .failure(.roomEnded): return .reject(.roomEnded)
+            case .failure(let refusal): return .reject(refusal)
             }
         } catch {
             logger.error("publish authorisation failed", metadata: ["error": "\(error)"])

@@ -25,7 +25,7 @@ public struct SQLiteLiveRoomStore: LiveRoomStore {
             let exists = try LiveProductRecord
                 .filter(LiveProductRecord.Columns.liveRoomId == product.liveRoomId && Column("productId") == product.productId)
                 .fetchCount(db) > 0
-            if exists { throw APIError.conflict("product \(product.productId) is already in this room") }
+            if exists { throw DomainError.conflict("product \(product.productId) is already in this room") }
             if defaultOrder {
                 let last = try Int.fetchOne(db, sql: "SELECT MAX(displayOrder) FROM live_product WHERE liveRoomId = ?", arguments: [product.liveRoomId])
                 // Clamped: a row from before the bound (or any value) must not overflow the next one.
@@ -89,7 +89,7 @@ public struct SQLiteLiveRoomStore: LiveRoomStore {
         try await database.writer.write { db in
             if try ProcessedOrderRecord.fetchOne(db, key: order.orderId) != nil { return nil }
             guard var room = try RoomRecord.fetchOne(db, key: order.liveRoomId) else {
-                throw APIError.notFound("no room with id \(order.liveRoomId)")
+                throw DomainError.notFound("no room with id \(order.liveRoomId)")
             }
             try order.insert(db)
             room.totalOrders += 1
