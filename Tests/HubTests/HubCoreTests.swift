@@ -157,23 +157,6 @@ struct HubCoreTests {
         #expect(b.pendingStrings() == ["x|t|3", "x|t|4", "y|t|4", "y|t|5", "y|t|6"])
     }
 
-    @Test func historyKeepsTheLastNMessagesOfATopic() {
-        let hub = Hub(configuration: .init(historyCapacity: 3))
-        for i in 1...5 { hub.publish(topic: "chat", json: "\(i)", keepInHistory: true) }
-        hub.publish(topic: "chat", json: "not kept")
-        #expect(hub.history(topic: "chat").map(\.payloadString) == ["3", "4", "5"])
-        #expect(hub.history(topic: "chat", limit: 2).map(\.payloadString) == ["4", "5"])
-        hub.clearHistory(topic: "chat")
-        #expect(hub.history(topic: "chat").isEmpty)
-    }
-
-    @Test func historyRingWrapsInOrder() {
-        var ring = HistoryRing<Int>(capacity: 4)
-        for i in 0..<10 { ring.append(i) }
-        #expect(ring.elements == [6, 7, 8, 9])
-        #expect(ring.count == 4)
-    }
-
     @Test func rateLimiterAllowsTheBurstThenRefillsWithTime() {
         let clock = ManualHubClock()
         let limiter = RateLimiter(limit: RateLimit(ratePerSecond: 5), clock: clock.clock)

@@ -3,7 +3,7 @@ public import NIOCore
 import Synchronization
 
 /// The protocol-neutral hub: connection registry, topic registry, per-user connection sets,
-/// encode-once fan-out through bounded per-connection queues, history rings, graceful shutdown.
+/// encode-once fan-out through bounded per-connection queues, graceful shutdown.
 ///
 /// It knows nothing of STOMP or Socket.IO: adapters register connections with a `HubWireFormat`
 /// whose encoder turns a `HubMessage` into bytes. All methods are thread-safe and never wait on a
@@ -39,7 +39,6 @@ public final class Hub: Sendable {
         var usersByProtocol: [String: [String: Int]] = [:]
         var connectionsByFormat: [String: Int] = [:]
         var connectionsByProtocol: [String: Int] = [:]
-        var history: [String: HistoryRing<HubMessage>] = [:]
         var shuttingDown = false
         var encodes = 0
     }
@@ -336,16 +335,12 @@ public final class Hub: Sendable {
     /// variant) among the subscribers and hands the same buffer to every matching connection — per
     /// lane in one hand-over (`HubDeliveryLane`), else into each queue.
     /// Never waits; a subscriber whose queue overflows is dropped as a slow consumer.
-    /// - Parameter keepInHistory: also append to the topic's history ring (chat).
     /// - Returns: the number of frames handed over (a lane may still find a member closing).
     @discardableResult
-    public func publish(topic: String, payload: ByteBuffer, contentType: String? = "application/json", keepInHistory: Bool = false) -> Int {
+    public func publish(topic: String, payload: ByteBuffer, contentType: String? = "application/json") -> Int {
         let (message, plan): (HubMessage, FanoutPlan?) = self.state.withLock { s in
             s.sequence += 1
             let m = HubMessage(destination: topic, payload: payload, contentType: contentType, sequence: s.sequence)
-            if keepInHistory {
-                s.history[topic, default: HistoryRing(capacity: self.configuration.historyCapacity)].append(m)
-            }
             if let cached = s.recipients[topic] { return (m, cached) }
             guard let subs = s.topics[topic] else { return (m, nil) }
             let plan = FanoutPlan(subs, connections: s.connections)
@@ -372,8 +367,8 @@ public final class Hub: Sendable {
 
     /// Convenience: publish a UTF-8 string payload (JSON text).
     @discardableResult
-    public func publish(topic: String, json: String, keepInHistory: Bool = false) -> Int {
-        self.publish(topic: topic, payload: ByteBuffer(string: json), contentType: "application/json", keepInHistory: keepInHistory)
+    public func publish(topic: String, json: String) -> Int {
+        self.publish(topic: topic, payload: ByteBuffer(string: json), contentType: "application/json")
     }
 
     /// Pushes an event to every connection of `userId` whose format accepts user messages
@@ -441,30 +436,6 @@ public final class Hub: Sendable {
         self.metrics.rateLimited(connection.format.protocolName)
     }
 
-    // MARK: History
-
-    /// The newest `limit` messages kept for `topic` (oldest first).
-    public func history(topic: String, limit: Int? = nil) -> [HubMessage] {
-        self.state.withLock { s in
-            guard let ring = s.history[topic] else { return [] }
-            return limit.map { ring.last($0) } ?? ring.elements
-        }
-    }
-
-    /// Appends to a topic's history without publishing (e.g. seeding from the database at start-up).
-    public func appendHistory(topic: String, payload: ByteBuffer, contentType: String? = "application/json") {
-        self.state.withLock { s in
-            s.sequence += 1
-            let m = HubMessage(destination: topic, payload: payload, contentType: contentType, sequence: s.sequence)
-            s.history[topic, default: HistoryRing(capacity: self.configuration.historyCapacity)].append(m)
-        }
-    }
-
-    /// Forgets a topic's history (e.g. the room ended and was archived).
-    public func clearHistory(topic: String) {
-        _ = self.state.withLock { $0.history.removeValue(forKey: topic) }
-    }
-
     // MARK: Debug / shutdown
 
     public func snapshot() -> HubSnapshot {
@@ -475,7 +446,6 @@ public final class Hub: Sendable {
                 usersByProtocol: s.usersByProtocol.mapValues(\.count),
                 topics: s.topics.count,
                 subscriptions: s.subscriptionCount,
-                historyTopics: s.history.count,
                 slowClientDrops: self.accounting.slowDropCount,
                 encodes: s.encodes
             )

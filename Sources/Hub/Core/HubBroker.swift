@@ -1,17 +1,30 @@
 public import NIOCore
 
-/// Where the Server sends broadcasts. In one process that is the local `Hub`
-/// (`InProcessHubBroker`); a multi-node deployment implements this over e.g. PostgreSQL
-/// `LISTEN/NOTIFY`, calling `Hub.publish`/`Hub.sendToUser` on every node when a notification
-/// arrives — the STOMP and Socket.IO code does not change.
+/// The seam between "publish" and "deliver locally". The Server publishes every broadcast (a room's
+/// chat, products, status and viewers; a user's bell events) through a broker, never through the
+/// `Hub` directly. In one process the broker is `InProcessHubBroker`, which delivers straight to
+/// the local hub. A multi-node broker (issue 20: PostgreSQL outbox + `LISTEN/NOTIFY`) records the
+/// event for every node and each node's listener calls `Hub.publish`/`Hub.sendToUser` on its own
+/// hub; the STOMP and Socket.IO code does not change.
 public protocol HubBroker: Sendable {
-    /// Publish to a topic on every node.
-    func publish(topic: String, payload: ByteBuffer, contentType: String?, keepInHistory: Bool) async
+    /// Publish to a topic's subscribers on every node.
+    func publish(topic: String, payload: ByteBuffer, contentType: String?) async
     /// Push an event to every connection of a user on every node.
     func sendToUser(userId: String, event: String, payload: ByteBuffer) async
 }
 
-/// The single-process broker: delivers straight to the local hub.
+extension HubBroker {
+    /// A JSON payload (`contentType: application/json`).
+    public func publish(topic: String, payload: ByteBuffer) async {
+        await self.publish(topic: topic, payload: payload, contentType: "application/json")
+    }
+
+    public func sendToUser(userId: String, event: String, json: String) async {
+        await self.sendToUser(userId: userId, event: event, payload: ByteBuffer(string: json))
+    }
+}
+
+/// The single-process broker: delivers straight to the local hub (no hop, no copy).
 public struct InProcessHubBroker: HubBroker {
     public let hub: Hub
 
@@ -19,8 +32,8 @@ public struct InProcessHubBroker: HubBroker {
         self.hub = hub
     }
 
-    public func publish(topic: String, payload: ByteBuffer, contentType: String?, keepInHistory: Bool) async {
-        self.hub.publish(topic: topic, payload: payload, contentType: contentType, keepInHistory: keepInHistory)
+    public func publish(topic: String, payload: ByteBuffer, contentType: String?) async {
+        self.hub.publish(topic: topic, payload: payload, contentType: contentType)
     }
 
     public func sendToUser(userId: String, event: String, payload: ByteBuffer) async {

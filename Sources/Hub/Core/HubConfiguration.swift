@@ -2,8 +2,6 @@
 public struct HubConfiguration: Sendable {
     /// Per-connection outbound queue (default 256 frames / 1 MiB; overflow = slow client dropped).
     public var outboundQueue: OutboundQueueLimits
-    /// Messages kept per topic for `Hub.history` (DESIGN.md: last 100 chat messages per room).
-    public var historyCapacity: Int
     /// How long `shutdown()` waits for connections to say goodbye before returning.
     public var shutdownGracePeriod: Duration
     /// Connections one signed-in user may hold per protocol (STOMP, Socket.IO): a user's tabs.
@@ -19,13 +17,11 @@ public struct HubConfiguration: Sendable {
 
     public init(
         outboundQueue: OutboundQueueLimits = .init(),
-        historyCapacity: Int = 100,
         shutdownGracePeriod: Duration = .seconds(5),
         maxConnectionsPerUser: Int? = 20,
         maxInboundBytes: Int = 256 * 1024
     ) {
         self.outboundQueue = outboundQueue
-        self.historyCapacity = historyCapacity
         self.shutdownGracePeriod = shutdownGracePeriod
         self.maxConnectionsPerUser = maxConnectionsPerUser
         self.maxInboundBytes = maxInboundBytes
@@ -44,8 +40,6 @@ public struct HubSnapshot: Sendable, Hashable {
     public var topics: Int
     /// (connection, topic, variant) subscriptions.
     public var subscriptions: Int
-    /// Topics holding history.
-    public var historyTopics: Int
     /// Connections dropped as slow consumers since start.
     public var slowClientDrops: Int
     /// Encodes performed by `publish`/`sendToUser` since start (encode-once check).

@@ -6,7 +6,7 @@ import Logging
 /// user come from `NotificationService`'s events (wired in `RealtimeWiring`).
 struct BellHubBackend: BellBackend {
     let notifications: NotificationService
-    let hub: Hub
+    let broker: any HubBroker
     let logger: Logger
 
     func handleEvent(name: String, payload: JSONValue, connection: HubConnectionContext, identity: HubIdentity) async -> BellEventResult {
@@ -19,8 +19,9 @@ struct BellHubBackend: BellBackend {
             do {
                 let outcome = try await notifications.markRead(id: id, userId: identity.userId)
                 return .ack(.object([("ok", .bool(true)), ("notificationId", .string(id)), ("unreadCount", .number(Double(outcome.unreadCount)))]))
-            } catch let error as APIError {
-                return .error(code: error.status == .notFound ? "not-found" : "invalid", message: error.message)
+            } catch let refusal as DomainError {
+                if case .notFound = refusal { return .error(code: "not-found", message: refusal.message) }
+                return .error(code: "invalid", message: refusal.message)
             } catch {
                 logger.error("bell read failed", metadata: ["error": "\(error)"])
                 return .error(code: "internal", message: "the notification could not be updated")
@@ -41,6 +42,6 @@ struct BellHubBackend: BellBackend {
     /// A new tab learns the current unread count at once.
     func userConnected(_ connection: HubConnectionContext, identity: HubIdentity, isFirstConnectionOfUser: Bool) async {
         guard let count = try? await notifications.unreadCount(userId: identity.userId) else { return }
-        hub.sendToUser(userId: identity.userId, event: "unreadCount:updated", json: #"{"count":\#(count)}"#)
+        await broker.sendToUser(userId: identity.userId, event: "unreadCount:updated", json: #"{"count":\#(count)}"#)
     }
 }

@@ -8,9 +8,11 @@ import NIOCore
 import ServiceLifecycle
 
 /// Connects the domain to the hub: every persisted change is broadcast on its STOMP topic or
-/// pushed to a user's bell sockets, and the WebSocket routes are mounted.
+/// pushed to a user's bell sockets through the `HubBroker` (never to the `Hub` directly, so a
+/// multi-node broker reaches every node), and the WebSocket routes are mounted.
 struct RealtimeWiring: Sendable {
     let hub: Hub
+    let broker: any HubBroker
     let stomp: STOMPEndpoint
     let bell: SocketIOEndpoint
     let viewers: ViewerTracker
@@ -34,9 +36,10 @@ struct RealtimeWiring: Sendable {
                 maxConnectionsPerUser: configuration.wsMaxConnectionsPerUser > 0 ? configuration.wsMaxConnectionsPerUser : nil,
                 maxInboundBytes: configuration.wsMaxInboundBytes),
             metricsFactory: metrics.factory)
+        let broker: any HubBroker = InProcessHubBroker(hub: hub)
         let viewers = ViewerTracker { roomId, count in
             let peak = await rooms.setViewerCount(count, roomId: roomId)
-            hub.publish(topic: LiveDestination.topic(roomId, .viewers), payload: json(ViewerCountMessage(roomId: roomId, count: count, peak: peak)))
+            await broker.publish(topic: LiveDestination.topic(roomId, .viewers), payload: json(ViewerCountMessage(roomId: roomId, count: count, peak: peak)))
         }
         let authenticator = JWTHubAuthenticator(verifier: verifier, clock: hub.clock)
         let stomp = STOMPEndpoint(
@@ -44,7 +47,7 @@ struct RealtimeWiring: Sendable {
             authenticator: authenticator,
             configuration: STOMPConfiguration(connectTimeout: configuration.stompConnectTimeout, maxSubscriptions: configuration.wsMaxSubscriptions))
         let bell = SocketIOEndpoint(
-            hub: hub, backend: BellHubBackend(notifications: notifications, hub: hub, logger: logger), authenticator: authenticator,
+            hub: hub, backend: BellHubBackend(notifications: notifications, broker: broker, logger: logger), authenticator: authenticator,
             configuration: SocketIOConfiguration(
                 pingInterval: Int(configuration.socketIOPingInterval / .milliseconds(1)),
                 pingTimeout: Int(configuration.socketIOPingTimeout / .milliseconds(1)),
@@ -52,7 +55,7 @@ struct RealtimeWiring: Sendable {
                 missingToken: .requireAuthEvent(timeout: configuration.socketIOAuthTimeout)))
 
         await rooms.onStatusChange { status, room, wentLive in
-            hub.publish(topic: LiveDestination.topic(room.id, .status), payload: json(status))
+            await broker.publish(topic: LiveDestination.topic(room.id, .status), payload: json(status))
             if room.status == .ended {
                 // What was kept per room goes with it (issue 17): its viewer set and chat history.
                 await viewers.roomEnded(room.id)
@@ -65,10 +68,10 @@ struct RealtimeWiring: Sendable {
         }
         var events = LiveRoomEvents()
         events.productsChanged = { roomId, products in
-            hub.publish(topic: LiveDestination.topic(roomId, .product), payload: json(products))
+            await broker.publish(topic: LiveDestination.topic(roomId, .product), payload: json(products))
         }
         events.chatPosted = { chat in
-            hub.publish(topic: LiveDestination.topic(chat.liveRoomId, .chat), payload: json(chat))
+            await broker.publish(topic: LiveDestination.topic(chat.liveRoomId, .chat), payload: json(chat))
         }
         events.orderApplied = { room, order in
             let what = order.productName ?? "a product"
@@ -83,17 +86,17 @@ struct RealtimeWiring: Sendable {
             switch event {
             case .created(let notification, let count):
                 unread = count
-                hub.sendToUser(userId: userId, event: "notification:new", payload: json(NewNotificationMessage(notification, unreadCount: count)))
+                await broker.sendToUser(userId: userId, event: "notification:new", payload: json(NewNotificationMessage(notification, unreadCount: count)))
             case .read(let id, let count):
                 unread = count
-                hub.sendToUser(userId: userId, event: "notification:updated", payload: json(NotificationUpdatedMessage(action: "read", notificationId: id, unreadCount: count)))
+                await broker.sendToUser(userId: userId, event: "notification:updated", payload: json(NotificationUpdatedMessage(action: "read", notificationId: id, unreadCount: count)))
             case .readAll(let count):
                 unread = count
-                hub.sendToUser(userId: userId, event: "notification:updated", payload: json(NotificationUpdatedMessage(action: "read-all", notificationId: nil, unreadCount: count)))
+                await broker.sendToUser(userId: userId, event: "notification:updated", payload: json(NotificationUpdatedMessage(action: "read-all", notificationId: nil, unreadCount: count)))
             }
-            hub.sendToUser(userId: userId, event: "unreadCount:updated", json: #"{"count":\#(unread)}"#)
+            await broker.sendToUser(userId: userId, event: "unreadCount:updated", json: #"{"count":\#(unread)}"#)
         }
-        return RealtimeWiring(hub: hub, stomp: stomp, bell: bell, viewers: viewers)
+        return RealtimeWiring(hub: hub, broker: broker, stomp: stomp, bell: bell, viewers: viewers)
     }
 
     /// An order amount for the owner's bell: `900` for a whole amount, `12.5` otherwise. Never
