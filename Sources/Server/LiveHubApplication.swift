@@ -76,7 +76,10 @@ public struct LiveHub: Sendable {
         let metrics = LiveHubMetrics()
         let hls = HLSService(configuration: HLSConfiguration(configuration), metricsFactory: metrics.factory, logger: logger)
         let roomStore = SQLiteRoomStore(database: database)
-        let rooms = RoomService(store: roomStore, reconnectGrace: configuration.reconnectGrace, logger: logger)
+        let hub = RealtimeWiring.makeHub(configuration: configuration, metrics: metrics)
+        let broker: any HubBroker = InProcessHubBroker(hub: hub)
+        let viewers = ViewerTracker(store: roomStore, logger: logger, announce: RealtimeWiring.announceViewers(through: broker))
+        let rooms = RoomService(store: roomStore, viewers: viewers, reconnectGrace: configuration.reconnectGrace, logger: logger)
         let live = LiveRoomService(
             rooms: rooms, store: SQLiteLiveRoomStore(database: database), maxChatBytes: configuration.chatMaxBytes, logger: logger)
         let notifications = NotificationService(
@@ -140,7 +143,8 @@ public struct LiveHub: Sendable {
         let packaging = PackagingService(streams: streams, hls: hls, logger: logger)
 
         let realtime = await RealtimeWiring.make(
-            rooms: rooms, live: live, notifications: notifications, verifier: verifier, metrics: metrics, configuration: configuration, logger: logger)
+            hub: hub, broker: broker, viewers: viewers,
+            rooms: rooms, live: live, notifications: notifications, verifier: verifier, configuration: configuration, logger: logger)
         realtime.addRoutes(router: router)
         let connectionLimits = HTTPConnectionLimits(
             idleTimeout: configuration.httpIdleTimeout.map { TimeAmount($0) },

@@ -4,6 +4,9 @@ import Testing
 
 @testable import Server
 
+/// A room store with no rooms: counts are kept, no peak is (there is no room to hold it).
+func noRooms() throws -> SQLiteRoomStore { SQLiteRoomStore(database: try AppDatabase.inMemory()) }
+
 @Suite struct ViewerTrackerTests {
     final class Announcements: Sendable {
         let values = Mutex<[Int]>([])
@@ -12,7 +15,7 @@ import Testing
 
     @Test func aConnectionCountsOnceAndADropLeavesEveryRoom() async throws {
         let seen = Announcements()
-        let tracker = ViewerTracker(minimumInterval: .zero) { _, count in seen.values.withLock { $0.append(count) } }
+        let tracker = ViewerTracker(store: try noRooms(), minimumInterval: .zero) { _, count, _ in seen.values.withLock { $0.append(count) } }
         let a = HubConnectionID(rawValue: 1), b = HubConnectionID(rawValue: 2)
         await tracker.join(roomId: "r", connection: a)
         await tracker.join(roomId: "r", connection: a)
@@ -38,12 +41,13 @@ import Testing
         let (intervalOver, over) = AsyncStream<Void>.makeStream()
         let waits = Announcements()
         let tracker = ViewerTracker(
+            store: try noRooms(),
             minimumInterval: .seconds(3600),
             sleep: { _ in
                 waits.values.withLock { $0.append(0) }
                 for await _ in intervalOver { return }
             },
-            onChange: { _, count in seen.values.withLock { $0.append(count) } })
+            announce: { _, count, _ in seen.values.withLock { $0.append(count) } })
         for index in 0..<500 { await tracker.join(roomId: "r", connection: HubConnectionID(rawValue: UInt64(index))) }
         #expect(seen.all == [1])
         over.yield()
@@ -51,5 +55,22 @@ import Testing
         while seen.all.count < 2 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
         #expect(seen.all == [1, 500])
         #expect(waits.all.count == 1, "one trailing announcement for the whole crowd")
+    }
+
+    @Test func thePeakIsPersistedWhenItGrowsAndAnnouncedWithTheCount() async throws {
+        let t = try await TestHub.make()
+        let owner = AuthUser(userId: "owner-1", username: "O", roles: ["SHOP_OWNER"])
+        let room = try await t.hub.rooms.create(CreateRoomRequest(title: "r"), owner: owner)
+        let viewers = t.hub.rooms.viewers
+        for i in 0..<3 { await viewers.join(roomId: room.id, connection: HubConnectionID(rawValue: UInt64(i))) }
+        await viewers.leave(roomId: room.id, connection: HubConnectionID(rawValue: 0))
+        #expect(await t.hub.rooms.viewerCount(room.id) == 2)
+        // Persisted when announced: at once for the first join, after the interval for the rest.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while try await t.hub.rooms.room(id: room.id).peakViewers < 3 && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(try await t.hub.rooms.stats(id: room.id).peakViewers == 3, "the peak, though only 2 watch at the announcement")
+        #expect(try await t.hub.rooms.stats(id: room.id).viewerCount == 2)
     }
 }

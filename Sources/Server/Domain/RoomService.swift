@@ -22,20 +22,19 @@ public actor RoomService {
     let reconnectGrace: Duration
     let logger: Logger
 
+    /// Viewer counts and peaks live there alone; a room's stats read them, its end clears them.
+    nonisolated let viewers: ViewerTracker
     private var reconnecting: Set<String> = []
     private var graceTimers: [String: Task<Void, Never>] = [:]
-    /// Live viewer count per room not ended (dropped when it ends, with `peaks`).
-    private var viewerCounts: [String: Int] = [:]
-    /// Persisted peak viewers per room not ended (a cache so that joins below the peak cost no write).
-    private var peaks: [String: Int] = [:]
     private var statusObservers: [StatusObserver] = []
     /// Called when the owner ends a LIVE room: disconnect its publisher.
     private var disconnectPublisher: RoomHook?
     /// Called when a room ends for good: the HLS playlist gets `EXT-X-ENDLIST`.
     private var roomEnded: RoomHook?
 
-    public init(store: any RoomStore, reconnectGrace: Duration, logger: Logger) {
+    init(store: any RoomStore, viewers: ViewerTracker, reconnectGrace: Duration, logger: Logger) {
         self.store = store
+        self.viewers = viewers
         self.reconnectGrace = reconnectGrace
         self.logger = logger
     }
@@ -94,10 +93,10 @@ public actor RoomService {
         let room = try await transition(id: id, on: .end, now: now)
         cancelGrace(id)
         reconnecting.remove(id)
-        forgetViewers(id)
+        await viewers.roomEnded(id)
         if before.status == .live { await disconnectPublisher?(id) }
         await roomEnded?(id)
-        let stats = stats(of: room, now: now)
+        let stats = await stats(of: room, now: now)
         await announce(room, message: "The live stream has ended", stats: stats)
         return stats
     }
@@ -119,22 +118,22 @@ public actor RoomService {
     }
 
     public func stats(id: String) async throws -> RoomStats {
-        stats(of: try await room(id: id))
+        await stats(of: try await room(id: id))
     }
 
-    public func stats(of room: RoomRecord, now: Date = Date()) -> RoomStats {
+    public func stats(of room: RoomRecord, now: Date = Date()) async -> RoomStats {
         var duration = 0
         if let startedAt = room.startedAt {
             duration = max(0, Int((room.endedAt ?? now).timeIntervalSince(startedAt)))
         }
         return RoomStats(
-            roomId: room.id, status: room.status, viewerCount: room.status == .ended ? 0 : viewerCount(room.id),
+            roomId: room.id, status: room.status, viewerCount: room.status == .ended ? 0 : await viewers.count(roomId: room.id),
             peakViewers: room.peakViewers, totalOrders: room.totalOrders, totalRevenue: room.totalRevenue,
             duration: duration)
     }
 
     public func isReconnecting(_ roomId: String) -> Bool { reconnecting.contains(roomId) }
-    public func viewerCount(_ roomId: String) -> Int { viewerCounts[roomId] ?? 0 }
+    public func viewerCount(_ roomId: String) async -> Int { await viewers.count(roomId: roomId) }
 
     // MARK: Ingest (stream-key auth and publisher lifecycle)
 
@@ -194,34 +193,6 @@ public actor RoomService {
         graceTimers.removeAll()
     }
 
-    // MARK: Viewers (fed by the hub)
-
-    /// Records the live viewer count; the peak is persisted when it grows. Returns the peak.
-    /// Nothing is kept for an ended room (its last viewers leaving after the end).
-    @discardableResult
-    public func setViewerCount(_ count: Int, roomId: String) async -> Int {
-        viewerCounts[roomId] = count
-        if let known = peaks[roomId], count <= known { return known }
-        let room = try? await store.update(id: roomId) { room in
-            if count > room.peakViewers && room.status != .ended { room.peakViewers = count }
-        }
-        guard let room, room.status != .ended else {
-            forgetViewers(roomId)
-            return room?.peakViewers ?? count
-        }
-        let peak = max(peaks[roomId] ?? 0, room.peakViewers)
-        peaks[roomId] = peak
-        return peak
-    }
-
-    /// Rooms with a viewer count or peak kept in memory (tests: an ended room keeps nothing).
-    var trackedViewerRooms: Int { Set(viewerCounts.keys).union(peaks.keys).count }
-
-    private func forgetViewers(_ roomId: String) {
-        viewerCounts.removeValue(forKey: roomId)
-        peaks.removeValue(forKey: roomId)
-    }
-
     // MARK: Internals
 
     private func transition(id: String, on event: RoomEvent, now: Date = Date()) async throws -> RoomRecord {
@@ -260,10 +231,10 @@ public actor RoomService {
         guard reconnecting.remove(roomId) != nil else { return }
         do {
             let room = try await transition(id: roomId, on: .graceExpired)
-            forgetViewers(roomId)
+            await viewers.roomEnded(roomId)
             logger.info("reconnect grace expired; room ended", metadata: ["room": "\(roomId)"])
             await roomEnded?(roomId)
-            await announce(room, message: "The live stream has ended", stats: stats(of: room))
+            await announce(room, message: "The live stream has ended", stats: await stats(of: room))
         } catch {
             logger.warning("grace expiry refused", metadata: ["room": "\(roomId)", "error": "\(error)"])
         }

@@ -27,20 +27,26 @@ struct RealtimeWiring: Sendable {
         ByteBuffer(bytes: (try? encoder.encode(value)) ?? Data("null".utf8))
     }
 
-    static func make(
-        rooms: RoomService, live: LiveRoomService, notifications: NotificationService, verifier: JWTVerifier,
-        metrics: LiveHubMetrics, configuration: LiveHubConfiguration, logger: Logger
-    ) async -> RealtimeWiring {
-        let hub = Hub(
+    static func makeHub(configuration: LiveHubConfiguration, metrics: LiveHubMetrics) -> Hub {
+        Hub(
             configuration: HubConfiguration(
                 maxConnectionsPerUser: configuration.wsMaxConnectionsPerUser > 0 ? configuration.wsMaxConnectionsPerUser : nil,
                 maxInboundBytes: configuration.wsMaxInboundBytes),
             metricsFactory: metrics.factory)
-        let broker: any HubBroker = InProcessHubBroker(hub: hub)
-        let viewers = ViewerTracker { roomId, count in
-            let peak = await rooms.setViewerCount(count, roomId: roomId)
+    }
+
+    /// `/topic/live/{roomId}/viewers`: what `ViewerTracker` announces.
+    static func announceViewers(through broker: any HubBroker) -> ViewerTracker.Announce {
+        { roomId, count, peak in
             await broker.publish(topic: LiveDestination.topic(roomId, .viewers), payload: json(ViewerCountMessage(roomId: roomId, count: count, peak: peak)))
         }
+    }
+
+    static func make(
+        hub: Hub, broker: any HubBroker, viewers: ViewerTracker,
+        rooms: RoomService, live: LiveRoomService, notifications: NotificationService, verifier: JWTVerifier,
+        configuration: LiveHubConfiguration, logger: Logger
+    ) async -> RealtimeWiring {
         let authenticator = JWTHubAuthenticator(verifier: verifier, clock: hub.clock)
         let stomp = STOMPEndpoint(
             hub: hub, backend: LiveRoomHubBackend(rooms: rooms, live: live, viewers: viewers, logger: logger),
@@ -57,8 +63,8 @@ struct RealtimeWiring: Sendable {
         await rooms.onStatusChange { status, room, wentLive in
             await broker.publish(topic: LiveDestination.topic(room.id, .status), payload: json(status))
             if room.status == .ended {
-                // What was kept per room goes with it (issue 17): its viewer set and chat history.
-                await viewers.roomEnded(room.id)
+                // What was kept per room goes with it (issue 17): its chat history (the room
+                // service itself clears its viewers).
                 await live.roomEnded(room.id)
             }
             if wentLive {
