@@ -1,6 +1,6 @@
 """The WebSocket layer itself (RFC 6455), on the real binary with raw sockets: LiveHub upgrades and
 runs hub connections on NIO without the WebSocket library's task per connection
-(Sources/Server/HTTP/LiveHubHTTPChannel.swift, Sources/Hub/WebSocket/ChannelConnection.swift), so its
+(Sources/Server/HTTP/LiveHubHTTPChannel.swift, Sources/Hub/Transport/ChannelConnection.swift), so its
 control-frame handling, protocol errors and upgrade refusals are checked here byte by byte."""
 import base64
 import os

@@ -96,3 +96,12 @@ public final class RateLimiter: Sendable {
     /// Number of tracked buckets (tests / debug).
     public var trackedKeys: Int { self.state.withLock { $0.buckets.count } }
 }
+
+extension HubConnection {
+    /// Whose budget an inbound message spends (one function for every protocol): a signed-in user's
+    /// across all their connections (`u:` + userId), a guest's per connection (`c:` + id).
+    var rateLimitKey: String { self.identity.map { "u:" + $0.userId } ?? self.guestRateLimitKey }
+
+    /// A guest's key; forgotten when the connection closes (`RateLimiter.forget`).
+    var guestRateLimitKey: String { "c:\(self.id)" }
+}

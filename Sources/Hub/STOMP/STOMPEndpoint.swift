@@ -126,7 +126,7 @@ public struct STOMPEndpoint: Sendable {
             nextTickDue: { driver.nextTickDue() },
             finish: { [logger] in
                 hub.unregister(connection)
-                rateLimiter.forget(STOMPConnectionDriver.guestRateKey(connection))
+                rateLimiter.forget(connection.guestRateLimitKey)
                 if let context = driver.connectedContext {
                     await backend.connectionClosed(context)
                 }
@@ -191,8 +191,6 @@ final class STOMPConnectionDriver: Sendable {
 
     /// A guest's rate-limiter key: its connection (forgotten when it closes; a user's is kept, so
     /// that reconnecting does not refill it).
-    static func guestRateKey(_ connection: HubConnection) -> String { "c:\(connection.id)" }
-
     /// Set once CONNECT completed.
     var connectedContext: HubConnectionContext? { self._context.withLock { $0 } }
 
@@ -315,7 +313,7 @@ final class STOMPConnectionDriver: Sendable {
                 self.hub.unsubscribe(self.connection, topic: topic, variant: id)
             case .deliver(let request):
                 self.hub.recordInbound(self.connection)
-                let key = self.connection.identity.map { "u:" + $0.userId } ?? Self.guestRateKey(self.connection)
+                let key = self.connection.rateLimitKey
                 let outcome: SendOutcome
                 if self.endpoint.rateLimiter.allow(key) {
                     let (backend, context) = (self.endpoint.backend, self.context())

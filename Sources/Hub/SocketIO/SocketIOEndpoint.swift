@@ -113,7 +113,7 @@ public struct SocketIOEndpoint: Sendable {
             nextTickDue: { driver.session.withLock { $0.nextTickDeadline() } },
             finish: { [logger] in
                 let unregistration = hub.unregister(connection)
-                rateLimiter.forget(STOMPConnectionDriver.guestRateKey(connection))
+                rateLimiter.forget(connection.guestRateLimitKey)
                 if let identity = driver.takeJoinedIdentity() {
                     await backend.userDisconnected(
                         driver.context(identity: identity), identity: identity,
@@ -227,7 +227,7 @@ final class SocketIOConnectionDriver: Sendable {
                 }
             case .dispatch(let request):
                 self.hub.recordInbound(self.connection)
-                let key = self.connection.identity.map { "u:" + $0.userId } ?? STOMPConnectionDriver.guestRateKey(self.connection)
+                let key = self.connection.rateLimitKey
                 guard self.endpoint.rateLimiter.allow(key) else {
                     self.hub.recordRateLimited(self.connection)
                     next = self.session.withLock { $0.rateLimited(request) }
