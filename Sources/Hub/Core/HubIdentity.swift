@@ -1,4 +1,5 @@
 /// Who is on the other end of a connection. `nil` wherever a `HubIdentity?` appears means a guest.
+/// The Server uses this one type for every signed-in user (its `AuthUser` is this type).
 ///
 /// The Server builds this from verified JWT claims (`userId` else `sub`, `username` else `sub`,
 /// `avatarUrl?`, `roles`, `exp`); the hub uses `userId` (per-user socket sets, rate limits) and
@@ -8,7 +9,8 @@ public struct HubIdentity: Sendable, Hashable {
     public var username: String
     public var avatarUrl: String?
     public var roles: [String]
-    /// When the credential runs out, on the hub's clock (`HubClock.now()`); nil = never. A STOMP
+    /// When the credential runs out, on the hub's clock (`HubClock.now()`); nil = never (and for
+    /// users that are not on a WebSocket: REST requests check the token's `exp` themselves). A STOMP
     /// connection then gets `ERROR` `message:token expired` and is closed; a Socket.IO socket gets
     /// an `error` event `token_expired`, `41` and is closed, unless an `AUTH` refreshed it.
     public var expiresAt: Duration?

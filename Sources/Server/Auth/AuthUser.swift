@@ -1,23 +1,19 @@
 import Foundation
+import Hub
 
-/// The signed-in user a JWT names (DESIGN.md "Auth"; claim mapping in `TokenClaims.user`).
-public struct AuthUser: Sendable, Equatable {
-    public var userId: String
-    public var username: String
-    public var avatarUrl: String?
-    public var roles: [String]
-    /// The token's `exp` (RFC 7519 §4.1.4); nil only for users not made from a token.
-    public var expiresAt: Date?
+/// The signed-in user a JWT names (DESIGN.md "Auth"; claim mapping in `TokenClaims.user`): the
+/// hub's `HubIdentity`, one type for REST, the domain and the WebSockets. Its `expiresAt` is set
+/// only on a WebSocket's identity (`JWTHubAuthenticator`, on the hub's clock).
+public typealias AuthUser = HubIdentity
 
-    public init(userId: String, username: String, avatarUrl: String? = nil, roles: [String] = [], expiresAt: Date? = nil) {
-        self.userId = userId
-        self.username = username
-        self.avatarUrl = avatarUrl
-        self.roles = roles
-        self.expiresAt = expiresAt
-    }
-
+extension HubIdentity {
     public var isShopOwner: Bool { roles.contains("SHOP_OWNER") || roles.contains("ROLE_SHOP_OWNER") }
+}
+
+/// A token that passed every check: who it names and its `exp` (RFC 7519 §4.1.4).
+public struct VerifiedToken: Sendable, Equatable {
+    public var user: AuthUser
+    public var expiresAt: Date
 }
 
 /// Why a token was refused; the description is safe to show the caller (it names no key or secret).

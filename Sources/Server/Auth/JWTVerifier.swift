@@ -38,6 +38,11 @@ public final class JWTVerifier: Sendable {
 
     /// The user a valid token names; a `TokenRefusal` saying why otherwise.
     public func verify(_ token: String, now: Date = Date()) throws(TokenRefusal) -> AuthUser {
+        try self.verifyToken(token, now: now).user
+    }
+
+    /// The user a valid token names and when the token runs out (WebSockets close then).
+    public func verifyToken(_ token: String, now: Date = Date()) throws(TokenRefusal) -> VerifiedToken {
         let bytes = Array(token.utf8)
         let parsed: (header: JWTHeader, payload: TokenClaims, signature: Data)
         do {
@@ -59,7 +64,7 @@ public final class JWTVerifier: Sendable {
     }
 
     /// RFC 7519 §4.1.4 `exp` (required), §4.1.5 `nbf`, §4.1.1 `iss`, §4.1.3 `aud`, then the user.
-    func check(_ claims: TokenClaims, now: Date) throws(TokenRefusal) -> AuthUser {
+    func check(_ claims: TokenClaims, now: Date) throws(TokenRefusal) -> VerifiedToken {
         let nowSeconds = now.timeIntervalSince1970
         guard let expiry = try claims.numericDate("exp") else { throw .missingExpiry }
         guard nowSeconds < expiry + self.policy.leeway else { throw .expired }
@@ -73,7 +78,7 @@ public final class JWTVerifier: Sendable {
             let audiences = try claims.audiences()
             guard audiences.contains(where: self.policy.audiences.contains) else { throw .wrongAudience(expected: self.policy.audiences) }
         }
-        return try claims.user(expiresAt: Date(timeIntervalSince1970: expiry))
+        return VerifiedToken(user: try claims.user(), expiresAt: Date(timeIntervalSince1970: expiry))
     }
 
     /// Re-reads `sources` (SIGHUP). A source that fails keeps every current key and logs why;

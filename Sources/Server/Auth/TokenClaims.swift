@@ -89,7 +89,7 @@ public struct TokenClaims: JWTPayload, Equatable {
     /// `preferred_username` (Keycloak, OIDC) else the user id; `avatarUrl` else `picture` (OIDC);
     /// roles from `roles` (array, or comma-separated string) else `role`, plus Keycloak's
     /// `realm_access.roles`.
-    func user(expiresAt: Date?) throws(TokenRefusal) -> AuthUser {
+    func user() throws(TokenRefusal) -> AuthUser {
         let subject = Self.text(self.values["sub"])
         guard let userId = Self.text(self.values["userId"]) ?? subject, !userId.isEmpty else { throw .missingSubject }
         let username = Self.text(self.values["username"]) ?? Self.text(self.values["preferred_username"]) ?? userId
@@ -106,7 +106,7 @@ public struct TokenClaims: JWTPayload, Equatable {
         if case .object(let realmAccess)? = self.values["realm_access"], case .array(let list)? = realmAccess["roles"] {
             for role in list.compactMap(\.asString) where !roles.contains(role) { roles.append(role) }
         }
-        return AuthUser(userId: userId, username: username, avatarUrl: avatarUrl, roles: roles, expiresAt: expiresAt)
+        return AuthUser(userId: userId, username: username, avatarUrl: avatarUrl, roles: roles)
     }
 
     /// A string, or a number written as an integer when it is one (`7`, not `7.0`).

@@ -10,11 +10,10 @@ struct JWTHubAuthenticator: HubAuthenticator {
 
     func authenticate(token: String) async -> HubAuthResult {
         do {
-            let user = try verifier.verify(token)
-            let expiresAt = user.expiresAt.map {
-                TokenDeadline.hubTime(expiresAt: $0, leeway: verifier.policy.leeway, now: Date(), hubNow: clock.now())
-            }
-            return .identity(HubIdentity(user, expiresAt: expiresAt))
+            let verified = try verifier.verifyToken(token)
+            var identity = verified.user
+            identity.expiresAt = TokenDeadline.hubTime(expiresAt: verified.expiresAt, leeway: verifier.policy.leeway, now: Date(), hubNow: clock.now())
+            return .identity(identity)
         } catch {
             return .invalid(reason: error.description)
         }
@@ -32,17 +31,5 @@ enum TokenDeadline {
         let left = expiresAt.timeIntervalSince(now) + leeway
         let clamped = left.isNaN ? 0 : min(max(left, 0), maxLifetime)
         return hubNow + .milliseconds(Int64(clamped * 1000))
-    }
-}
-
-extension HubIdentity {
-    init(_ user: AuthUser, expiresAt: Duration? = nil) {
-        self.init(userId: user.userId, username: user.username, avatarUrl: user.avatarUrl, roles: user.roles, expiresAt: expiresAt)
-    }
-}
-
-extension AuthUser {
-    init(_ identity: HubIdentity) {
-        self.init(userId: identity.userId, username: identity.username, avatarUrl: identity.avatarUrl, roles: identity.roles)
     }
 }

@@ -37,7 +37,7 @@ struct LiveRoomHubBackend: LiveRoomBackend {
                 return .refused(code: "invalid-payload", message: "the chat body needs a string \"message\"")
             }
             do {
-                _ = try await live.postChat(roomId: roomId, user: connection.identity.map(AuthUser.init), message: message)
+                _ = try await live.postChat(roomId: roomId, user: connection.identity, message: message)
                 return .accepted
             } catch {
                 return .refused(code: error.code.lowercased().replacingOccurrences(of: "_", with: "-"), message: error.description)
