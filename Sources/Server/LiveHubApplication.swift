@@ -75,17 +75,25 @@ public struct LiveHub: Sendable {
             trustsLoopbackCallbacks: configuration.isDevMode || configuration.callbackTrustsLoopback)
         let metrics = LiveHubMetrics()
         let hls = HLSService(configuration: HLSConfiguration(configuration), metricsFactory: metrics.factory, logger: logger)
+        // The domain, each service made with its event sinks: the hub and its broker first, then
+        // every service before the ones whose events reach it.
         let roomStore = SQLiteRoomStore(database: database)
+        let streams = StreamRegistry(metricsFactory: metrics.factory)
         let hub = RealtimeWiring.makeHub(configuration: configuration, metrics: metrics)
         let broker: any HubBroker = InProcessHubBroker(hub: hub)
         let viewers = ViewerTracker(store: roomStore, logger: logger, announce: RealtimeWiring.announceViewers(through: broker))
-        let rooms = RoomService(store: roomStore, viewers: viewers, reconnectGrace: configuration.reconnectGrace, logger: logger)
-        let live = LiveRoomService(
-            rooms: rooms, store: SQLiteLiveRoomStore(database: database), maxChatBytes: configuration.chatMaxBytes, logger: logger)
         let notifications = NotificationService(
             store: SQLiteNotificationStore(database: database),
             idempotencyLimits: .init(perUser: configuration.idempotencyKeysPerUser, total: configuration.idempotencyKeysTotal),
-            logger: logger)
+            logger: logger, push: RealtimeWiring.bellPush(broker: broker))
+        let live = LiveRoomService(
+            rooms: roomStore, store: SQLiteLiveRoomStore(database: database),
+            events: RealtimeWiring.liveRoomEvents(broker: broker, notifications: notifications),
+            maxChatBytes: configuration.chatMaxBytes, logger: logger)
+        let rooms = RoomService(
+            store: roomStore, viewers: viewers,
+            events: RealtimeWiring.roomEvents(broker: broker, live: live, notifications: notifications, streams: streams),
+            reconnectGrace: configuration.reconnectGrace, logger: logger)
 
         let router = Router(context: LiveHubRequestContext.self)
         router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
@@ -101,7 +109,6 @@ public struct LiveHub: Sendable {
         NotificationController(notifications: notifications, auth: auth, maxBodyBytes: configuration.maxRequestBodyBytes)
             .addRoutes(to: router)
 
-        let streams = StreamRegistry(metricsFactory: metrics.factory)
         var listeners = [RTMPListener(host: configuration.rtmpHost, port: configuration.rtmpPort)]
         if let certificate = configuration.tlsCertificatePath, let key = configuration.tlsKeyPath {
             listeners.append(RTMPListener(
@@ -124,9 +131,7 @@ public struct LiveHub: Sendable {
             rooms: rooms, auth: auth, urls: urls, maxBodyBytes: configuration.maxRequestBodyBytes,
             hasLiveThumbnail: { hls.hasStream(roomId: $0) }, hasPublisher: { rtmp.hasPublisher(roomId: $0) })
             .addRoutes(to: liveAPI)
-        await rooms.setHooks(
-            disconnectPublisher: { roomId in await rtmp.disconnectPublisher(roomId: roomId) },
-            roomEnded: { roomId in streams.end(roomId: roomId) })
+        await rooms.attachIngest(disconnectPublisher: { roomId in await rtmp.disconnectPublisher(roomId: roomId) })
         let schemes = listeners.map { $0.tls == nil ? "rtmp" : "rtmps" }
         let ingest = IngestService(server: rtmp) { ports in
             await onRTMPReady(Array(zip(schemes, ports)).map { (scheme: $0.0, port: $0.1) })
@@ -142,7 +147,7 @@ public struct LiveHub: Sendable {
         WebController(assets: WebController.loadAssets(logger: logger), devTokens: devTokens).addRoutes(to: router)
         let packaging = PackagingService(streams: streams, hls: hls, logger: logger)
 
-        let realtime = await RealtimeWiring.make(
+        let realtime = RealtimeWiring.make(
             hub: hub, broker: broker, viewers: viewers,
             rooms: rooms, live: live, notifications: notifications, verifier: verifier, configuration: configuration, logger: logger)
         realtime.addRoutes(router: router)

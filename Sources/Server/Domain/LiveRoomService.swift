@@ -36,8 +36,9 @@ public enum ChatRefusal: Error, Equatable, Sendable, CustomStringConvertible {
     }
 }
 
-/// Broadcast hooks the hub wires up (DESIGN.md destinations). Everything is persisted before a
-/// hook is called.
+/// Where products, chat and orders are announced, given to `LiveRoomService` when it is made
+/// (the Server's `RealtimeWiring.liveRoomEvents`; DESIGN.md destinations). Everything is persisted
+/// before an event goes out.
 public struct LiveRoomEvents: Sendable {
     public var productsChanged: @Sendable (_ roomId: String, _ products: [LiveProductView]) async -> Void = { _, _ in }
     public var chatPosted: @Sendable (_ chat: LiveChatView) async -> Void = { _ in }
@@ -50,21 +51,23 @@ public actor LiveRoomService {
     public static let maxChatLength = 500
     public static let historySize = 100
 
-    let rooms: RoomService
+    /// Rooms are read here, never changed (their lifecycle is `RoomService`'s).
+    let rooms: any RoomStore
     let store: any LiveRoomStore
     let committer: ChatCommitter
     let logger: Logger
     /// `LIVEHUB_CHAT_MAX_BYTES`: a chat line's UTF-8 bytes, besides its `maxChatLength` characters
     /// (one character may be many code points: combining marks, emoji sequences).
     let maxChatBytes: Int
-    private var events = LiveRoomEvents()
+    private let events: LiveRoomEvents
     /// The last `historySize` lines per room not ended, loaded from SQLite on first use and dropped
     /// when the room ends (`roomEnded`); an ended room's history is read from SQLite.
     private var recent: [String: [LiveChatView]] = [:]
 
-    public init(rooms: RoomService, store: any LiveRoomStore, maxChatBytes: Int = 2000, logger: Logger) {
+    public init(rooms: any RoomStore, store: any LiveRoomStore, events: LiveRoomEvents, maxChatBytes: Int = 2000, logger: Logger) {
         self.rooms = rooms
         self.store = store
+        self.events = events
         self.committer = ChatCommitter(store: store)
         self.maxChatBytes = maxChatBytes
         self.logger = logger
@@ -78,14 +81,10 @@ public actor LiveRoomService {
     /// Rooms whose history is kept in memory (tests: ended rooms are not).
     var cachedRooms: Int { recent.count }
 
-    public func setEvents(_ events: LiveRoomEvents) {
-        self.events = events
-    }
-
     // MARK: Products
 
     public func products(roomId: String) async throws -> [LiveProductView] {
-        _ = try await rooms.room(id: roomId)
+        _ = try await rooms.existingRoom(id: roomId)
         return try await store.products(roomId: roomId).map(LiveProductView.init)
     }
 
@@ -144,7 +143,7 @@ public actor LiveRoomService {
         guard message.count <= Self.maxChatLength else { throw .tooLong(limit: Self.maxChatLength) }
         guard message.utf8.count <= maxChatBytes else { throw .tooLarge(limitBytes: maxChatBytes) }
         let room: RoomRecord
-        do { room = try await rooms.room(id: roomId) } catch { throw .unknownRoom }
+        do { room = try await rooms.existingRoom(id: roomId) } catch { throw .unknownRoom }
         guard room.status != .ended else { throw .roomEnded }
         let record = LiveChatRecord(
             seq: nil, id: UUID().uuidString.lowercased(), liveRoomId: roomId, userId: user.userId, username: user.username,
@@ -165,7 +164,7 @@ public actor LiveRoomService {
 
     /// History, newest last. `before` is a chat id: lines older than it.
     public func history(roomId: String, limit: Int, before: String?) async throws -> [LiveChatView] {
-        let room = try await rooms.room(id: roomId)
+        let room = try await rooms.existingRoom(id: roomId)
         if before == nil, limit <= Self.historySize, room.status != .ended {
             return Array(try await recentLines(roomId).suffix(limit))
         }
@@ -202,7 +201,7 @@ public actor LiveRoomService {
             throw DomainError.invalid("amount must be a number in 0...\(ProductValidation.maxAmountText)")
         }
         guard !event.orderId.value.isEmpty else { throw DomainError.invalid("orderId must not be empty") }
-        let room = try await rooms.room(id: event.roomId)
+        let room = try await rooms.existingRoom(id: event.roomId)
         let who = event.username ?? "A viewer"
         let what = event.productName ?? "a product"
         let chat = LiveChatRecord(
@@ -211,7 +210,7 @@ public actor LiveRoomService {
             productId: event.productId?.value, productName: event.productName, createdAt: now)
         let order = ProcessedOrderRecord(orderId: event.orderId.value, liveRoomId: event.roomId, amount: event.amount, processedAt: now)
         guard let applied = try await store.applyOrder(order, productId: event.productId?.value, chat: chat) else {
-            let room = try await rooms.room(id: event.roomId)
+            let room = try await rooms.existingRoom(id: event.roomId)
             return OrderOutcome(orderId: event.orderId.value, applied: false, totalOrders: room.totalOrders, totalRevenue: room.totalRevenue)
         }
         let view = LiveChatView(applied.chat)

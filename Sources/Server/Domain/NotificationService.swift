@@ -59,7 +59,8 @@ public enum BellEvent: Sendable {
 public actor NotificationService {
     let store: any NotificationStore
     let logger: Logger
-    private var push: @Sendable (_ userId: String, _ event: BellEvent) async -> Void = { _, _ in }
+    /// Where every change goes (the Server's `RealtimeWiring.bellPush`: every tab of the user).
+    private let push: BellPush
     /// Answers of `POST /{id}/read` by (user, notification, Idempotency-Key), kept for a day,
     /// bounded per user and in all.
     private var idempotent: IdempotencyCache<ReadOutcome>
@@ -70,18 +71,17 @@ public actor NotificationService {
         public var changed: Int
     }
 
-    public init(store: any NotificationStore, idempotencyLimits: IdempotencyLimits = .init(), logger: Logger) {
+    public typealias BellPush = @Sendable (_ userId: String, _ event: BellEvent) async -> Void
+
+    public init(store: any NotificationStore, idempotencyLimits: IdempotencyLimits = .init(), logger: Logger, push: @escaping BellPush) {
         self.store = store
+        self.push = push
         self.idempotent = IdempotencyCache(limits: idempotencyLimits)
         self.logger = logger
     }
 
     /// Remembered `Idempotency-Key` answers (tests).
     var rememberedIdempotencyKeys: Int { idempotent.count }
-
-    public func onEvent(_ push: @escaping @Sendable (_ userId: String, _ event: BellEvent) async -> Void) {
-        self.push = push
-    }
 
     public func create(_ request: CreateNotificationRequest, now: Date = Date()) async throws -> NotificationView {
         let userId = request.userId.value

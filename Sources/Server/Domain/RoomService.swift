@@ -9,13 +9,21 @@ public struct CreateRoomRequest: Codable, Sendable {
     public var thumbnailUrl: String?
 }
 
+/// Where the room lifecycle's events go, given to `RoomService` when it is made (the Server's
+/// `RealtimeWiring.roomEvents` and the stream registry).
+public struct RoomEvents: Sendable {
+    /// Every announced status (after it is persisted), the room, and whether this announcement is
+    /// the room going LIVE for the first time (the hub broadcasts it on `/topic/live/{id}/status`).
+    public var statusChanged: @Sendable (_ status: RoomStatusMessage, _ room: RoomRecord, _ wentLive: Bool) async -> Void = { _, _, _ in }
+    /// A room ended for good: its stream ends (the HLS playlist gets `EXT-X-ENDLIST`).
+    public var streamEnded: @Sendable (_ roomId: String) async -> Void = { _ in }
+    public init() {}
+}
+
 /// The live-room lifecycle: REST actions, publisher events from the ingest, the reconnect grace,
 /// start-up recovery. Every transition is persisted first (one transaction through `RoomStore`),
-/// then announced to `statusObservers` (the hub broadcasts them on `/topic/live/{id}/status`).
+/// then announced through `events`.
 public actor RoomService {
-    /// Receives every announced status (after it is persisted), the room, and whether this
-    /// announcement is the room going LIVE for the first time.
-    public typealias StatusObserver = @Sendable (_ status: RoomStatusMessage, _ room: RoomRecord, _ wentLive: Bool) async -> Void
     public typealias RoomHook = @Sendable (String) async -> Void
 
     let store: any RoomStore
@@ -26,26 +34,22 @@ public actor RoomService {
     nonisolated let viewers: ViewerTracker
     private var reconnecting: Set<String> = []
     private var graceTimers: [String: Task<Void, Never>] = [:]
-    private var statusObservers: [StatusObserver] = []
+    private let events: RoomEvents
     /// Called when the owner ends a LIVE room: disconnect its publisher.
     private var disconnectPublisher: RoomHook?
-    /// Called when a room ends for good: the HLS playlist gets `EXT-X-ENDLIST`.
-    private var roomEnded: RoomHook?
 
-    init(store: any RoomStore, viewers: ViewerTracker, reconnectGrace: Duration, logger: Logger) {
+    init(store: any RoomStore, viewers: ViewerTracker, events: RoomEvents, reconnectGrace: Duration, logger: Logger) {
         self.store = store
         self.viewers = viewers
+        self.events = events
         self.reconnectGrace = reconnectGrace
         self.logger = logger
     }
 
-    public func onStatusChange(_ observer: @escaping StatusObserver) {
-        statusObservers.append(observer)
-    }
-
-    public func setHooks(disconnectPublisher: RoomHook?, roomEnded: RoomHook?) {
+    /// The one connection made after construction, because it is a cycle: the RTMP server needs
+    /// this service (its publish authorizer) before this service can reach the RTMP server.
+    public func attachIngest(disconnectPublisher: @escaping RoomHook) {
         self.disconnectPublisher = disconnectPublisher
-        self.roomEnded = roomEnded
     }
 
     // MARK: REST
@@ -62,15 +66,12 @@ public actor RoomService {
     }
 
     public func room(id: String) async throws -> RoomRecord {
-        guard let room = try await store.room(id: id) else { throw DomainError.notFound("no room with id \(id)") }
-        return room
+        try await store.existingRoom(id: id)
     }
 
     /// The room, checked to belong to `user`.
     public func ownedRoom(id: String, by user: AuthUser) async throws -> RoomRecord {
-        let room = try await room(id: id)
-        guard room.shopOwnerId == user.userId else { throw DomainError.forbidden("only the room's owner may do this") }
-        return room
+        try await store.ownedRoom(id: id, by: user)
     }
 
     public func list(status: RoomStatus?, page: Int, size: Int) async throws -> (rooms: [RoomRecord], total: Int) {
@@ -95,7 +96,7 @@ public actor RoomService {
         reconnecting.remove(id)
         await viewers.roomEnded(id)
         if before.status == .live { await disconnectPublisher?(id) }
-        await roomEnded?(id)
+        await events.streamEnded(id)
         let stats = await stats(of: room, now: now)
         await announce(room, message: "The live stream has ended", stats: stats)
         return stats
@@ -233,7 +234,7 @@ public actor RoomService {
             let room = try await transition(id: roomId, on: .graceExpired)
             await viewers.roomEnded(roomId)
             logger.info("reconnect grace expired; room ended", metadata: ["room": "\(roomId)"])
-            await roomEnded?(roomId)
+            await events.streamEnded(roomId)
             await announce(room, message: "The live stream has ended", stats: await stats(of: room))
         } catch {
             logger.warning("grace expiry refused", metadata: ["room": "\(roomId)", "error": "\(error)"])
@@ -245,6 +246,6 @@ public actor RoomService {
             roomId: room.id, status: room.status, reconnecting: reconnecting.contains(room.id),
             startedAt: room.startedAt.map(ISOTime.string), endedAt: room.endedAt.map(ISOTime.string),
             message: message, stats: stats)
-        for observer in statusObservers { await observer(payload, room, wentLive) }
+        await events.statusChanged(payload, room, wentLive)
     }
 }

@@ -15,3 +15,18 @@ public protocol RoomStore: Sendable {
     /// Returns nil when the room does not exist.
     func update(id: String, _ change: @Sendable (inout RoomRecord) throws -> Void) async throws -> RoomRecord?
 }
+
+extension RoomStore {
+    /// The room, or `DomainError.notFound`.
+    func existingRoom(id: String) async throws -> RoomRecord {
+        guard let room = try await self.room(id: id) else { throw DomainError.notFound("no room with id \(id)") }
+        return room
+    }
+
+    /// The room, checked to belong to `user` (`DomainError.forbidden` otherwise).
+    func ownedRoom(id: String, by user: AuthUser) async throws -> RoomRecord {
+        let room = try await existingRoom(id: id)
+        guard room.shopOwnerId == user.userId else { throw DomainError.forbidden("only the room's owner may do this") }
+        return room
+    }
+}

@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdCore
 import NIOHTTP1
 import Logging
+import MediaCore
 import NIOCore
 import ServiceLifecycle
 
@@ -42,29 +43,17 @@ struct RealtimeWiring: Sendable {
         }
     }
 
-    static func make(
-        hub: Hub, broker: any HubBroker, viewers: ViewerTracker,
-        rooms: RoomService, live: LiveRoomService, notifications: NotificationService, verifier: JWTVerifier,
-        configuration: LiveHubConfiguration, logger: Logger
-    ) async -> RealtimeWiring {
-        let authenticator = JWTHubAuthenticator(verifier: verifier, clock: hub.clock)
-        let stomp = STOMPEndpoint(
-            hub: hub, backend: LiveRoomHubBackend(rooms: rooms, live: live, viewers: viewers, logger: logger),
-            authenticator: authenticator,
-            configuration: STOMPConfiguration(connectTimeout: configuration.stompConnectTimeout, maxSubscriptions: configuration.wsMaxSubscriptions))
-        let bell = SocketIOEndpoint(
-            hub: hub, backend: BellHubBackend(notifications: notifications, broker: broker, logger: logger), authenticator: authenticator,
-            configuration: SocketIOConfiguration(
-                pingInterval: Int(configuration.socketIOPingInterval / .milliseconds(1)),
-                pingTimeout: Int(configuration.socketIOPingTimeout / .milliseconds(1)),
-                // Clients that connect first and authenticate after send `AUTH {token}` (DESIGN.md).
-                missingToken: .requireAuthEvent(timeout: configuration.socketIOAuthTimeout)))
+    // MARK: The domain's event sinks (given to each service when it is made)
 
-        await rooms.onStatusChange { status, room, wentLive in
+    /// A room's status on `/topic/live/{id}/status`; what was kept per room goes when it ends
+    /// (issue 17: its chat history; `RoomService` clears its viewers); the owner's bell when it goes live.
+    static func roomEvents(
+        broker: any HubBroker, live: LiveRoomService, notifications: NotificationService, streams: StreamRegistry
+    ) -> RoomEvents {
+        var events = RoomEvents()
+        events.statusChanged = { status, room, wentLive in
             await broker.publish(topic: LiveDestination.topic(room.id, .status), payload: json(status))
             if room.status == .ended {
-                // What was kept per room goes with it (issue 17): its chat history (the room
-                // service itself clears its viewers).
                 await live.roomEnded(room.id)
             }
             if wentLive {
@@ -72,6 +61,12 @@ struct RealtimeWiring: Sendable {
                     userId: room.shopOwnerId, type: "LIVE_STARTED", title: "You are live", body: "\"\(room.title)\" is live now.")
             }
         }
+        events.streamEnded = { roomId in streams.end(roomId: roomId) }
+        return events
+    }
+
+    /// Products and chat on their room topics; each order on the owner's bell.
+    static func liveRoomEvents(broker: any HubBroker, notifications: NotificationService) -> LiveRoomEvents {
         var events = LiveRoomEvents()
         events.productsChanged = { roomId, products in
             await broker.publish(topic: LiveDestination.topic(roomId, .product), payload: json(products))
@@ -85,9 +80,12 @@ struct RealtimeWiring: Sendable {
                 userId: room.shopOwnerId, type: "LIVE_ORDER", title: "New order in \"\(room.title)\"",
                 body: "\(order.username ?? "A viewer") bought \(what) (\(amountText(order.amount))).")
         }
-        await live.setEvents(events)
-        await notifications.onEvent { userId, event in
-            // Every change goes to every tab of the user as the event itself, then the fresh count.
+        return events
+    }
+
+    /// Every bell change goes to every tab of the user as the event itself, then the fresh count.
+    static func bellPush(broker: any HubBroker) -> NotificationService.BellPush {
+        { userId, event in
             let unread: Int
             switch event {
             case .created(let notification, let count):
@@ -102,6 +100,28 @@ struct RealtimeWiring: Sendable {
             }
             await broker.sendToUser(userId: userId, event: "unreadCount:updated", json: #"{"count":\#(unread)}"#)
         }
+    }
+
+    // MARK: The endpoints
+
+    /// The STOMP and Socket.IO endpoints over the domain (their backends call the services).
+    static func make(
+        hub: Hub, broker: any HubBroker, viewers: ViewerTracker,
+        rooms: RoomService, live: LiveRoomService, notifications: NotificationService, verifier: JWTVerifier,
+        configuration: LiveHubConfiguration, logger: Logger
+    ) -> RealtimeWiring {
+        let authenticator = JWTHubAuthenticator(verifier: verifier, clock: hub.clock)
+        let stomp = STOMPEndpoint(
+            hub: hub, backend: LiveRoomHubBackend(rooms: rooms, live: live, viewers: viewers, logger: logger),
+            authenticator: authenticator,
+            configuration: STOMPConfiguration(connectTimeout: configuration.stompConnectTimeout, maxSubscriptions: configuration.wsMaxSubscriptions))
+        let bell = SocketIOEndpoint(
+            hub: hub, backend: BellHubBackend(notifications: notifications, broker: broker, logger: logger), authenticator: authenticator,
+            configuration: SocketIOConfiguration(
+                pingInterval: Int(configuration.socketIOPingInterval / .milliseconds(1)),
+                pingTimeout: Int(configuration.socketIOPingTimeout / .milliseconds(1)),
+                // Clients that connect first and authenticate after send `AUTH {token}` (DESIGN.md).
+                missingToken: .requireAuthEvent(timeout: configuration.socketIOAuthTimeout)))
         return RealtimeWiring(hub: hub, broker: broker, stomp: stomp, bell: bell, viewers: viewers)
     }
 
