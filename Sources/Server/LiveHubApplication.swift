@@ -40,9 +40,11 @@ public struct LiveHub: Sendable {
     /// creates the dev secrets), builds routes. Outside dev mode, a configuration without a key
     /// source or internal token is refused (`LiveHubConfiguration.startupProblem`), as is a key
     /// file that cannot be used. `onHTTPReady` receives the bound HTTP port once the listener is up.
+    /// `clock` times the room lifecycle (the reconnect grace); tests pass a manual one.
     public static func build(
         configuration: LiveHubConfiguration,
         logger: Logger = Logger(label: "livehub"),
+        clock: any Clock<Duration> = ContinuousClock(),
         onHTTPReady: @escaping @Sendable (Int) async -> Void = { _ in },
         onRTMPReady: @escaping @Sendable ([(scheme: String, port: Int)]) async -> Void = { _ in }
     ) async throws -> LiveHub {
@@ -93,7 +95,7 @@ public struct LiveHub: Sendable {
         let rooms = RoomService(
             store: roomStore, viewers: viewers,
             events: RealtimeWiring.roomEvents(broker: broker, live: live, notifications: notifications, streams: streams),
-            reconnectGrace: configuration.reconnectGrace, logger: logger)
+            reconnectGrace: configuration.reconnectGrace, clock: clock, logger: logger)
 
         let router = Router(context: LiveHubRequestContext.self)
         router.add(middleware: RequestMetricsMiddleware(metrics: metrics))

@@ -147,14 +147,14 @@ import Testing
         let viewers = t.hub.rooms.viewers
         for i in 0..<3 { await viewers.join(roomId: room.id, connection: HubConnectionID(rawValue: UInt64(i))) }
         #expect(await viewers.trackedRooms == 1)
-        try await waitUntil("the peak is persisted") { try await t.hub.rooms.room(id: room.id).peakViewers == 3 }
+        try await eventually("the peak is persisted") { try await t.hub.rooms.room(id: room.id).peakViewers == 3 }
         #expect(await t.hub.live.cachedRooms == 1)
         _ = try await t.hub.rooms.end(id: room.id, by: owner)
-        try await waitUntil("the ended room's trailing announcement is done") { await viewers.trackedRooms == 0 }
+        try await eventually("the ended room's trailing announcement is done") { await viewers.trackedRooms == 0 }
         #expect(await t.hub.live.cachedRooms == 0)
         // Late viewer counts and history reads of the ended room keep nothing either.
         await viewers.join(roomId: room.id, connection: HubConnectionID(rawValue: 9))
-        try await waitUntil("a join that raced the end is dropped when the store says ended") { await viewers.trackedRooms == 0 }
+        try await eventually("a join that raced the end is dropped when the store says ended") { await viewers.trackedRooms == 0 }
         #expect(try await t.hub.live.history(roomId: room.id, limit: 10, before: nil).map(\.message) == ["hi"])
         #expect(await t.hub.live.cachedRooms == 0)
         #expect(try t.snapshot().first?["peakViewers"] == "3")
@@ -255,17 +255,5 @@ import Testing
         #expect(text.hasPrefix("HTTP/1.1 429 Too Many Requests\r\n"))
         #expect(text.hasSuffix(#"{"error":"TOO_MANY_CONNECTIONS","message":"this address already has 1000 open HTTP connections; close one first"}"#))
         #expect(!channel.isActive)
-    }
-}
-
-/// Polls `condition` until it holds (10 s at most; the viewer announcements are throttled).
-private func waitUntil(_ what: String, _ condition: () async throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + .seconds(10)
-    while try await !condition() {
-        guard ContinuousClock.now < deadline else {
-            Issue.record("timed out waiting until \(what)")
-            return
-        }
-        try await Task.sleep(for: .milliseconds(20))
     }
 }

@@ -20,14 +20,19 @@ private let base = "/v1/notifications/live"
             }
             return room
         }
-        let second = try await TestHub.make(directory: first.directory, grace: .milliseconds(600))
+        let clock = ManualClock()
+        let second = try await TestHub.make(directory: first.directory, grace: .seconds(30), clock: clock)
         try await second.hub.application.test(.live) { client in
             try await client.execute(uri: "\(base)/rooms/\(room.id)", method: .get) { response in
                 let view = try decode(RoomView.self, response)
                 #expect(view.status == .live)
                 #expect(view.reconnecting)
             }
-            try await Task.sleep(for: .milliseconds(1500))
+            try await clock.waitForSleepers()
+            clock.advance(by: .seconds(29))
+            #expect(try await second.hub.rooms.room(id: room.id).status == .live, "within the grace")
+            clock.advance(by: .seconds(1))
+            try await eventually("the room ends") { try await second.hub.rooms.room(id: room.id).status == .ended }
             try await client.execute(uri: "\(base)/rooms/\(room.id)", method: .get) { response in
                 let view = try decode(RoomView.self, response)
                 #expect(view.status == .ended)
@@ -38,7 +43,8 @@ private let base = "/v1/notifications/live"
     }
 
     @Test func aPublisherReturningWithinTheGraceKeepsTheRoomLive() async throws {
-        let t = try await TestHub.make(grace: .milliseconds(800))
+        let clock = ManualClock()
+        let t = try await TestHub.make(grace: .seconds(30), clock: clock)
         try await t.hub.application.test(.live) { client in
             let room = try await client.execute(uri: "\(base)/rooms", method: .post, headers: bearer(t.ownerToken), body: json(#"{"title":"blip"}"#)) { try decode(RoomView.self, $0) }
             _ = try await client.execute(uri: "\(base)/callback/start?name=\(room.streamKey!)", method: .post, headers: [.authorization: "Bearer \(TestHub.internalToken)"])
@@ -47,8 +53,10 @@ private let base = "/v1/notifications/live"
                 let view = try decode(RoomView.self, response)
                 #expect(view.reconnecting)
             }
+            try await clock.waitForSleepers()  // the grace is running
             _ = try await client.execute(uri: "\(base)/callback/start?name=\(room.streamKey!)", method: .post, headers: [.authorization: "Bearer \(TestHub.internalToken)"])
-            try await Task.sleep(for: .milliseconds(1200))
+            try await eventually("the grace is cancelled") { clock.sleeperCount == 0 }
+            clock.advance(by: .seconds(60))
             try await client.execute(uri: "\(base)/rooms/\(room.id)", method: .get) { response in
                 let view = try decode(RoomView.self, response)
                 #expect(view.status == .live)

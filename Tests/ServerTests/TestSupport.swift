@@ -20,7 +20,10 @@ struct TestHub {
     let otherOwnerToken: String
     let viewerToken: String
 
-    static func make(directory: String? = nil, grace: Duration = .seconds(30), configure: (inout LiveHubConfiguration) -> Void = { _ in }) async throws -> TestHub {
+    static func make(
+        directory: String? = nil, grace: Duration = .seconds(30), clock: any Clock<Duration> = ContinuousClock(),
+        configure: (inout LiveHubConfiguration) -> Void = { _ in }
+    ) async throws -> TestHub {
         let directory = directory ?? FileManager.default.temporaryDirectory
             .appendingPathComponent("livehub-tests-\(UUID().uuidString)").path
         var configuration = LiveHubConfiguration()
@@ -34,7 +37,7 @@ struct TestHub {
         configure(&configuration)
         var logger = Logger(label: "test")
         logger.logLevel = .warning
-        let hub = try await LiveHub.build(configuration: configuration, logger: logger)
+        let hub = try await LiveHub.build(configuration: configuration, logger: logger, clock: clock)
         let signer: DevTokenIssuer
         if let devSigner = hub.devTokenIssuer {
             signer = devSigner

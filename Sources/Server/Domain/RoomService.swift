@@ -28,6 +28,8 @@ public actor RoomService {
 
     let store: any RoomStore
     let reconnectGrace: Duration
+    /// Times the reconnect grace (`ContinuousClock` in production; tests move a manual clock).
+    let clock: any Clock<Duration>
     let logger: Logger
 
     /// Viewer counts and peaks live there alone; a room's stats read them, its end clears them.
@@ -38,8 +40,12 @@ public actor RoomService {
     /// Called when the owner ends a LIVE room: disconnect its publisher.
     private var disconnectPublisher: RoomHook?
 
-    init(store: any RoomStore, viewers: ViewerTracker, events: RoomEvents, reconnectGrace: Duration, logger: Logger) {
+    init(
+        store: any RoomStore, viewers: ViewerTracker, events: RoomEvents, reconnectGrace: Duration,
+        clock: any Clock<Duration> = ContinuousClock(), logger: Logger
+    ) {
         self.store = store
+        self.clock = clock
         self.viewers = viewers
         self.events = events
         self.reconnectGrace = reconnectGrace
@@ -216,9 +222,9 @@ public actor RoomService {
 
     private func startGrace(_ roomId: String) {
         cancelGrace(roomId)
-        let grace = reconnectGrace
+        let (grace, clock) = (reconnectGrace, clock)
         graceTimers[roomId] = Task { [weak self] in
-            do { try await Task.sleep(for: grace) } catch { return }
+            do { try await clock.sleep(for: grace) } catch { return }
             await self?.graceExpired(roomId)
         }
     }
