@@ -174,68 +174,61 @@ public final class HLSService: Sendable {
 
     // MARK: Requests
 
+    /// What a request gets from the room's store as it is now: the answer, or a condition to wait
+    /// for first (then the request is decided again).
+    enum Decision {
+        case answer(HLSResponse)
+        /// Wait until `condition` holds, at most `timeout`; answer `onTimeout` if it does not.
+        case wait(SegmentStore.Condition, timeout: Duration, onTimeout: HLSResponse)
+        /// The thumbnail, made on request (libav, off the event loop).
+        case thumbnail(SegmentStore)
+    }
+
     /// Answers `GET /hls/{roomId}/{file}?{query}` at once when that needs no waiting, which is
     /// every request of a running stream except blocking reloads and preload-hinted parts not yet
     /// complete, and a thumbnail due to be made. nil: call `handle`. The Server calls this on the
     /// connection's event loop, so the common requests cost no task and no thread hop.
     public func respondNow(roomId: String, file: String, query: [String: String] = [:]) -> HLSResponse? {
-        guard Self.isValidRoomId(roomId), let name = HLSFileName(file), let store = store(for: roomId) else {
-            return Self.error(404, "not found")
-        }
-        switch name {
-        case .multivariant:
-            guard let body = store.multivariantPlaylist() else { return nil }
-            metrics.playlistRequestsNonBlocking.increment()
-            return served(body, Self.playlistHeaders)
-        case .media:
-            var condition: SegmentStore.Condition?
-            if configuration.variant.hasParts {
-                switch Self.deliveryDirectives(query) {
-                case .failure(let error):
-                    metrics.playlistRequestsBlocking.increment()
-                    return Self.error(400, error.description)
-                case .success(let directive):
-                    condition = directive
-                }
-            }
-            guard let condition else {
-                guard let body = store.mediaPlaylist() else { return nil }
-                metrics.playlistRequestsNonBlocking.increment()
-                return served(body, Self.playlistHeaders)
-            }
-            guard store.isSatisfied(.ready), store.isSatisfied(condition), let body = store.mediaPlaylist() else { return nil }
-            metrics.playlistRequestsBlocking.increment()
-            return served(body, Self.playlistHeaders)
-        case .initSection, .segment:
-            return immediateFile(name, store: store)
-        case .part(let msn, let index):
-            guard configuration.variant.hasParts else { return Self.error(404, "not found") }
-            if let body = store.partBody(msn: msn, index: index) {
-                return served(body, Self.mp4Headers)
-            }
-            return nil
-        case .thumbnail:
-            return nil
-        }
+        guard case .answer(let response) = decide(roomId: roomId, file: file, query: query) else { return nil }
+        return response
     }
 
-    /// Answers `GET /hls/{roomId}/{file}?{query}`.
+    /// Answers `GET /hls/{roomId}/{file}?{query}`: the one answer path — decide, wait for what the
+    /// decision names, decide again.
     public func handle(roomId: String, file: String, query: [String: String] = [:]) async -> HLSResponse {
-        if let response = respondNow(roomId: roomId, file: file, query: query) { return response }
-        guard Self.isValidRoomId(roomId), let name = HLSFileName(file), let store = store(for: roomId) else {
-            return Self.error(404, "not found")
+        // A blocking playlist request waits for the stream to be ready, then for its segment or
+        // part: two waits at most; the third round only guards against a store replaced meanwhile.
+        for _ in 0..<3 {
+            switch decide(roomId: roomId, file: file, query: query) {
+            case .answer(let response):
+                return response
+            case .thumbnail(let store):
+                guard let body = await store.thumbnails.current() else { return Self.error(404, "no thumbnail yet") }
+                return served(body, Self.jpegHeaders)
+            case .wait(let condition, let timeout, let onTimeout):
+                guard let store = store(for: roomId), await store.wait(for: condition, timeout: timeout) else { return onTimeout }
+            }
         }
-        let blockingTimeout = { (target: Int?) -> Duration in
-            let seconds = Double(target ?? Int(self.configuration.targetSegmentDuration.rounded(.up)))
-            return .milliseconds(Int64(min(seconds * self.configuration.blockingReloadTimeoutMultiplier, 3600) * 1000))
+        return Self.error(503, "the stream changed while the request waited")
+    }
+
+    /// The decision for one request; counts each playlist request once, when it is answered.
+    func decide(roomId: String, file: String, query: [String: String]) -> Decision {
+        guard Self.isValidRoomId(roomId), let name = HLSFileName(file), let store = store(for: roomId) else {
+            return .answer(Self.error(404, "not found"))
         }
         switch name {
         case .multivariant:
-            metrics.playlistRequestsNonBlocking.increment()
-            guard await store.wait(for: .ready, timeout: blockingTimeout(nil)), let body = store.multivariantPlaylist() else {
-                return Self.error(404, "no media yet")
+            if let body = store.multivariantPlaylist() {
+                metrics.playlistRequestsNonBlocking.increment()
+                return .answer(served(body, Self.playlistHeaders))
             }
-            return served(body, Self.playlistHeaders)
+            let noMedia = Self.error(404, "no media yet")
+            guard !store.isSatisfied(.ready) else {
+                metrics.playlistRequestsNonBlocking.increment()
+                return .answer(noMedia)
+            }
+            return .wait(.ready, timeout: blockingTimeout(nil), onTimeout: noMedia)
 
         case .media:
             var condition: SegmentStore.Condition?
@@ -243,53 +236,58 @@ public final class HLSService: Sendable {
                 switch Self.deliveryDirectives(query) {
                 case .failure(let error):
                     metrics.playlistRequestsBlocking.increment()
-                    return Self.error(400, error.description)
+                    return .answer(Self.error(400, error.description))
                 case .success(let directive):
                     condition = directive
                 }
             }
-            if condition != nil { metrics.playlistRequestsBlocking.increment() } else { metrics.playlistRequestsNonBlocking.increment() }
-            guard await store.wait(for: .ready, timeout: blockingTimeout(nil)) else {
-                return Self.error(condition == nil ? 404 : 503, "no media yet")
+            let counter = condition == nil ? metrics.playlistRequestsNonBlocking : metrics.playlistRequestsBlocking
+            guard store.isSatisfied(.ready) else {
+                return .wait(.ready, timeout: blockingTimeout(nil), onTimeout: Self.error(condition == nil ? 404 : 503, "no media yet"))
             }
-            if let condition, !store.isEnded {
+            if let condition, !store.isEnded, !store.isSatisfied(condition) {
                 let requested: Int
                 switch condition {
                 case .segment(let msn), .part(let msn, _): requested = msn
                 case .ready: requested = 0
                 }
                 // RFC 8216bis §6.2.5.2: more than two segments ahead of the last one → 400.
-                if requested > store.lastCompleteMSN + 2 { return Self.error(400, "_HLS_msn is too far ahead") }
-                guard await store.wait(for: condition, timeout: blockingTimeout(store.targetDuration)) else {
-                    return Self.error(503, "the requested segment or part did not appear in time")
+                if requested > store.lastCompleteMSN + 2 {
+                    counter.increment()
+                    return .answer(Self.error(400, "_HLS_msn is too far ahead"))
                 }
+                return .wait(
+                    condition, timeout: blockingTimeout(store.targetDuration),
+                    onTimeout: Self.error(503, "the requested segment or part did not appear in time"))
             }
-            guard let body = store.mediaPlaylist() else { return Self.error(404, "no media yet") }
-            return served(body, Self.playlistHeaders)
+            counter.increment()
+            guard let body = store.mediaPlaylist() else { return .answer(Self.error(404, "no media yet")) }
+            return .answer(served(body, Self.playlistHeaders))
 
         case .initSection, .segment:
-            return immediateFile(name, store: store)
+            return .answer(immediateFile(name, store: store))
 
         case .part(let msn, let index):
-            guard configuration.variant.hasParts else { return Self.error(404, "not found") }
+            guard configuration.variant.hasParts else { return .answer(Self.error(404, "not found")) }
             if let body = store.partBody(msn: msn, index: index) {
-                return served(body, Self.mp4Headers)
+                return .answer(served(body, Self.mp4Headers))
             }
             // RFC 8216bis §4.4.5.3: a request for the preload-hinted part is held until it is complete.
             let next = store.nextPart
             let isHinted = (msn == next.msn && index >= next.index && index <= next.index + 1) || (msn == next.msn + 1 && index == 0)
-            guard isHinted, !store.isEnded else { return Self.error(404, "not found") }
-            guard await store.wait(for: .part(msn, index), timeout: blockingTimeout(store.targetDuration)),
-                let body = store.partBody(msn: msn, index: index)
-            else {
-                return Self.error(404, "not found")
-            }
-            return served(body, Self.mp4Headers)
+            guard isHinted, !store.isEnded else { return .answer(Self.error(404, "not found")) }
+            return .wait(.part(msn, index), timeout: blockingTimeout(store.targetDuration), onTimeout: Self.error(404, "not found"))
 
         case .thumbnail:
-            guard let body = await store.thumbnails.current() else { return Self.error(404, "no thumbnail yet") }
-            return served(body, Self.jpegHeaders)
+            return .thumbnail(store)
         }
+    }
+
+    /// How long a blocking request may wait: `blockingReloadTimeoutMultiplier` × the target
+    /// duration (the configured one before the stream has its own), at most an hour.
+    private func blockingTimeout(_ target: Int?) -> Duration {
+        let seconds = Double(target ?? Int(configuration.targetSegmentDuration.rounded(.up)))
+        return .milliseconds(Int64(min(seconds * configuration.blockingReloadTimeoutMultiplier, 3600) * 1000))
     }
 
     /// Init sections and segments: there or not, never waited for.
@@ -395,51 +393,5 @@ final class PackagerSink: StreamSink {
             packager?.finish()
             packager = nil
         }
-    }
-}
-
-/// The exact file names `HLSService` serves (see the URL scheme above).
-enum HLSFileName: Sendable, Hashable {
-    case multivariant
-    case media
-    case thumbnail
-    case initSection(Int)
-    case segment(msn: Int, ext: String)
-    case part(msn: Int, index: Int)
-
-    init?(_ name: String) {
-        switch name {
-        case "index.m3u8": self = .multivariant
-        case "media.m3u8": self = .media
-        case "thumbnail.jpg": self = .thumbnail
-        default:
-            let s = Substring(name)
-            if let middle = Self.strip(s, prefix: "init-", suffix: ".mp4"), let n = Self.number(middle) {
-                self = .initSection(n)
-            } else if let middle = Self.strip(s, prefix: "seg-", suffix: ".m4s"), let n = Self.number(middle) {
-                self = .segment(msn: n, ext: "m4s")
-            } else if let middle = Self.strip(s, prefix: "seg-", suffix: ".ts"), let n = Self.number(middle) {
-                self = .segment(msn: n, ext: "ts")
-            } else if let middle = Self.strip(s, prefix: "part-", suffix: ".m4s") {
-                let pieces = middle.split(separator: "-", omittingEmptySubsequences: false)
-                guard pieces.count == 2, let m = Self.number(pieces[0]), let i = Self.number(pieces[1]) else { return nil }
-                self = .part(msn: m, index: i)
-            } else {
-                return nil
-            }
-        }
-    }
-
-    private static func strip(_ s: Substring, prefix: String, suffix: String) -> Substring? {
-        guard s.hasPrefix(prefix), s.hasSuffix(suffix), s.count > prefix.count + suffix.count else { return nil }
-        return s.dropFirst(prefix.count).dropLast(suffix.count)
-    }
-
-    /// A non-negative decimal without sign or leading zeros, at most 9 digits.
-    static func number(_ s: Substring) -> Int? {
-        let utf8 = s.utf8
-        guard (1...9).contains(utf8.count), utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
-        if utf8.count > 1 && utf8.first == 0x30 { return nil }
-        return Int(s)
     }
 }

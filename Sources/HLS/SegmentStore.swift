@@ -401,7 +401,7 @@ final class SegmentStore: Sendable {
                 codecs: state.info.codecs,
                 resolution: state.info.resolution,
                 frameRate: state.info.frameRate,
-                uri: "media.m3u8")
+                uri: HLSFileName.media.description)
             let body = ByteBuffer(string: playlist.render())
             state.cachedMultivariant = (state.version, body)
             return body
@@ -412,15 +412,15 @@ final class SegmentStore: Sendable {
         guard let targetDuration = state.targetDuration else { return nil }
         let ext = variant.segmentExtension
         let partsListedFrom = (state.segments.last?.msn ?? 0) - 1
-        func mapURI(_ index: Int?) -> String? { variant.usesFragmentedMP4 ? index.map { "init-\($0).mp4" } : nil }
+        func mapURI(_ index: Int?) -> String? { variant.usesFragmentedMP4 ? index.map { HLSFileName.initSection($0).description } : nil }
         func parts(_ msn: Int, _ parts: [Part]) -> [MediaPlaylist.Part] {
             parts.enumerated().map { index, part in
-                MediaPlaylist.Part(duration: part.duration, uri: "part-\(msn)-\(index).m4s", independent: part.independent)
+                MediaPlaylist.Part(duration: part.duration, uri: HLSFileName.part(msn: msn, index: index).description, independent: part.independent)
             }
         }
         var segments = state.segments.map { segment in
             MediaPlaylist.Segment(
-                duration: segment.duration, uri: "seg-\(segment.msn).\(ext)",
+                duration: segment.duration, uri: HLSFileName.segment(msn: segment.msn, ext: ext).description,
                 parts: variant.hasParts && segment.msn >= partsListedFrom ? parts(segment.msn, segment.parts) : [],
                 discontinuity: segment.discontinuity, mapURI: mapURI(segment.initIndex),
                 programDateTimeMs: segment.programDateTimeMs)
@@ -428,14 +428,14 @@ final class SegmentStore: Sendable {
         if variant.hasParts, let open = state.open, !open.parts.isEmpty {
             segments.append(
                 MediaPlaylist.Segment(
-                    duration: nil, uri: "seg-\(open.msn).\(ext)", parts: parts(open.msn, open.parts),
+                    duration: nil, uri: HLSFileName.segment(msn: open.msn, ext: ext).description, parts: parts(open.msn, open.parts),
                     discontinuity: open.discontinuity, mapURI: mapURI(open.initIndex),
                     programDateTimeMs: open.programDateTimeMs))
         }
         var hint: String?
         if variant.hasParts && !state.ended {
             let next = state.open.map { ($0.msn, $0.parts.count) } ?? (state.nextMSN, 0)
-            hint = "part-\(next.0)-\(next.1).m4s"
+            hint = HLSFileName.part(msn: next.0, index: next.1).description
         }
         let mediaSequence = state.segments.first?.msn ?? state.open?.msn ?? state.nextMSN
         return MediaPlaylist(

@@ -299,3 +299,20 @@ import Testing
         #expect(store.partBody(msn: 0, index: 1)?.bytes == part(0xA1, 70))
     }
 }
+
+/// `HLSFileName` is the one place names are made and read: what a playlist lists is what a request
+/// for it parses to, and nothing else parses.
+@Suite struct HLSFileNameTests {
+    @Test func everyNameAPlaylistListsParsesBackToItself() {
+        let names: [HLSFileName] = [
+            .multivariant, .media, .thumbnail, .initSection(0), .initSection(12), .segment(msn: 0, ext: "m4s"),
+            .segment(msn: 999_999_999, ext: "ts"), .part(msn: 7, index: 0), .part(msn: 123, index: 45),
+        ]
+        for name in names {
+            #expect(HLSFileName(name.description) == name, "\(name)")
+        }
+        for refused in ["seg-01.m4s", "seg--1.m4s", "seg-1000000000.m4s", "part-1.m4s", "part-1-2-3.m4s", "../media.m3u8", "seg-1.mp4", "init-.mp4"] {
+            #expect(HLSFileName(refused) == nil, "\(refused)")
+        }
+    }
+}
