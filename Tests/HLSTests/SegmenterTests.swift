@@ -1,3 +1,4 @@
+import NIOCore
 import Testing
 
 @testable import HLS
@@ -218,5 +219,42 @@ func videoTimes(fps: Double, seconds: Double, start: Int64 = 0) -> [Int64] {
         _ = timeline.map(dts: 100, pts: 100)
         #expect(timeline.map(dts: 100, pts: 100).dts == 1)
         #expect(timeline.map(dts: 99, pts: 99).dts == 2)
+    }
+}
+
+/// `SegmentWindow` is a value: its sliding, retiring and lookups are tested with a chosen `now`.
+@Suite struct SegmentWindowTests {
+    func closed(_ window: inout SegmentWindow, independent: Bool = true, at now: ContinuousClock.Instant) {
+        window.addPart(ByteBuffer(bytes: [1, 2, 3]), duration: 0.5, independent: independent, programDateTimeMs: 0)
+        window.addPart(ByteBuffer(bytes: [4, 5]), duration: 0.5, independent: false, programDateTimeMs: 0)
+        window.closeSegment(duration: 1, independent: independent, bytes: nil, file: nil, programDateTimeMs: 0, targetDuration: 1, now: now)
+    }
+
+    @Test func theWindowSlidesByWholeDecodableSegmentsAndRetiredOnesExpire() {
+        var window = SegmentWindow(windowSegments: 3, maxRetiredSegments: 2)
+        let start = ContinuousClock.now
+        #expect(!window.isSatisfied(.ready))
+        for msn in 0..<6 { closed(&window, independent: msn != 3, at: start) }
+        // Segment 3 does not start on a keyframe, so it never opens the window: 2…5 slides to 4…5.
+        #expect(window.segments.map(\.msn) == [4, 5])
+        #expect(window.retired.map(\.segment.msn) == [2, 3], "bounded by maxRetiredSegments")
+        #expect(window.isSatisfied(.segment(5)) && !window.isSatisfied(.segment(6)))
+        #expect(window.isSatisfied(.part(5, 1)) && !window.isSatisfied(.part(6, 0)))
+        #expect(window.nextPart == (6, 0))
+        // A part is a view into its segment's joined bytes; a retired one is served until it expires.
+        #expect(window.partBody(msn: 5, index: 1, now: start)?.bytes == ByteBuffer(bytes: [4, 5]))
+        #expect(window.partBody(msn: 2, index: 0, now: start)?.bytes == ByteBuffer(bytes: [1, 2, 3]))
+        #expect(window.segment(msn: 2, now: start + .seconds(3601)) == nil)
+        window.end()
+        #expect(window.isSatisfied(.segment(1_000)), "an ended stream satisfies every wait")
+    }
+
+    @Test func theMediaPlaylistListsHLSFileNames() throws {
+        var window = SegmentWindow(windowSegments: 3, maxRetiredSegments: 8)
+        closed(&window, at: .now)
+        window.addPart(ByteBuffer(bytes: [9]), duration: 0.5, independent: true, programDateTimeMs: 0)
+        let playlist = try #require(window.mediaPlaylist(variant: .fmp4LowLatency, partTargetDuration: 0.5)).render()
+        #expect(playlist.contains("seg-0.m4s") && playlist.contains("part-1-0.m4s"))
+        #expect(playlist.contains(#"#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part-1-1.m4s""#))
     }
 }
