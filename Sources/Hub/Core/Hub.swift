@@ -18,27 +18,20 @@ public final class Hub: Sendable {
 
     private struct ConnectionEntry {
         let connection: HubConnection
+        /// The user whose set holds the connection (`PresenceRegistry`), if signed in.
         var userId: String?
-        /// topic → variants (a STOMP client may subscribe twice to one topic with two ids).
-        var subscriptions: [String: [String]] = [:]
     }
 
     private struct State {
         var nextConnectionId: UInt64 = 0
         var sequence: UInt64 = 0
         var connections: [HubConnectionID: ConnectionEntry] = [:]
-        /// topic → subscriber → variants
-        var topics: [String: [HubConnectionID: [String]]] = [:]
+        var topics = TopicRegistry()
+        var presence = PresenceRegistry()
         /// topic → its subscribers as `publish` walks them, built by the first publish after a
         /// change to the topic's subscriptions: a chat into a 10k room then takes one retain under
         /// the lock instead of 10k dictionary lookups and appends.
         var recipients: [String: FanoutPlan] = [:]
-        var subscriptionCount = 0
-        var users: [String: Set<HubConnectionID>] = [:]
-        /// protocol name → userId → connections of that protocol
-        var usersByProtocol: [String: [String: Int]] = [:]
-        var connectionsByFormat: [String: Int] = [:]
-        var connectionsByProtocol: [String: Int] = [:]
         var shuttingDown = false
         var encodes = 0
     }
@@ -61,25 +54,21 @@ public final class Hub: Sendable {
     /// Registers a connection. Throws once `shutdown()` has begun.
     public func register(format: HubWireFormat, identity: HubIdentity? = nil) throws(RegistrationError) -> HubConnection {
         let now = self.clock.now()
-        let result: (HubConnection, Int, Int?)? = self.state.withLock { s in
+        let result: (connection: HubConnection, connections: Int, joined: PresenceRegistry.Joined?)? = self.state.withLock { s in
             if s.shuttingDown { return nil }
             s.nextConnectionId += 1
             let c = HubConnection(
                 id: HubConnectionID(rawValue: s.nextConnectionId), format: format, identity: identity,
                 limits: self.configuration.outboundQueue, now: now, accounting: self.accounting)
-            s.connections[c.id] = ConnectionEntry(connection: c)
-            s.connectionsByFormat[format.name, default: 0] += 1
-            s.connectionsByProtocol[format.protocolName, default: 0] += 1
-            var usersOnline: Int?
-            if let identity {
-                usersOnline = Self.attachUser(&s, identity.userId, c)
-            }
-            return (c, s.connectionsByProtocol[format.protocolName] ?? 0, usersOnline)
+            s.connections[c.id] = ConnectionEntry(connection: c, userId: identity?.userId)
+            let connections = s.presence.opened(format)
+            let joined = identity.map { s.presence.attach($0.userId, c.id, protocolName: format.protocolName) }
+            return (c, connections, joined)
         }
-        guard let (connection, count, usersOnline) = result else { throw .shuttingDown }
-        self.metrics.connections(format.protocolName, count)
-        if let usersOnline { self.metrics.usersOnline(format.protocolName, usersOnline) }
-        return connection
+        guard let result else { throw .shuttingDown }
+        self.metrics.connections(format.protocolName, result.connections)
+        if let joined = result.joined { self.metrics.usersOnline(format.protocolName, joined.usersOnline) }
+        return result.connection
     }
 
     /// Result of `unregister`.
@@ -97,36 +86,29 @@ public final class Hub: Sendable {
     @discardableResult
     public func unregister(_ connection: HubConnection) -> Unregistration {
         let proto = connection.format.protocolName
-        let r: (Unregistration, Int, Int, Int, Int?) = self.state.withLock { s in
-            guard let entry = s.connections.removeValue(forKey: connection.id) else {
-                return (Unregistration(wasRegistered: false, userId: nil, wasLastConnectionOfUser: false), 0, 0, 0, nil)
-            }
-            for (topic, variants) in entry.subscriptions {
-                s.subscriptionCount -= variants.count
-                s.recipients.removeValue(forKey: topic)
-                s.topics[topic]?.removeValue(forKey: connection.id)
-                if s.topics[topic]?.isEmpty == true { s.topics.removeValue(forKey: topic) }
-            }
-            s.connectionsByFormat[connection.format.name, default: 1] -= 1
-            if s.connectionsByFormat[connection.format.name] == 0 { s.connectionsByFormat.removeValue(forKey: connection.format.name) }
-            s.connectionsByProtocol[proto, default: 1] -= 1
-            var last = false
+        struct Gauges {
+            var connections: Int
+            var subscriptions: Int
+            var topics: Int
             var usersOnline: Int?
-            if let userId = entry.userId {
-                (last, usersOnline) = Self.detachUser(&s, userId, connection)
-            }
+        }
+        let removed: (Unregistration, Gauges)? = self.state.withLock { s in
+            guard let entry = s.connections.removeValue(forKey: connection.id) else { return nil }
+            for topic in s.topics.removeAll(of: connection.id) { s.recipients.removeValue(forKey: topic) }
+            let connections = s.presence.closed(connection.format)
+            let left = entry.userId.map { s.presence.detach($0, connection.id, protocolName: proto) }
             return (
-                Unregistration(wasRegistered: true, userId: entry.userId, wasLastConnectionOfUser: last),
-                s.connectionsByProtocol[proto] ?? 0, s.subscriptionCount, s.topics.count, usersOnline
-            )
+                Unregistration(wasRegistered: true, userId: entry.userId, wasLastConnectionOfUser: left?.wasLastConnectionOfUser ?? false),
+                Gauges(connections: connections, subscriptions: s.topics.subscriptionCount, topics: s.topics.topicCount, usersOnline: left?.usersOnline))
         }
-        if r.0.wasRegistered {
-            self.metrics.connections(proto, r.1)
-            self.metrics.subscriptions.record(r.2)
-            self.metrics.topics.record(r.3)
-            if let u = r.4 { self.metrics.usersOnline(proto, u) }
+        guard let (unregistration, gauges) = removed else {
+            return Unregistration(wasRegistered: false, userId: nil, wasLastConnectionOfUser: false)
         }
-        return r.0
+        self.metrics.connections(proto, gauges.connections)
+        self.metrics.subscriptions.record(gauges.subscriptions)
+        self.metrics.topics.record(gauges.topics)
+        if let online = gauges.usersOnline { self.metrics.usersOnline(proto, online) }
+        return unregistration
     }
 
     /// Result of `setIdentity`.
@@ -156,58 +138,28 @@ public final class Hub: Sendable {
                 connection.setIdentityLocked(identity)
                 return (IdentityChange(isFirstConnectionOfUser: false, previousUserRemoved: false), nil)
             }
-            if let identity, let limit, (s.usersByProtocol[proto]?[identity.userId] ?? 0) >= limit {
+            if let identity, let limit, s.presence.connections(of: identity.userId, protocolName: proto) >= limit {
                 return (IdentityChange(isFirstConnectionOfUser: false, previousUserRemoved: false, refusedAtUserLimit: true), nil)
             }
             connection.setIdentityLocked(identity)
-            var removed = false
-            var online: Int?
-            if let old = entry.userId {
-                (removed, online) = Self.detachUser(&s, old, connection)
-            }
-            var first = false
-            if let identity {
-                first = s.users[identity.userId] == nil
-                online = Self.attachUser(&s, identity.userId, connection)
-            }
+            let left = entry.userId.map { s.presence.detach($0, connection.id, protocolName: proto) }
+            let joined = identity.map { s.presence.attach($0.userId, connection.id, protocolName: proto) }
             entry.userId = identity?.userId
             s.connections[connection.id] = entry
-            return (IdentityChange(isFirstConnectionOfUser: first, previousUserRemoved: removed), online)
+            return (
+                IdentityChange(
+                    isFirstConnectionOfUser: joined?.isFirstConnectionOfUser ?? false,
+                    previousUserRemoved: left?.wasLastConnectionOfUser ?? false),
+                joined?.usersOnline ?? left?.usersOnline)
         }
         if let online { self.metrics.usersOnline(proto, online) }
         return change
     }
 
-    private static func attachUser(_ s: inout State, _ userId: String, _ c: HubConnection) -> Int {
-        s.users[userId, default: []].insert(c.id)
-        s.connections[c.id]?.userId = userId
-        s.usersByProtocol[c.format.protocolName, default: [:]][userId, default: 0] += 1
-        return s.usersByProtocol[c.format.protocolName]?.count ?? 0
-    }
-
-    private static func detachUser(_ s: inout State, _ userId: String, _ c: HubConnection) -> (Bool, Int) {
-        var last = false
-        if var set = s.users[userId] {
-            set.remove(c.id)
-            if set.isEmpty {
-                s.users.removeValue(forKey: userId)
-                last = true
-            } else {
-                s.users[userId] = set
-            }
-        }
-        let p = c.format.protocolName
-        if let n = s.usersByProtocol[p]?[userId] {
-            if n <= 1 { s.usersByProtocol[p]?.removeValue(forKey: userId) } else { s.usersByProtocol[p]?[userId] = n - 1 }
-        }
-        if s.usersByProtocol[p]?.isEmpty == true { s.usersByProtocol.removeValue(forKey: p) }
-        return (last, s.usersByProtocol[p]?.count ?? 0)
-    }
-
     /// Connections of a user (any protocol).
     public func connections(ofUser userId: String) -> [HubConnection] {
         self.state.withLock { s in
-            (s.users[userId] ?? []).sorted().compactMap { s.connections[$0]?.connection }
+            (s.presence.connectionsOfUser[userId] ?? []).sorted().compactMap { s.connections[$0]?.connection }
         }
     }
 
@@ -217,56 +169,37 @@ public final class Hub: Sendable {
     /// Returns false if that exact (topic, variant) already exists or the connection is gone.
     @discardableResult
     public func subscribe(_ connection: HubConnection, topic: String, variant: String = "") -> Bool {
-        let r: (Bool, Int, Int) = self.state.withLock { s in
-            guard var entry = s.connections[connection.id] else { return (false, 0, 0) }
-            var variants = entry.subscriptions[topic] ?? []
-            if variants.contains(variant) { return (false, 0, 0) }
-            variants.append(variant)
-            entry.subscriptions[topic] = variants
-            s.connections[connection.id] = entry
-            s.topics[topic, default: [:]][connection.id] = variants
-            s.recipients.removeValue(forKey: topic)
-            s.subscriptionCount += 1
-            return (true, s.subscriptionCount, s.topics.count)
+        let change: TopicRegistry.Change? = self.state.withLock { s in
+            guard s.connections[connection.id] != nil else { return nil }
+            let change = s.topics.subscribe(connection.id, topic: topic, variant: variant)
+            if change.changed { s.recipients.removeValue(forKey: topic) }
+            return change
         }
-        if r.0 {
-            self.metrics.subscriptions.record(r.1)
-            self.metrics.topics.record(r.2)
-        }
-        return r.0
+        return self.recordGauges(change)
     }
 
     /// Removes one subscription. Returns false if it did not exist.
     @discardableResult
     public func unsubscribe(_ connection: HubConnection, topic: String, variant: String = "") -> Bool {
-        let r: (Bool, Int, Int) = self.state.withLock { s in
-            guard var entry = s.connections[connection.id], var variants = entry.subscriptions[topic],
-                let i = variants.firstIndex(of: variant)
-            else { return (false, 0, 0) }
-            variants.remove(at: i)
-            s.recipients.removeValue(forKey: topic)
-            if variants.isEmpty {
-                entry.subscriptions.removeValue(forKey: topic)
-                s.topics[topic]?.removeValue(forKey: connection.id)
-                if s.topics[topic]?.isEmpty == true { s.topics.removeValue(forKey: topic) }
-            } else {
-                entry.subscriptions[topic] = variants
-                s.topics[topic]?[connection.id] = variants
-            }
-            s.connections[connection.id] = entry
-            s.subscriptionCount -= 1
-            return (true, s.subscriptionCount, s.topics.count)
+        let change: TopicRegistry.Change = self.state.withLock { s in
+            let change = s.topics.unsubscribe(connection.id, topic: topic, variant: variant)
+            if change.changed { s.recipients.removeValue(forKey: topic) }
+            return change
         }
-        if r.0 {
-            self.metrics.subscriptions.record(r.1)
-            self.metrics.topics.record(r.2)
-        }
-        return r.0
+        return self.recordGauges(change)
+    }
+
+    /// Records the subscription gauges after a change; returns whether anything changed.
+    private func recordGauges(_ change: TopicRegistry.Change?) -> Bool {
+        guard let change, change.changed else { return false }
+        self.metrics.subscriptions.record(change.subscriptions)
+        self.metrics.topics.record(change.topics)
+        return true
     }
 
     /// Number of subscriptions on a topic.
     public func subscriberCount(topic: String) -> Int {
-        self.state.withLock { s in s.topics[topic]?.values.reduce(0) { $0 + $1.count } ?? 0 }
+        self.state.withLock { $0.topics.subscriberCount(topic: topic) }
     }
 
     // MARK: Fan-out
@@ -342,7 +275,7 @@ public final class Hub: Sendable {
             s.sequence += 1
             let m = HubMessage(destination: topic, payload: payload, contentType: contentType, sequence: s.sequence)
             if let cached = s.recipients[topic] { return (m, cached) }
-            guard let subs = s.topics[topic] else { return (m, nil) }
+            guard let subs = s.topics.subscribers[topic] else { return (m, nil) }
             let plan = FanoutPlan(subs, connections: s.connections)
             s.recipients[topic] = plan
             return (m, plan)
@@ -378,7 +311,7 @@ public final class Hub: Sendable {
         let (message, recipients): (HubMessage, [HubConnection]) = self.state.withLock { s in
             s.sequence += 1
             let m = HubMessage(destination: event, payload: payload, contentType: "application/json", sequence: s.sequence)
-            let list = (s.users[userId] ?? []).sorted().compactMap { s.connections[$0]?.connection }.filter { $0.format.acceptsUserMessages }
+            let list = (s.presence.connectionsOfUser[userId] ?? []).sorted().compactMap { s.connections[$0]?.connection }.filter { $0.format.acceptsUserMessages }
             return (m, list)
         }
         var cache: [String: HubOutboundFrame] = [:]
@@ -441,11 +374,11 @@ public final class Hub: Sendable {
     public func snapshot() -> HubSnapshot {
         self.state.withLock { s in
             HubSnapshot(
-                connectionsByFormat: s.connectionsByFormat,
-                users: s.users.count,
-                usersByProtocol: s.usersByProtocol.mapValues(\.count),
-                topics: s.topics.count,
-                subscriptions: s.subscriptionCount,
+                connectionsByFormat: s.presence.connectionsByFormat,
+                users: s.presence.userCount,
+                usersByProtocol: s.presence.usersOnlineByProtocol,
+                topics: s.topics.topicCount,
+                subscriptions: s.topics.subscriptionCount,
                 slowClientDrops: self.accounting.slowDropCount,
                 encodes: s.encodes
             )
