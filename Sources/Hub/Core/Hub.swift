@@ -214,8 +214,8 @@ public final class Hub: Sendable {
     /// hand-over each), the others are handed the frame one by one.
     private struct FanoutPlan {
         struct LaneBatch {
-            let lane: any HubDeliveryLane
-            var members: [AnyObject]
+            let lane: LoopDrainBatch
+            var members: [ChannelDrain]
         }
 
         struct Group {
@@ -266,7 +266,7 @@ public final class Hub: Sendable {
 
     /// Publishes to every subscription of `topic`: encodes once per distinct (wire format,
     /// variant) among the subscribers and hands the same buffer to every matching connection — per
-    /// lane in one hand-over (`HubDeliveryLane`), else into each queue.
+    /// lane in one hand-over (`HubLaneAttachment`), else into each queue.
     /// Never waits; a subscriber whose queue overflows is dropped as a slow consumer.
     /// - Returns: the number of frames handed over (a lane may still find a member closing).
     @discardableResult

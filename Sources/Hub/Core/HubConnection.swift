@@ -13,7 +13,7 @@ public struct HubConnectionID: Sendable, Hashable, Comparable, CustomStringConve
 /// Created by `Hub.register`. Frames reach the socket through the queue, drained either by the
 /// server's `ChannelDrain` on the connection's event loop (the WebSocket routes) or by an adapter's
 /// writer task (`nextOutbound()`, the transport-neutral `serve` used by tests). A `ChannelDrain`
-/// also attaches the connection to its loop's delivery lane (`HubDeliveryLane`): from then on every
+/// also attaches the connection to its loop's delivery lane (`HubLaneAttachment`): from then on every
 /// frame and the close are handed to the lane, in order, and the loop writes a frame straight to
 /// the socket when nothing waits in the queue before it.
 public final class HubConnection: Sendable, Hashable, CustomStringConvertible {
@@ -48,10 +48,10 @@ public final class HubConnection: Sendable, Hashable, CustomStringConvertible {
     /// The lane this connection's deliveries go through, once a transport attached one.
     var laneAttachment: HubLaneAttachment? { self._lane.withLock { $0 } }
 
-    /// Routes every later delivery and close through `lane`, in order (`HubDeliveryLane`); frames
+    /// Routes every later delivery and close through `lane`, in order (`HubLaneAttachment`); frames
     /// queued before stay first. `whileAttaching` runs under the same lock (the transport takes
     /// over the queue there), so no delivery slips in between. Call once.
-    func attach(lane: any HubDeliveryLane, member: AnyObject, whileAttaching: () -> Void) {
+    func attach(lane: LoopDrainBatch, member: ChannelDrain, whileAttaching: () -> Void) {
         self._lane.withLock { attachment in
             precondition(attachment == nil, "a connection is attached to one lane")
             attachment = HubLaneAttachment(lane: lane, member: member)

@@ -9,7 +9,7 @@ import Synchronization
 /// connection's writer task on the Swift pool, whose `write` then hopped to the event loop). A
 /// chat into a 10k-viewer room was 20k scheduled jobs, and the last viewer waited for all of
 /// them. Here the connection is attached to its event loop's `LoopDrainBatch`, the hub's delivery
-/// lane for that loop (`HubDeliveryLane`): a fan-out hands each loop the frame and its members in
+/// lane for that loop (`HubLaneAttachment`): a fan-out hands each loop the frame and its members in
 /// one go, and the loop writes it straight to every member with nothing queued before it (the
 /// rest get it queued behind what waits): one job per event loop per fan-out, no per-viewer work
 /// on the publishing thread.
@@ -236,17 +236,15 @@ final class ChannelDrain: Sendable {
     }
 }
 
-/// The hub's delivery lane for one event loop (`HubDeliveryLane`): hand-overs for its connections
+/// The hub's delivery lane for one event loop (`HubLaneAttachment`): hand-overs for its connections
 /// — fanned-out frames with their members, closes, queues to drain — wait here in order; the
 /// first one schedules a job on the loop, which works through everything handed over until it runs.
-final class LoopDrainBatch: HubDeliveryLane, Sendable {
-    /// `@unchecked`: the members of `.deliver` are `ChannelDrain`s (Sendable), typed `AnyObject`
-    /// only because the hub carries them without knowing the type.
-    enum Work: @unchecked Sendable {
+final class LoopDrainBatch: Sendable {
+    enum Work: Sendable {
         /// Write what the connection's queue holds.
         case drain(ChannelDrain)
         /// One frame for each member (`ChannelDrain`s of this loop).
-        case deliver(HubOutboundFrame, [AnyObject])
+        case deliver(HubOutboundFrame, [ChannelDrain])
         /// Close the connection's queue after what was handed over before.
         case close(ChannelDrain, HubCloseReason)
     }
@@ -271,12 +269,15 @@ final class LoopDrainBatch: HubDeliveryLane, Sendable {
         }
     }
 
-    func deliver(_ frame: HubOutboundFrame, to members: [AnyObject]) {
+    /// Delivers `frame` to each of `members` (all of this loop), after everything handed to this
+    /// lane before. Never waits.
+    func deliver(_ frame: HubOutboundFrame, to members: [ChannelDrain]) {
         self.submit(.deliver(frame, members))
     }
 
-    func close(_ member: AnyObject, reason: HubCloseReason) {
-        self.submit(.close(unsafeDowncast(member, to: ChannelDrain.self), reason))
+    /// Closes `member`'s queue with `reason` after everything handed to this lane before.
+    func close(_ member: ChannelDrain, reason: HubCloseReason) {
+        self.submit(.close(member, reason))
     }
 
     func submit(_ work: Work) {
@@ -310,12 +311,11 @@ final class LoopDrainBatch: HubDeliveryLane, Sendable {
             case .drain(let drain):
                 drain.drainNow(framer: &framer)
             case .deliver(let frame, let members) where coalescing:
-                for member in members { _ = unsafeDowncast(member, to: ChannelDrain.self).connection.enqueueNow(frame) }
+                for member in members { _ = member.connection.enqueueNow(frame) }
             case .deliver(let frame, let members):
-                // Members are what `ChannelDrain.start` attached: this type, always.
                 guard let first = members.first else { continue }
-                let time = unsafeDowncast(first, to: ChannelDrain.self).clock.now()
-                for member in members { unsafeDowncast(member, to: ChannelDrain.self).deliverNow(frame, now: time, framer: &framer) }
+                let time = first.clock.now()
+                for member in members { member.deliverNow(frame, now: time, framer: &framer) }
             case .close(let drain, let reason):
                 // Wakes the drain (a `.drain` behind whatever is handed over meanwhile).
                 drain.connection.queue.close(reason)
