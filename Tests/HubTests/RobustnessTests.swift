@@ -67,20 +67,17 @@ struct RobustnessTests {
         #expect(s.isClosed)  // garbage eventually closes, never crashes
     }
 
-    @Test func aSocketIOPacketAboveMaxPayloadClosesTheConnection() async {
+    @Test func aSocketIOPacketAboveMaxPayloadClosesTheConnection() async throws {
         let hub = Hub()
-        let socket = RecordingSocket()
-        let (stream, input) = AsyncStream<HubInboundFrame>.makeStream()
         let endpoint = SocketIOEndpoint(
             hub: hub, backend: TestBellBackend(), authenticator: TestAuthenticator(),
             configuration: .init(maxPayload: 1000, tickInterval: .milliseconds(20)))
-        let task = Task { await endpoint.serve(inbound: stream, socket: socket, logger: testLogger) }
-        input.yield(.text(#"40{"token":"good-u1"}"#))
-        input.yield(.text("42[\"x\",\"" + String(repeating: "a", count: 600), fin: false))
-        input.yield(.continuation(String(repeating: "b", count: 600) + "\"]", fin: true))
-        await task.value
+        let socket = try await WireSocket.open { channel in endpoint.attach(to: channel, logger: testLogger) }
+        socket.send(.text(#"40{"token":"good-u1"}"#))
+        socket.send(.text("42[\"x\",\"" + String(repeating: "a", count: 600), fin: false))
+        socket.send(.continuation(String(repeating: "b", count: 600) + "\"]", fin: true))
+        await socket.closed()
         #expect(socket.closedWith == 1009)
-        #expect(hub.snapshot().users == 0)
-        input.finish()
+        #expect(await eventually { hub.snapshot().users == 0 })
     }
 }

@@ -90,30 +90,6 @@ final class TestBellBackend: BellBackend {
     }
 }
 
-/// Records what the hub writes; optionally never completes writes (a stuck socket).
-final class RecordingSocket: HubSocketWriter {
-    let written = Mutex<[String]>([])
-    let closeCode = Mutex<UInt16?>(nil)
-    let stuck: Bool
-
-    init(stuck: Bool = false) { self.stuck = stuck }
-
-    func write(_ frame: HubOutboundFrame) async throws {
-        if self.stuck {
-            while !Task.isCancelled { try await Task.sleep(for: .seconds(10)) }
-            throw CancellationError()
-        }
-        self.written.withLock { $0.append(frame.string) }
-    }
-
-    func close(code: UInt16, reason: String?) async {
-        self.closeCode.withLock { $0 = code }
-    }
-
-    var frames: [String] { self.written.withLock { $0 } }
-    var closedWith: UInt16? { self.closeCode.withLock { $0 } }
-}
-
 /// Polls `condition` until true or ~3 s elapsed.
 func eventually(_ condition: () -> Bool) async -> Bool {
     for _ in 0..<300 {

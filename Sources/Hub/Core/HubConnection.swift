@@ -10,10 +10,8 @@ public struct HubConnectionID: Sendable, Hashable, Comparable, CustomStringConve
 
 /// A registered connection: its wire format, identity and bounded outbound queue.
 ///
-/// Created by `Hub.register`. Frames reach the socket through the queue, drained either by the
-/// server's `ChannelDrain` on the connection's event loop (the WebSocket routes) or by an adapter's
-/// writer task (`nextOutbound()`, the transport-neutral `serve` used by tests). A `ChannelDrain`
-/// also attaches the connection to its loop's delivery lane (`HubLaneAttachment`): from then on every
+/// Created by `Hub.register`. Frames reach the socket through the queue, drained by the transport
+/// (the server's `ChannelDrain`, on the connection's event loop). A `ChannelDrain` also attaches the connection to its loop's delivery lane (`HubLaneAttachment`): from then on every
 /// frame and the close are handed to the lane, in order, and the loop writes a frame straight to
 /// the socket when nothing waits in the queue before it.
 public final class HubConnection: Sendable, Hashable, CustomStringConvertible {
@@ -21,8 +19,9 @@ public final class HubConnection: Sendable, Hashable, CustomStringConvertible {
     public let format: HubWireFormat
     let queue: OutboundQueue
     private let _identity: Mutex<HubIdentity?>
-    /// `lastWriteAt` in nanoseconds, an atomic rather than a lock: set by the writer task after
-    /// each write, or by `ChannelDrain` before each of the connection's ticks.
+    /// `lastWriteAt` in nanoseconds, an atomic rather than a lock: set by `ChannelDrain` before each
+    /// of the connection's ticks (the drain keeps its own copy so that a 10k fan-out does not touch
+    /// this object: a cache miss per viewer).
     private let _lastWriteNanos: Atomic<Int64>
     /// Set once by the transport (`attach(lane:member:)`); guards the hand-over against a
     /// delivery racing the attach.
@@ -119,14 +118,8 @@ public final class HubConnection: Sendable, Hashable, CustomStringConvertible {
     /// True if the connection was dropped as a slow consumer.
     public var wasDroppedAsSlow: Bool { self.queue.didOverflow }
 
-    /// Writer task: wait for and take the next batch of items. `[]` means the task was cancelled.
-    public func nextOutbound() async -> [HubOutboundItem] { await self.queue.next() }
-
     /// Take whatever is queued without waiting (tests, custom transports).
     public func takePendingOutbound() -> [HubOutboundItem] { self.queue.takeAll() }
-
-    /// Returns when the connection starts closing.
-    public func waitUntilClosing() async { await self.queue.waitUntilClosing() }
 
     public static func == (lhs: HubConnection, rhs: HubConnection) -> Bool { lhs.id == rhs.id }
     public func hash(into hasher: inout Hasher) { hasher.combine(self.id) }

@@ -21,31 +21,13 @@ public struct STOMPEndpoint: Sendable {
         self.rateLimiter = RateLimiter(limit: configuration.sendRateLimit, clock: hub.clock)
     }
 
-    /// Runs one STOMP session over any transport until it closes, then deregisters it (tests, other
-    /// WebSocket libraries): frames from `inbound`, written through `socket` by a writer task.
+    /// Runs one STOMP session on a just-upgraded NIO channel (its pipeline ends with NIO's WebSocket
+    /// frame codecs) without a task of its own while idle (`ConnectionRunner.attach`). Call on the
+    /// channel's event loop; returns at once. The Server's own WebSocket upgrade uses this.
     /// - Parameters:
     ///   - queryToken: the `token` query parameter of the upgrade request (verified at CONNECT;
     ///     a CONNECT `Authorization`/`token` header takes precedence).
     ///   - identity: an identity the Server already verified, used when no token is presented.
-    public func serve<Inbound: AsyncSequence & Sendable>(
-        inbound: Inbound, socket: some HubSocketWriter, framing: STOMPFraming,
-        queryToken: String? = nil, identity: HubIdentity? = nil, logger: Logger
-    ) async where Inbound.Element == HubInboundFrame {
-        guard let session = self.open(framing: framing, queryToken: queryToken, identity: identity, logger: logger) else {
-            for frame in Self.refusal(framing: framing) { try? await socket.write(frame) }
-            await socket.close(code: 1001, reason: "server shutting down")
-            return
-        }
-        await ConnectionRunner.run(
-            connection: session.connection, socket: socket, inbound: inbound,
-            clock: self.hub.clock, tickInterval: self.configuration.tickInterval,
-            coalesce: session.coalesce, goodbye: session.goodbye, onFrame: session.onFrame, onTick: session.onTick)
-        await session.finish()
-    }
-
-    /// Runs one STOMP session on a just-upgraded NIO channel (its pipeline ends with NIO's WebSocket
-    /// frame codecs) without a task of its own while idle (`ConnectionRunner.attach`). Call on the
-    /// channel's event loop; returns at once. The Server's own WebSocket upgrade uses this.
     public func attach(
         to channel: any Channel, framing: STOMPFraming, queryToken: String? = nil, identity: HubIdentity? = nil, logger: Logger
     ) {

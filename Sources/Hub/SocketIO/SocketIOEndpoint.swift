@@ -24,23 +24,6 @@ public struct SocketIOEndpoint: Sendable {
         self.rateLimiter = RateLimiter(limit: configuration.inboundRateLimit, clock: hub.clock)
     }
 
-    /// Runs one Engine.IO/Socket.IO session over any transport until it closes (tests, other
-    /// WebSocket libraries): frames from `inbound`, written through `socket` by a writer task.
-    public func serve<Inbound: AsyncSequence & Sendable>(
-        inbound: Inbound, socket: some HubSocketWriter, identity: HubIdentity? = nil, logger: Logger
-    ) async where Inbound.Element == HubInboundFrame {
-        guard let session = self.open(identity: identity, logger: logger) else {
-            await socket.close(code: 1001, reason: "server shutting down")
-            return
-        }
-        await session.start()
-        await ConnectionRunner.run(
-            connection: session.connection, socket: socket, inbound: inbound,
-            clock: self.hub.clock, tickInterval: self.configuration.tickInterval,
-            coalesce: { $0 }, goodbye: session.goodbye, onFrame: session.onFrame, onTick: session.onTick)
-        await session.finish()
-    }
-
     /// Runs one Engine.IO/Socket.IO session on a just-upgraded NIO channel (its pipeline ends with
     /// NIO's WebSocket frame codecs) without a task of its own while idle
     /// (`ConnectionRunner.attach`). Call on the channel's event loop; returns at once.

@@ -33,15 +33,6 @@ public struct HubInboundFrame: Sendable, Hashable {
     }
 }
 
-/// The outbound half of a WebSocket as the hub needs it when it is written by a writer task
-/// (`ConnectionRunner.run`); tests use an in-memory recorder.
-public protocol HubSocketWriter: Sendable {
-    /// Write one complete WebSocket message (text or binary), sharing the buffer.
-    func write(_ frame: HubOutboundFrame) async throws
-    /// Send a close frame (RFC 6455 code + reason).
-    func close(code: UInt16, reason: String?) async
-}
-
 /// Collects complete WebSocket messages out of data frames with a size cap.
 struct MessageAssembler {
     let maxSize: Int
@@ -84,109 +75,9 @@ struct MessageAssembler {
     }
 }
 
-/// Runs hub connections. `run` (any transport: tests, other WebSocket libraries): a writer task
-/// draining the hub queue onto the socket, a reader task, a ticker, and a watchdog that ends
-/// everything when the connection starts closing (at once for a slow consumer, after `closeGrace`
-/// otherwise, so the goodbye frames can be flushed). `attach` (ChannelConnection.swift): the
-/// server's way, on a NIO channel with no task while idle.
-enum ConnectionRunner {
-    enum Ended: Sendable {
-        /// Reader stopped because the client went away.
-        case inboundFinished
-        /// Reader stopped because the session asked to close; keep the writer running.
-        case readerStopped
-        case writerFinished
-        case tickerStopped
-        case watchdog
-    }
-
-    static func run<Inbound: AsyncSequence & Sendable, Socket: HubSocketWriter>(
-        connection: HubConnection,
-        socket: Socket,
-        inbound: Inbound,
-        clock: HubClock,
-        tickInterval: Duration,
-        closeGrace: Duration = .seconds(5),
-        coalesce: @escaping @Sendable ([HubOutboundFrame]) -> [HubOutboundFrame],
-        goodbye: @escaping @Sendable (HubCloseReason) -> [HubOutboundFrame],
-        onFrame: @escaping @Sendable (HubInboundFrame) async -> Bool,
-        onTick: @escaping @Sendable () async -> Bool
-    ) async where Inbound.Element == HubInboundFrame {
-        await withTaskGroup(of: Ended.self) { group in
-            group.addTask {
-                await Self.writeLoop(connection: connection, socket: socket, clock: clock, coalesce: coalesce, goodbye: goodbye)
-                return .writerFinished
-            }
-            group.addTask {
-                do {
-                    for try await frame in inbound {
-                        if !(await onFrame(frame)) { return .readerStopped }
-                    }
-                } catch {}
-                return .inboundFinished
-            }
-            group.addTask {
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: tickInterval)
-                    if Task.isCancelled { break }
-                    if !(await onTick()) { return .tickerStopped }
-                }
-                return .tickerStopped
-            }
-            group.addTask {
-                await connection.waitUntilClosing()
-                if Task.isCancelled { return .watchdog }
-                if !connection.wasDroppedAsSlow {
-                    try? await Task.sleep(for: closeGrace)
-                }
-                return .watchdog
-            }
-            while let ended = await group.next() {
-                switch ended {
-                case .readerStopped, .tickerStopped:
-                    continue
-                case .inboundFinished, .writerFinished, .watchdog:
-                    group.cancelAll()
-                    return
-                }
-            }
-        }
-    }
-
-    static func writeLoop(
-        connection: HubConnection, socket: some HubSocketWriter, clock: HubClock,
-        coalesce: @Sendable ([HubOutboundFrame]) -> [HubOutboundFrame],
-        goodbye: @Sendable (HubCloseReason) -> [HubOutboundFrame]
-    ) async {
-        while true {
-            let items = await connection.nextOutbound()
-            if items.isEmpty { return }  // cancelled
-            var frames: [HubOutboundFrame] = []
-            var closeReason: HubCloseReason?
-            for item in items {
-                switch item {
-                case .frame(let f): frames.append(f)
-                case .close(let r):
-                    closeReason = r
-                }
-                if closeReason != nil { break }
-            }
-            do {
-                for f in coalesce(frames) {
-                    try await socket.write(f)
-                    connection.noteWrite(at: clock.now())
-                }
-                if let reason = closeReason {
-                    for f in goodbye(reason) { try await socket.write(f) }
-                    await socket.close(code: reason.webSocketCloseCode, reason: reason.text)
-                    return
-                }
-            } catch {
-                return
-            }
-        }
-    }
-}
+/// Runs hub connections on NIO channels: `attach` (ChannelConnection.swift) and `refuse`; with no
+/// task while a connection is idle.
+enum ConnectionRunner {}
 
 /// Runs `body` on a task of its own and waits for it. For the calls a connection makes into the
 /// server (token checks, database reads, chat commits) from its long-lived task: a task keeps the
