@@ -260,7 +260,7 @@ final class LoopDrainBatch: Sendable {
 
     /// One batch per event loop for the life of the process (a server has a handful of loops).
     static func forLoop(_ loop: any EventLoop) -> LoopDrainBatch {
-        let key = ObjectIdentifier(loop as AnyObject)
+        let key = ObjectIdentifier(loop)
         return self.batches.withLock { batches in
             if let batch = batches[key] { return batch }
             let batch = LoopDrainBatch(eventLoop: loop)
