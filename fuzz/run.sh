@@ -39,6 +39,9 @@ for target in "${targets[@]}"; do
 done
 
 BUILD=(swift build -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -enable-testing -Xswiftc -use-ld=lld --scratch-path .build-fuzz)
+# SwiftPM keeps the build plan of a path dependency (the root package) across runs and does not see
+# a source file moved there ("missing inputs"); dropping the plan re-plans it (objects are kept).
+rm -f .build-fuzz/release.yaml .build-fuzz/*/release/description.json
 "${BUILD[@]}" 2>&1 | grep -Ev '^\[[0-9]+/[0-9]+\]' || true
 "${BUILD[@]}" >/dev/null
 bin=$("${BUILD[@]}" --show-bin-path)
