@@ -35,13 +35,7 @@ public struct STOMPEndpoint: Sendable {
             ConnectionRunner.refuse(channel: channel, frames: Self.refusal(framing: framing), code: 1001, reason: "server shutting down")
             return
         }
-        let (hub, connection) = (self.hub, session.connection)
-        ConnectionRunner.attach(
-            connection: connection, channel: channel, clock: hub.clock, tickInterval: self.configuration.tickInterval,
-            maxInboundBytes: hub.configuration.maxInboundBytes,
-            coalesce: session.coalesce, goodbye: session.goodbye,
-            quiesce: { hub.close(connection, reason: .shutdown) },
-            start: {}, onFrame: session.onFrame, onTick: session.onTick, nextTickDue: session.nextTickDue, end: session.finish)
+        ConnectionRunner.attach(session, to: channel, hub: self.hub)
     }
 
     static var shutdownError: STOMPFrame {
@@ -55,21 +49,8 @@ public struct STOMPEndpoint: Sendable {
         return frames
     }
 
-    /// A registered connection with its session, and the callbacks that run it on any transport.
-    struct OpenSession: Sendable {
-        let connection: HubConnection
-        let coalesce: @Sendable ([HubOutboundFrame]) -> [HubOutboundFrame]
-        let goodbye: @Sendable (HubCloseReason) -> [HubOutboundFrame]
-        let onFrame: @Sendable (HubInboundFrame) async -> Bool
-        let onTick: @Sendable () async -> Bool
-        /// When `onTick` can next act (nil: any tick).
-        let nextTickDue: @Sendable () -> Duration?
-        /// Deregisters the connection and tells the backend (once the transport is done).
-        let finish: @Sendable () async -> Void
-    }
-
     /// Registers a connection; nil while the hub is shutting down.
-    func open(framing: STOMPFraming, queryToken: String?, identity: HubIdentity?, logger: Logger) -> OpenSession? {
+    func open(framing: STOMPFraming, queryToken: String?, identity: HubIdentity?, logger: Logger) -> HubSessionHandle? {
         let encoder = STOMPMessageEncoder(framing: framing)
         guard let connection = try? self.hub.register(format: .stomp(framing)) else { return nil }
         var logger = logger
@@ -87,8 +68,10 @@ public struct STOMPEndpoint: Sendable {
         let reader = STOMPReader(
             framing: framing, parserLimits: self.configuration.parserLimits, maxSockJSMessageSize: self.configuration.maxSockJSMessageSize)
         let (hub, backend, rateLimiter) = (self.hub, self.backend, self.rateLimiter)
-        return OpenSession(
+        return HubSessionHandle(
             connection: connection,
+            tickInterval: self.configuration.tickInterval,
+            start: {},
             coalesce: { frames in
                 guard framing == .sockJS, frames.count > 1 else { return frames }
                 return Self.coalesceSockJS(frames)

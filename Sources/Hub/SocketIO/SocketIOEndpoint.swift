@@ -32,32 +32,11 @@ public struct SocketIOEndpoint: Sendable {
             ConnectionRunner.refuse(channel: channel, frames: [], code: 1001, reason: "server shutting down")
             return
         }
-        let (hub, connection) = (self.hub, session.connection)
-        ConnectionRunner.attach(
-            connection: connection, channel: channel, clock: hub.clock, tickInterval: self.configuration.tickInterval,
-            maxInboundBytes: hub.configuration.maxInboundBytes,
-            coalesce: { $0 }, goodbye: session.goodbye,
-            quiesce: { hub.close(connection, reason: .shutdown) },
-            start: session.start, onFrame: session.onFrame, onTick: session.onTick, nextTickDue: session.nextTickDue,
-            end: session.finish)
-    }
-
-    /// A registered connection with its session, and the callbacks that run it on any transport.
-    struct OpenSession: Sendable {
-        let connection: HubConnection
-        /// The Engine.IO open packet (and the Socket.IO connect, with an identity).
-        let start: @Sendable () async -> Void
-        let goodbye: @Sendable (HubCloseReason) -> [HubOutboundFrame]
-        let onFrame: @Sendable (HubInboundFrame) async -> Bool
-        let onTick: @Sendable () async -> Bool
-        /// When `onTick` can next act.
-        let nextTickDue: @Sendable () -> Duration?
-        /// Deregisters the connection and tells the backend (once the transport is done).
-        let finish: @Sendable () async -> Void
+        ConnectionRunner.attach(session, to: channel, hub: self.hub)
     }
 
     /// Registers a connection; nil while the hub is shutting down.
-    func open(identity: HubIdentity?, logger: Logger) -> OpenSession? {
+    func open(identity: HubIdentity?, logger: Logger) -> HubSessionHandle? {
         guard let connection = try? self.hub.register(format: .socketIO) else { return nil }
         var logger = logger
         logger[metadataKey: "hub.connection"] = "\(connection.id)"
@@ -67,9 +46,11 @@ public struct SocketIOEndpoint: Sendable {
         let driver = SocketIOConnectionDriver(endpoint: self, connection: connection, session: session, logger: logger)
         let assembler = Mutex(MessageAssembler(maxSize: self.configuration.maxPayload))
         let (hub, backend, rateLimiter) = (self.hub, self.backend, self.rateLimiter)
-        return OpenSession(
+        return HubSessionHandle(
             connection: connection,
+            tickInterval: self.configuration.tickInterval,
             start: { _ = await driver.perform(driver.session.withLock { $0.open() }) },
+            coalesce: { $0 },
             goodbye: { reason in
                 reason == .shutdown ? [.text(ByteBuffer(string: EngineIOPacket.close.encoded))] : []
             },

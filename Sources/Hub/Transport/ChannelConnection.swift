@@ -13,21 +13,15 @@ import Synchronization
 /// first frame of a burst arrives and ended when the burst is done (`InboundProcessor`). Writing
 /// is `ChannelDrain`'s, ticking `ConnectionTicker`'s.
 extension ConnectionRunner {
-    /// Attaches `connection` to `channel`, whose pipeline ends with NIO's WebSocket frame codecs
-    /// (just upgraded). Call on the channel's event loop. `start` runs first, before any frame;
-    /// `end` runs once, after the channel closed and every frame before it was handled.
-    static func attach(
-        connection: HubConnection, channel: any Channel, clock: HubClock, tickInterval: Duration,
-        maxInboundBytes: Int, closeGrace: Duration = .seconds(5), pingInterval: Duration? = .seconds(30),
-        coalesce: @escaping @Sendable ([HubOutboundFrame]) -> [HubOutboundFrame],
-        goodbye: @escaping @Sendable (HubCloseReason) -> [HubOutboundFrame],
-        quiesce: @escaping @Sendable () -> Void,
-        start: @escaping @Sendable () async -> Void,
-        onFrame: @escaping @Sendable (HubInboundFrame) async -> Bool,
-        onTick: @escaping @Sendable () async -> Bool,
-        nextTickDue: @escaping @Sendable () -> Duration? = { nil },
-        end: @escaping @Sendable () async -> Void
-    ) {
+    /// Runs `session` on `channel`, whose pipeline ends with NIO's WebSocket frame codecs (just
+    /// upgraded): the server's WebSocket transport. Call on the channel's event loop. `start` runs
+    /// first, before any frame; `finish` runs once, after the channel closed and every frame before
+    /// it was handled. A shutdown's quiesce closes the connection politely.
+    static func attach(_ session: HubSessionHandle, to channel: any Channel, hub: Hub, closeGrace: Duration = .seconds(5), pingInterval: Duration? = .seconds(30)) {
+        let (connection, clock, tickInterval, maxInboundBytes) = (session.connection, hub.clock, session.tickInterval, hub.configuration.maxInboundBytes)
+        let (coalesce, goodbye, start, onFrame, onTick, nextTickDue, end) = (
+            session.coalesce, session.goodbye, session.start, session.onFrame, session.onTick, session.nextTickDue, session.finish)
+        let quiesce: @Sendable () -> Void = { hub.close(connection, reason: .shutdown) }
         channel.eventLoop.assertInEventLoop()
         let drain = ChannelDrain(
             channel: channel, connection: connection, clock: clock, closeGrace: closeGrace, pingInterval: pingInterval,
