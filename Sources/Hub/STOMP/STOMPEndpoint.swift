@@ -55,12 +55,13 @@ public struct STOMPEndpoint: Sendable {
         guard let connection = try? self.hub.register(format: .stomp(framing)) else { return nil }
         var logger = logger
         logger[metadataKey: "hub.connection"] = "\(connection.id)"
-        let driver = STOMPConnectionDriver(
-            endpoint: self, connection: connection, encoder: encoder, framing: framing,
+        let proto = STOMPProtocol(endpoint: self, connection: connection, encoder: encoder, framing: framing)
+        let driver = HubSessionDriver(
+            hub: self.hub, connection: connection,
             session: STOMPSession(
                 configuration: self.configuration, sessionId: SessionID.make(), queryToken: queryToken,
                 identity: identity, now: self.hub.clock.now()),
-            logger: logger)
+            proto: proto, rateLimiter: self.rateLimiter, logger: logger)
         logger.debug("STOMP connection opened", metadata: ["framing": "\(framing)"])
         if framing == .sockJS {
             self.hub.send(.text(ByteBuffer(string: SockJSFraming.openFrame)), to: connection)
@@ -92,7 +93,7 @@ public struct STOMPEndpoint: Sendable {
             finish: { [logger] in
                 hub.unregister(connection)
                 rateLimiter.forget(connection.guestRateLimitKey)
-                if let context = driver.connectedContext {
+                if let context = proto.connectedContext {
                     await backend.connectionClosed(context)
                 }
                 logger.debug("STOMP connection closed", metadata: ["slow": "\(connection.wasDroppedAsSlow)"])
@@ -135,37 +136,109 @@ final class STOMPReader: Sendable {
     }
 }
 
-/// Performs a `STOMPSession`'s actions for one connection.
-final class STOMPConnectionDriver: Sendable {
+extension STOMPSession: HubSession {}
+
+/// STOMP's half of a connection the `HubSessionDriver` runs: frames are encoded with the
+/// connection's framing, and CONNECT's authentication, subscription checks and SENDs go to the
+/// endpoint's authenticator and `LiveRoomBackend`.
+final class STOMPProtocol: HubSessionProtocol {
+    typealias Session = STOMPSession
+
     let endpoint: STOMPEndpoint
     let connection: HubConnection
     let encoder: STOMPMessageEncoder
     let framing: STOMPFraming
-    let session: Mutex<STOMPSession>
-    let logger: Logger
+    /// Set once CONNECT completed.
     private let _context = Mutex<HubConnectionContext?>(nil)
 
-    init(endpoint: STOMPEndpoint, connection: HubConnection, encoder: STOMPMessageEncoder, framing: STOMPFraming, session: STOMPSession, logger: Logger) {
+    init(endpoint: STOMPEndpoint, connection: HubConnection, encoder: STOMPMessageEncoder, framing: STOMPFraming) {
         self.endpoint = endpoint
         self.connection = connection
         self.encoder = encoder
         self.framing = framing
-        self.session = Mutex(session)
-        self.logger = logger
     }
 
-    /// A guest's rate-limiter key: its connection (forgotten when it closes; a user's is kept, so
-    /// that reconnecting does not refill it).
-    /// Set once CONNECT completed.
+    /// The connection as the backend knows it, once CONNECT completed.
     var connectedContext: HubConnectionContext? { self._context.withLock { $0 } }
 
-    var hub: Hub { self.endpoint.hub }
+    func step(_ action: STOMPSession.Action) -> HubSessionStep<STOMPSession>? {
+        switch action {
+        case .send(let frame): return .send(self.encoder.encode(frame))
+        case .sendHeartbeat: return .send(self.encoder.heartbeat)
+        case .subscribe(let topic, let id): return .subscribe(topic: topic, variant: id)
+        case .unsubscribe(let topic, let id): return .unsubscribe(topic: topic, variant: id)
+        case .deliver(let request):
+            let rate = Int(self.endpoint.configuration.sendRateLimit.ratePerSecond)
+            return .rateLimited { $0.sendFinished(request, .refused(code: "rate-limited", message: "too many messages (limit \(rate)/s)")) }
+        case .close(let reason): return .close(reason)
+        case .authenticate, .connected, .authorizeSubscription: return nil
+        }
+    }
 
-    /// Returns false once the session is closing.
+    func perform(_ action: STOMPSession.Action, driver: HubSessionDriver<STOMPProtocol>) async -> HubFollowUp<STOMPSession.Action> {
+        switch action {
+        case .authenticate(let token):
+            let authenticator = self.endpoint.authenticator
+            let result = await onOwnTask { await authenticator.authenticate(token: token) }
+            if case .invalid(let reason) = result {
+                driver.logger.debug("STOMP CONNECT with invalid token", metadata: ["reason": "\(reason)"])
+            }
+            return .then(driver.session.withLock { $0.authenticationFinished(result) })
+        case .connected(let identity):
+            let hub = driver.hub
+            if let identity, hub.setIdentity(identity, for: self.connection).refusedAtUserLimit {
+                let limit = hub.configuration.maxConnectionsPerUser ?? 0
+                driver.logger.info("STOMP CONNECT refused: user connection limit", metadata: ["user": "\(identity.userId)", "limit": "\(limit)"])
+                // Instead of the CONNECTED that followed: ERROR and close.
+                return .insteadOfTheRest(driver.session.withLock { $0.userConnectionLimitReached(limit: limit) })
+            }
+            let context = self.context(driver)
+            self._context.withLock { $0 = context }
+            return .nothing
+        case .authorizeSubscription(let request):
+            let (backend, context) = (self.endpoint.backend, self.context(driver))
+            let decision = await onOwnTask { await backend.canSubscribe(destination: request.destination, connection: context) }
+            return .then(driver.session.withLock { $0.subscriptionDecided(request, decision) })
+        case .deliver(let request):
+            let (backend, context) = (self.endpoint.backend, self.context(driver))
+            let outcome = await onOwnTask {
+                await backend.handleSend(
+                    destination: request.destination, body: ByteBuffer(bytes: request.body),
+                    contentType: request.contentType, connection: context)
+            }
+            return .then(driver.session.withLock { $0.sendFinished(request, outcome) })
+        case .send, .sendHeartbeat, .subscribe, .unsubscribe, .close:
+            return .nothing  // common steps, done by the driver
+        }
+    }
+
+    /// SockJS's own heart-beat (`h`) when nothing else was written for a while (SockJS protocol
+    /// "Heartbeat"), besides STOMP's.
+    func ticked(_ actions: [STOMPSession.Action], now: Duration, lastWrite: Duration, driver: HubSessionDriver<STOMPProtocol>) {
+        guard self.framing == .sockJS, !actions.contains(.sendHeartbeat),
+            now - lastWrite >= self.endpoint.configuration.sockJSHeartbeatInterval
+        else { return }
+        driver.hub.send(.text(ByteBuffer(string: SockJSFraming.heartbeatFrame)), to: self.connection)
+    }
+
+    func nextTickDue(session due: Duration?, lastWrite: Duration) -> Duration? {
+        guard let due else { return nil }
+        if self.framing == .sockJS { return min(due, lastWrite + self.endpoint.configuration.sockJSHeartbeatInterval) }
+        return due
+    }
+
+    private func context(_ driver: HubSessionDriver<STOMPProtocol>) -> HubConnectionContext {
+        HubConnectionContext(connectionId: self.connection.id, sessionId: driver.session.withLock { $0.sessionId }, identity: self.connection.identity)
+    }
+}
+
+extension HubSessionDriver where Protocol == STOMPProtocol {
+    /// One WebSocket frame: raw STOMP bytes, or a SockJS message of STOMP frames. Returns false
+    /// once the session is closing.
     func handle(_ frame: HubInboundFrame, reader: STOMPReader) async -> Bool {
         let now = self.hub.clock.now()
         self.session.withLock { $0.noteInbound(now: now) }
-        switch self.framing {
+        switch self.proto.framing {
         case .raw:
             reader.state.withLock { $0.parser.append(frame.data.readableBytesView) }
             return await self.drain(reader)
@@ -175,13 +248,13 @@ final class STOMPConnectionDriver: Sendable {
             case .partial:
                 return true
             case .tooLarge:
-                return await self.perform(self.session.withLock { $0.protocolError(message: "message too large") })
+                return await self.run { $0.protocolError(message: "message too large") }
             case .message(_, let buffer):
                 let strings: [String]
                 do {
                     strings = try SockJSFraming.decodeClientMessage(buffer.readableBytesView)
                 } catch {
-                    return await self.perform(self.session.withLock { $0.protocolError(message: error.description) })
+                    return await self.run { $0.protocolError(message: error.description) }
                 }
                 for s in strings {
                     reader.state.withLock { $0.parser.append(s.utf8) }
@@ -192,6 +265,7 @@ final class STOMPConnectionDriver: Sendable {
         }
     }
 
+    /// Hands every complete frame the parser holds to the session.
     private func drain(_ reader: STOMPReader) async -> Bool {
         while true {
             let output: Result<STOMPFrameParser.Output, STOMPParseError> = reader.state.withLock { s in
@@ -204,101 +278,11 @@ final class STOMPConnectionDriver: Sendable {
                 continue
             case .success(.frame(let frame)):
                 let now = self.hub.clock.now()
-                let actions = self.session.withLock { $0.receive(frame, now: now) }
-                if !(await self.perform(actions)) { return false }
+                if !(await self.run { $0.receive(frame, now: now) }) { return false }
             case .failure(let error):
                 self.logger.debug("STOMP protocol error", metadata: ["error": "\(error)"])
-                return await self.perform(self.session.withLock { $0.protocolError(error) })
+                return await self.run { $0.protocolError(error) }
             }
         }
-    }
-
-    func tick() async -> Bool {
-        let now = self.hub.clock.now()
-        let lastWrite = self.connection.lastWriteAt
-        let actions = self.session.withLock { $0.tick(now: now, lastOutboundAt: lastWrite) }
-        if self.framing == .sockJS && !actions.contains(.sendHeartbeat)
-            && now - lastWrite >= self.endpoint.configuration.sockJSHeartbeatInterval
-        {
-            self.hub.send(.text(ByteBuffer(string: SockJSFraming.heartbeatFrame)), to: self.connection)
-        }
-        if actions.isEmpty { return !self.connection.isClosing }
-        let ok = await self.perform(actions)
-        return ok
-    }
-
-    /// The earliest hub-clock time `tick` can act (nil: any tick).
-    func nextTickDue() -> Duration? {
-        let lastWrite = self.connection.lastWriteAt
-        guard let due = self.session.withLock({ $0.nextTickDeadline(lastOutboundAt: lastWrite) }) else { return nil }
-        if self.framing == .sockJS { return min(due, lastWrite + self.endpoint.configuration.sockJSHeartbeatInterval) }
-        return due
-    }
-
-    private func context() -> HubConnectionContext {
-        HubConnectionContext(connectionId: self.connection.id, sessionId: self.session.withLock { $0.sessionId }, identity: self.connection.identity)
-    }
-
-    /// Performs actions in order (async follow-ups are performed before the rest). Returns false
-    /// once a close was requested.
-    func perform(_ initial: [STOMPSession.Action]) async -> Bool {
-        var work = initial[...]
-        var open = true
-        while let action = work.popFirst() {
-            var next: [STOMPSession.Action] = []
-            switch action {
-            case .send(let frame):
-                self.hub.send(self.encoder.encode(frame), to: self.connection)
-            case .sendHeartbeat:
-                self.hub.send(self.encoder.heartbeat, to: self.connection)
-            case .authenticate(let token):
-                let authenticator = self.endpoint.authenticator
-                let result = await onOwnTask { await authenticator.authenticate(token: token) }
-                if case .invalid(let reason) = result {
-                    self.logger.debug("STOMP CONNECT with invalid token", metadata: ["reason": "\(reason)"])
-                }
-                next = self.session.withLock { $0.authenticationFinished(result) }
-            case .connected(let identity):
-                if let identity, self.hub.setIdentity(identity, for: self.connection).refusedAtUserLimit {
-                    let limit = self.hub.configuration.maxConnectionsPerUser ?? 0
-                    self.logger.info("STOMP CONNECT refused: user connection limit", metadata: ["user": "\(identity.userId)", "limit": "\(limit)"])
-                    // Instead of the CONNECTED that followed: ERROR and close.
-                    work = self.session.withLock { $0.userConnectionLimitReached(limit: limit) }[...]
-                    continue
-                }
-                let ctx = self.context()
-                self._context.withLock { $0 = ctx }
-            case .authorizeSubscription(let request):
-                let (backend, context) = (self.endpoint.backend, self.context())
-                let decision = await onOwnTask { await backend.canSubscribe(destination: request.destination, connection: context) }
-                next = self.session.withLock { $0.subscriptionDecided(request, decision) }
-            case .subscribe(let topic, let id):
-                self.hub.subscribe(self.connection, topic: topic, variant: id)
-            case .unsubscribe(let topic, let id):
-                self.hub.unsubscribe(self.connection, topic: topic, variant: id)
-            case .deliver(let request):
-                self.hub.recordInbound(self.connection)
-                let key = self.connection.rateLimitKey
-                let outcome: SendOutcome
-                if self.endpoint.rateLimiter.allow(key) {
-                    let (backend, context) = (self.endpoint.backend, self.context())
-                    outcome = await onOwnTask {
-                        await backend.handleSend(
-                            destination: request.destination, body: ByteBuffer(bytes: request.body),
-                            contentType: request.contentType, connection: context)
-                    }
-                } else {
-                    self.hub.recordRateLimited(self.connection)
-                    let rate = self.endpoint.configuration.sendRateLimit.ratePerSecond
-                    outcome = .refused(code: "rate-limited", message: "too many messages (limit \(Int(rate))/s)")
-                }
-                next = self.session.withLock { $0.sendFinished(request, outcome) }
-            case .close(let reason):
-                self.hub.close(self.connection, reason: reason)
-                open = false
-            }
-            if !next.isEmpty { work = next[...] + work }
-        }
-        return open
     }
 }

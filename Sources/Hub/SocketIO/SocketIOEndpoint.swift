@@ -43,13 +43,14 @@ public struct SocketIOEndpoint: Sendable {
         let session = SocketIOSession(
             configuration: self.configuration, engineSid: SessionID.make(), socketSid: SessionID.make(),
             identity: identity, now: self.hub.clock.now())
-        let driver = SocketIOConnectionDriver(endpoint: self, connection: connection, session: session, logger: logger)
+        let proto = SocketIOProtocol(endpoint: self, connection: connection)
+        let driver = HubSessionDriver(hub: self.hub, connection: connection, session: session, proto: proto, rateLimiter: self.rateLimiter, logger: logger)
         let assembler = Mutex(MessageAssembler(maxSize: self.configuration.maxPayload))
         let (hub, backend, rateLimiter) = (self.hub, self.backend, self.rateLimiter)
         return HubSessionHandle(
             connection: connection,
             tickInterval: self.configuration.tickInterval,
-            start: { _ = await driver.perform(driver.session.withLock { $0.open() }) },
+            start: { _ = await driver.run { $0.open() } },
             coalesce: { $0 },
             goodbye: { reason in
                 reason == .shutdown ? [.text(ByteBuffer(string: EngineIOPacket.close.encoded))] : []
@@ -60,27 +61,24 @@ public struct SocketIOEndpoint: Sendable {
                     return true
                 case .tooLarge:
                     driver.logger.debug("Socket.IO packet above maxPayload")
-                    return await driver.perform(driver.session.withLock { $0.closeForOversize() })
+                    return await driver.run { $0.closeForOversize() }
                 case .message(let isText, let buffer):
-                    let now = driver.endpoint.hub.clock.now()
+                    let now = hub.clock.now()
                     if !isText {
-                        return await driver.perform(driver.session.withLock { $0.receiveBinary(now: now) })
+                        return await driver.run { $0.receiveBinary(now: now) }
                     }
                     let text = String(buffer: buffer)
-                    return await driver.perform(driver.session.withLock { $0.receive(text, now: now) })
+                    return await driver.run { $0.receive(text, now: now) }
                 }
             },
-            onTick: {
-                let now = driver.endpoint.hub.clock.now()
-                return await driver.perform(driver.session.withLock { $0.tick(now: now) })
-            },
-            nextTickDue: { driver.session.withLock { $0.nextTickDeadline() } },
+            onTick: { await driver.tick() },
+            nextTickDue: { driver.nextTickDue() },
             finish: { [logger] in
                 let unregistration = hub.unregister(connection)
                 rateLimiter.forget(connection.guestRateLimitKey)
-                if let identity = driver.takeJoinedIdentity() {
+                if let identity = proto.takeJoinedIdentity() {
                     await backend.userDisconnected(
-                        driver.context(identity: identity), identity: identity,
+                        proto.context(identity: identity, driver: driver), identity: identity,
                         wasLastConnectionOfUser: unregistration.wasLastConnectionOfUser)
                 }
                 logger.debug("Socket.IO connection closed", metadata: ["slow": "\(connection.wasDroppedAsSlow)"])
@@ -99,32 +97,34 @@ extension SocketIOSession {
     }
 }
 
-/// Performs a `SocketIOSession`'s actions for one connection.
-final class SocketIOConnectionDriver: Sendable {
+extension SocketIOSession: HubSession {
+    mutating func tick(now: Duration, lastOutboundAt: Duration) -> [Action] { self.tick(now: now) }
+    func nextTickDeadline(lastOutboundAt: Duration) -> Duration? { self.nextTickDeadline() }
+}
+
+/// Socket.IO's half of a connection the `HubSessionDriver` runs: Engine.IO packets are text frames;
+/// authentication, admission into a user's set (the per-user limit), joins and leaves, and events go
+/// to the endpoint's authenticator, the hub and the `BellBackend`.
+final class SocketIOProtocol: HubSessionProtocol {
+    typealias Session = SocketIOSession
+
     let endpoint: SocketIOEndpoint
     let connection: HubConnection
-    let session: Mutex<SocketIOSession>
-    let logger: Logger
     /// The identity registered with the backend (`userConnected` called, `userDisconnected` not yet).
     private let joined = Mutex<HubIdentity?>(nil)
     /// What the hub answered the last `.admit` (the socket moved between per-user sets there), for
     /// the `.joined` / `.identityChanged` that follows it.
     private let admission = Mutex<Hub.IdentityChange?>(nil)
 
-    init(endpoint: SocketIOEndpoint, connection: HubConnection, session: SocketIOSession, logger: Logger) {
+    init(endpoint: SocketIOEndpoint, connection: HubConnection) {
         self.endpoint = endpoint
         self.connection = connection
-        self.session = Mutex(session)
-        self.logger = logger
     }
-
-    var hub: Hub { self.endpoint.hub }
 
     func takeJoinedIdentity() -> HubIdentity? {
         self.joined.withLock { j in
-            let v = j
-            j = nil
-            return v
+            defer { j = nil }
+            return j
         }
     }
 
@@ -135,80 +135,73 @@ final class SocketIOConnectionDriver: Sendable {
         }
     }
 
-    func context(identity: HubIdentity?) -> HubConnectionContext {
-        HubConnectionContext(connectionId: self.connection.id, sessionId: self.session.withLock { $0.socketSid }, identity: identity)
+    func context(identity: HubIdentity?, driver: HubSessionDriver<SocketIOProtocol>) -> HubConnectionContext {
+        HubConnectionContext(connectionId: self.connection.id, sessionId: driver.session.withLock { $0.socketSid }, identity: identity)
     }
 
-    private func send(_ text: String) {
-        self.hub.send(.text(ByteBuffer(string: text)), to: self.connection)
-    }
-
-    func perform(_ initial: [SocketIOSession.Action]) async -> Bool {
-        var work = initial[...]
-        var open = true
-        while let action = work.popFirst() {
-            var next: [SocketIOSession.Action] = []
-            switch action {
-            case .send(let text):
-                self.send(text)
-            case .authenticate(let token, let purpose):
-                self.hub.recordInbound(self.connection)
-                let authenticator = self.endpoint.authenticator
-                let result = await onOwnTask { await authenticator.authenticate(token: token) }
-                next = self.session.withLock { $0.authenticationFinished(result, purpose: purpose) }
-            case .admit(let identity, let purpose):
-                let change = self.hub.setIdentity(identity, for: self.connection)
-                let limit = self.hub.configuration.maxConnectionsPerUser ?? 0
-                if change.refusedAtUserLimit {
-                    self.logger.info("Socket.IO join refused: user connection limit", metadata: ["user": "\(identity.userId)", "limit": "\(limit)"])
-                } else {
-                    self.admission.withLock { $0 = change }
-                }
-                next = self.session.withLock { $0.admissionDecided(!change.refusedAtUserLimit, identity: identity, purpose: purpose, limit: limit) }
-            case .joined(let identity):
-                guard let identity else { continue }  // waiting for AUTH
-                let change = self.takeAdmission() ?? self.hub.setIdentity(identity, for: self.connection)
-                self.joined.withLock { $0 = identity }
-                let (backend, context, flag) = (self.endpoint.backend, self.context(identity: identity), change.isFirstConnectionOfUser)
-                await onOwnTask { await backend.userConnected(context, identity: identity, isFirstConnectionOfUser: flag) }
-            case .identityChanged(let previous, let identity):
-                let change = self.takeAdmission() ?? self.hub.setIdentity(identity, for: self.connection)
-                self.joined.withLock { $0 = identity }
-                if let previous, previous.userId != identity.userId {
-                    let (backend, context, flag) = (self.endpoint.backend, self.context(identity: previous), change.previousUserRemoved)
-                    await onOwnTask { await backend.userDisconnected(context, identity: previous, wasLastConnectionOfUser: flag) }
-                }
-                if previous?.userId != identity.userId {
-                    let (backend, context, flag) = (self.endpoint.backend, self.context(identity: identity), change.isFirstConnectionOfUser)
-                    await onOwnTask { await backend.userConnected(context, identity: identity, isFirstConnectionOfUser: flag) }
-                }
-            case .left(let identity):
-                let change = self.hub.setIdentity(nil, for: self.connection)
-                self.joined.withLock { $0 = nil }
-                if let identity {
-                    let (backend, context, flag) = (self.endpoint.backend, self.context(identity: identity), change.previousUserRemoved)
-                    await onOwnTask { await backend.userDisconnected(context, identity: identity, wasLastConnectionOfUser: flag) }
-                }
-            case .dispatch(let request):
-                self.hub.recordInbound(self.connection)
-                let key = self.connection.rateLimitKey
-                guard self.endpoint.rateLimiter.allow(key) else {
-                    self.hub.recordRateLimited(self.connection)
-                    next = self.session.withLock { $0.rateLimited(request) }
-                    break
-                }
-                guard let identity = self.connection.identity else { continue }
-                let (backend, context) = (self.endpoint.backend, self.context(identity: identity))
-                let result = await onOwnTask {
-                    await backend.handleEvent(name: request.name, payload: request.payload, connection: context, identity: identity)
-                }
-                next = self.session.withLock { $0.eventFinished(request, result) }
-            case .close(let reason):
-                self.hub.close(self.connection, reason: reason)
-                open = false
-            }
-            if !next.isEmpty { work = next[...] + work }
+    func step(_ action: SocketIOSession.Action) -> HubSessionStep<SocketIOSession>? {
+        switch action {
+        case .send(let text): return .send(.text(ByteBuffer(string: text)))
+        case .dispatch(let request): return .rateLimited { $0.rateLimited(request) }
+        case .close(let reason): return .close(reason)
+        case .authenticate, .admit, .joined, .identityChanged, .left: return nil
         }
-        return open
+    }
+
+    func perform(_ action: SocketIOSession.Action, driver: HubSessionDriver<SocketIOProtocol>) async -> HubFollowUp<SocketIOSession.Action> {
+        let (hub, backend) = (driver.hub, self.endpoint.backend)
+        switch action {
+        case .authenticate(let token, let purpose):
+            hub.recordInbound(self.connection)
+            let authenticator = self.endpoint.authenticator
+            let result = await onOwnTask { await authenticator.authenticate(token: token) }
+            return .then(driver.session.withLock { $0.authenticationFinished(result, purpose: purpose) })
+        case .admit(let identity, let purpose):
+            let change = hub.setIdentity(identity, for: self.connection)
+            let limit = hub.configuration.maxConnectionsPerUser ?? 0
+            if change.refusedAtUserLimit {
+                driver.logger.info("Socket.IO join refused: user connection limit", metadata: ["user": "\(identity.userId)", "limit": "\(limit)"])
+            } else {
+                self.admission.withLock { $0 = change }
+            }
+            return .then(driver.session.withLock { $0.admissionDecided(!change.refusedAtUserLimit, identity: identity, purpose: purpose, limit: limit) })
+        case .joined(let identity):
+            guard let identity else { return .nothing }  // waiting for AUTH
+            let change = self.takeAdmission() ?? hub.setIdentity(identity, for: self.connection)
+            self.joined.withLock { $0 = identity }
+            let (context, flag) = (self.context(identity: identity, driver: driver), change.isFirstConnectionOfUser)
+            await onOwnTask { await backend.userConnected(context, identity: identity, isFirstConnectionOfUser: flag) }
+            return .nothing
+        case .identityChanged(let previous, let identity):
+            let change = self.takeAdmission() ?? hub.setIdentity(identity, for: self.connection)
+            self.joined.withLock { $0 = identity }
+            if let previous, previous.userId != identity.userId {
+                let (context, flag) = (self.context(identity: previous, driver: driver), change.previousUserRemoved)
+                await onOwnTask { await backend.userDisconnected(context, identity: previous, wasLastConnectionOfUser: flag) }
+            }
+            if previous?.userId != identity.userId {
+                let (context, flag) = (self.context(identity: identity, driver: driver), change.isFirstConnectionOfUser)
+                await onOwnTask { await backend.userConnected(context, identity: identity, isFirstConnectionOfUser: flag) }
+            }
+            return .nothing
+        case .left(let identity):
+            let change = hub.setIdentity(nil, for: self.connection)
+            self.joined.withLock { $0 = nil }
+            if let identity {
+                let (context, flag) = (self.context(identity: identity, driver: driver), change.previousUserRemoved)
+                await onOwnTask { await backend.userDisconnected(context, identity: identity, wasLastConnectionOfUser: flag) }
+            }
+            return .nothing
+        case .dispatch(let request):
+            // Within the rate limit (the driver checked it).
+            guard let identity = self.connection.identity else { return .nothing }
+            let context = self.context(identity: identity, driver: driver)
+            let result = await onOwnTask {
+                await backend.handleEvent(name: request.name, payload: request.payload, connection: context, identity: identity)
+            }
+            return .then(driver.session.withLock { $0.eventFinished(request, result) })
+        case .send, .close:
+            return .nothing  // common steps, done by the driver
+        }
     }
 }
