@@ -45,9 +45,10 @@ struct ReceiveCoalescingTests {
     @Test("a publisher's socket gets a mark while media flows; bytes left below it are read within a tick")
     func markIsSetAndTrailingBytesAreRead() async throws {
         let test = try await TestServer.start(keys: ["good-key": "room-1"]) {
-            // Ticks every 1 s; 2 s of silence before an idle close leaves room for a test task
-            // stalled by a loaded parallel run (800 ms here closed the publisher mid-test).
-            $0.idleTimeout = .seconds(2)
+            // The test never waits for an idle close: 10 s of silence before one leaves room for a
+            // test task stalled by a loaded parallel run (800 ms, then 2 s, closed the publisher
+            // mid-test on a machine busy with fuzzing).
+            $0.idleTimeout = .seconds(10)
             $0.receiveCoalescingWindow = .milliseconds(20)
         }
         let seen = Mutex<[Int64]>([])  // dts of every packet
