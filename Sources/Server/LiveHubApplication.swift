@@ -161,7 +161,7 @@ public struct LiveHub: Sendable {
                 ? ConnectionsPerAddress(limit: configuration.wsMaxConnectionsPerIP, what: "WebSockets", logger: logger) : nil)
         let routes = router.routes.map { "\($0.method.rawValue) \($0.path)" }
         let lifecycle = LifecycleService(rooms: rooms, database: database, logger: logger)
-        var services: [any Service] = [lifecycle, packaging, ingest, HubService(hub: realtime.hub)]
+        var services: [any Service] = [lifecycle, packaging, ingest, HubService(hub: hub)]
         if keySources.hasFiles {
             services.append(JWTKeyReloadService(sources: keySources, verifier: verifier, logger: logger))
         }
@@ -191,7 +191,7 @@ public struct LiveHub: Sendable {
             onServerRunning: { channel in await onHTTPReady(channel.localAddress?.port ?? configuration.httpPort) },
             logger: logger)
         return LiveHub(
-            configuration: configuration, database: database, rooms: rooms, live: live, notifications: notifications, streams: streams, rtmp: rtmp, hls: hls, hub: realtime.hub, verifier: verifier, devTokenIssuer: devTokenIssuer, internalToken: internalToken,
+            configuration: configuration, database: database, rooms: rooms, live: live, notifications: notifications, streams: streams, rtmp: rtmp, hls: hls, hub: hub, verifier: verifier, devTokenIssuer: devTokenIssuer, internalToken: internalToken,
             metrics: metrics, logger: logger, application: application, routes: routes)
     }
 

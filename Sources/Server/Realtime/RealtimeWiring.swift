@@ -12,11 +12,8 @@ import ServiceLifecycle
 /// pushed to a user's bell sockets through the `HubBroker` (never to the `Hub` directly, so a
 /// multi-node broker reaches every node), and the WebSocket routes are mounted.
 struct RealtimeWiring: Sendable {
-    let hub: Hub
-    let broker: any HubBroker
     let stomp: STOMPEndpoint
     let bell: SocketIOEndpoint
-    let viewers: ViewerTracker
 
     static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
@@ -122,7 +119,7 @@ struct RealtimeWiring: Sendable {
                 pingTimeout: Int(configuration.socketIOPingTimeout / .milliseconds(1)),
                 // Clients that connect first and authenticate after send `AUTH {token}` (DESIGN.md).
                 missingToken: .requireAuthEvent(timeout: configuration.socketIOAuthTimeout)))
-        return RealtimeWiring(hub: hub, broker: broker, stomp: stomp, bell: bell, viewers: viewers)
+        return RealtimeWiring(stomp: stomp, bell: bell)
     }
 
     /// An order amount for the owner's bell: `900` for a whole amount, `12.5` otherwise. Never
