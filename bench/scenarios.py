@@ -4,6 +4,7 @@ import asyncio
 import http.client
 import re
 import subprocess
+import threading
 import time
 from urllib.parse import urlsplit
 
@@ -85,6 +86,7 @@ class PlaylistWatcher:
         self.parts = {}     # (msn, idx) -> (duration, independent, t_listed)
         self.segments = {}  # msn -> (duration, t_listed)
         self.first_playable = None
+        self.first_segment = None  # first playlist listing a complete segment (what a plain client needs)
 
     def get(self, query="", timeout=10):
         for attempt in range(2):
@@ -117,6 +119,8 @@ class PlaylistWatcher:
             self.parts.setdefault(self._part_key(puri, pl["next_msn"], i), (pd, ind, t))
         if listed_any and self.first_playable is None:
             self.first_playable = t
+        if pl["segments"] and self.first_segment is None:
+            self.first_segment = t
         return pl
 
     @staticmethod
@@ -157,14 +161,32 @@ def _nearest(frames, ts, tol):
     return best if best is not None and abs(best[0] - ts) <= tol else None
 
 
+def _first_part(url, t_until, out):
+    """LL-HLS client start: `media.m3u8?_HLS_msn=0&_HLS_part=0` (blocking reload of the first part),
+    retried every 20 ms while the room has no HLS output yet (404); records when the answer lists a part."""
+    watcher = PlaylistWatcher(url)
+    try:
+        while time.time() < t_until:
+            status, text, t = watcher.get("?_HLS_msn=0&_HLS_part=0", timeout=5)
+            if status == 200 and "#EXT-X-PART:" in text:
+                out["t"] = t
+                return
+            time.sleep(0.02)
+    finally:
+        watcher.close()
+
+
 def latency(kind, cfg, workdir, fixture):
-    """One run: (a) file publish (2 s GOP) → first playable playlist; (b) live source (1 s GOP) →
-    when each keyframe's part/segment is listed and how long after the frame that closes it."""
+    """One run: (a) file publish (2 s GOP) → first LL-HLS part (LiveHub fmp4-ll: a blocking request
+    for part 0) and first complete segment listed (a plain HLS client's first playable playlist);
+    (b) live source (1 s GOP) → when each keyframe's part/segment is listed and how long after the
+    frame that closes it."""
     res = {}
     blocking = kind == "livehub" and cfg.variant == "fmp4-ll"
-    # ---- (a) first playable playlist
+    # ---- (a) first part / first segment
     server = make_server(kind, cfg, workdir)
-    proxy = pub = None
+    proxy = pub = part_thread = None
+    first_part = {}
     try:
         server.start()
         key, sid = server.add_stream("latency a")
@@ -173,20 +195,33 @@ def latency(kind, cfg, workdir, fixture):
         t_spawn = time.time()
         pub = publish_file(fixture, server.rtmp_url(key, proxy.port), server.dir / "pub-a.log")
         deadline = t_spawn + 15
-        while time.time() < deadline and watcher.first_playable is None:
+        if blocking:
+            part_thread = threading.Thread(target=_first_part, args=(server.playlist_url(sid), deadline, first_part), daemon=True)
+            part_thread.start()
+        # A plain client: LiveHub holds a request without directives until the first segment is
+        # complete (no polling delay); nginx is polled every 20 ms.
+        while time.time() < deadline and watcher.first_segment is None:
             status, text, t = watcher.get("", timeout=5)
             if status == 200:
                 watcher.observe(text, t)
-            if watcher.first_playable is None:
+            if watcher.first_segment is None:
                 time.sleep(0.02)
         watcher.close()
+        if part_thread:
+            part_thread.join(timeout=max(0.1, deadline - time.time()))
         fv = proxy.obs.first_video_wall
-        if watcher.first_playable and fv:
-            res["first_playable_from_first_frame_s"] = watcher.first_playable - fv
-            res["first_playable_from_spawn_s"] = watcher.first_playable - t_spawn
-            res["first_playable_from_connect_s"] = watcher.first_playable - proxy.connected_wall
+        if watcher.first_segment and fv:
+            res["first_segment_from_first_frame_s"] = watcher.first_segment - fv
+            res["first_segment_from_spawn_s"] = watcher.first_segment - t_spawn
+            res["first_segment_from_connect_s"] = watcher.first_segment - proxy.connected_wall
         else:
-            res["first_playable_failed"] = 1
+            res["first_segment_failed"] = 1
+        if blocking:
+            if first_part.get("t") and fv:
+                res["first_part_from_first_frame_s"] = first_part["t"] - fv
+                res["first_part_from_spawn_s"] = first_part["t"] - t_spawn
+            else:
+                res["first_part_failed"] = 1
     finally:
         if pub:
             pub.stop(timeout=2)

@@ -158,16 +158,19 @@ def time_first_success(url, accept, timeout=30):
 
 def start_live(hub, variant, fixture=FIXTURE_2S, measure=True):
     """Creates a room, starts ffmpeg publishing `fixture`, and (optionally) records how long it
-    takes until index.m3u8 answers 200 and media.m3u8 lists a part (fmp4-ll) / a segment."""
+    takes until index.m3u8 answers 200, media.m3u8 lists a segment (what a plain client needs), and
+    with fmp4-ll until a blocking `_HLS_msn=0&_HLS_part=0` request gets the first part."""
     room = LiveRoom(hub, hub.create_room(f"hls {variant}"), variant)
     results = {}
 
     def probe(name, url, accept):
         results[name] = time_first_success(url, accept)
 
-    has_entry = (lambda r: "#EXT-X-PART:" in r.text) if variant == "fmp4-ll" else (lambda r: "#EXTINF:" in r.text)
     threads = [threading.Thread(target=probe, args=("index.m3u8", room.index_url, lambda r: "#EXT-X-STREAM-INF" in r.text)),
-               threading.Thread(target=probe, args=("media.m3u8", room.media_url, has_entry))]
+               threading.Thread(target=probe, args=("media.m3u8", room.media_url, lambda r: "#EXTINF:" in r.text))]
+    if variant == "fmp4-ll":
+        threads.append(threading.Thread(target=probe, args=(
+            "first part", room.media_url + "?_HLS_msn=0&_HLS_part=0", lambda r: "#EXT-X-PART:" in r.text)))
     room.publisher = publish(hub.rtmp_url(room.room["streamKey"]))
     for thread in threads:
         thread.start()
@@ -176,7 +179,9 @@ def start_live(hub, variant, fixture=FIXTURE_2S, measure=True):
     if measure:
         MEASUREMENTS[f"startup[{variant}]"] = {
             "ffmpeg start → index.m3u8 200 (s)": results["index.m3u8"],
-            f"ffmpeg start → media.m3u8 lists a {'part' if variant == 'fmp4-ll' else 'segment'} (s)": results["media.m3u8"]}
+            "ffmpeg start → media.m3u8 lists a segment (s)": results["media.m3u8"]}
+        if "first part" in results:
+            MEASUREMENTS[f"startup[{variant}]"]["ffmpeg start → first part (_HLS_msn=0&_HLS_part=0) (s)"] = results["first part"]
     assert results["index.m3u8"] is not None and results["media.m3u8"] is not None, \
         f"no HLS output within 30 s: {results}\n{hub.output()[-3000:]}"
     return room
@@ -293,18 +298,16 @@ def check_grid(playlists, *, keyframes_mid_segment, gop):
     targets = {p["target"] for p in playlists}
     assert targets == {2}, f"EXT-X-TARGETDURATION must stay 2 across reloads, saw {targets}"
     segments = {s["msn"]: s for p in playlists for s in p["segments"]}
-    # msn 0 is the first 0.5 s part (a playable playlist at once) and msn 1 runs on to the next
-    # keyframe; every later one is a full keyframe-to-keyframe segment. The loop of `-stream_loop`
-    # adds ~17 ms (< one frame) to one GOP per loop.
+    # msn 0 is the first GOP (a plain client's first segment, published at the second keyframe);
+    # every later one is 2 s of whole GOPs. The loop of `-stream_loop` adds ~17 ms (< one frame) to
+    # one GOP per loop.
     if 0 in segments:
-        assert abs(segments[0]["duration"] - 0.5) <= FRAME + 0.001, segments[0]
-    if 1 in segments:
-        assert abs(segments[1]["duration"] - (gop - 0.5)) <= FRAME + 0.001, segments[1]
-    full = [s for msn, s in sorted(segments.items()) if msn > 1]
+        assert abs(segments[0]["duration"] - gop) <= FRAME + 0.001, segments[0]
+    full = [s for msn, s in sorted(segments.items()) if msn > 0]
     assert len(full) >= 3, segments
     for segment in full:
         assert abs(segment["duration"] - 2.0) <= FRAME + 0.001, f"segment {segment['msn']} lasts {segment['duration']} s"
-    listed = [s for s in segments.values() if s["parts"] and s["msn"] > 1]
+    listed = [s for s in segments.values() if s["parts"] and s["msn"] > 0]
     assert listed, "parts must be listed for the last segments"
     for segment in listed:
         parts = segment["parts"]
@@ -336,8 +339,8 @@ def check_grid(playlists, *, keyframes_mid_segment, gop):
 
 @pytest.mark.parametrize("live", ["fmp4-ll"], indirect=True)
 def test_segments_follow_the_2s_keyframe_grid(live):
-    """2 s GOP: after the short first two (0.5 s, then on to the keyframe at 2 s), segments last 2.0 s
-    (± one frame), EXT-X-TARGETDURATION stays 2 across reloads,
+    """2 s GOP: segments last 2.0 s (± one frame), the first one too (it is the first GOP),
+    EXT-X-TARGETDURATION stays 2 across reloads,
     each segment has four ≈ 0.5 s parts (none above PART-TARGET), and exactly the parts that start a
     segment (the keyframes) carry INDEPENDENT=YES."""
     playlists = collect_playlists(live, minimum_segments=5, reloads=6)
@@ -345,15 +348,119 @@ def test_segments_follow_the_2s_keyframe_grid(live):
 
 
 def test_segments_are_cut_at_the_first_keyframe_after_the_target_with_a_1s_gop(make_livehub):
-    """1 s GOP with LIVEHUB_HLS_SEGMENT_SECONDS=2: segments are still 2.0 s (cut on the first
-    keyframe at/after the 2 s target, not on every keyframe); the mid-segment keyframe part is
-    independent; TARGETDURATION stays 2."""
+    """1 s GOP with LIVEHUB_HLS_SEGMENT_SECONDS=2: the first segment is the first GOP (1.0 s), later
+    ones are still 2.0 s (cut on the first keyframe at/after the 2 s target, not on every keyframe);
+    the mid-segment keyframe part is independent; TARGETDURATION stays 2."""
     hub = make_livehub(env={"LIVEHUB_HLS_VARIANT": "fmp4-ll", "LIVEHUB_HLS_SEGMENT_SECONDS": "2"}).start()
     room = LiveRoom(hub, hub.create_room("1s gop"), "fmp4-ll")
     room.publisher = publish(hub.rtmp_url(room.room["streamKey"]), fixture=FIXTURE_1S)
     try:
         playlists = collect_playlists(room, minimum_segments=5, reloads=4)
         check_grid(playlists, keyframes_mid_segment=True, gop=1)
+    finally:
+        stop_live(room)
+
+
+def first_video_frames(room, segment, count=1):
+    """ffprobe of a listed segment (prefixed with its EXT-X-MAP): its first `count` video packets
+    in decode order as (pts_time, is_keyframe)."""
+    data = b""
+    if segment["map"]:
+        data += requests.get(room.url(segment["map"]), timeout=15).content
+    response = requests.get(room.url(segment["uri"]), timeout=15)
+    assert response.status_code == 200, (segment, response.status_code)
+    data += response.content
+    with tempfile.NamedTemporaryFile(suffix=".ts" if segment["uri"].endswith(".ts") else ".mp4") as file:
+        file.write(data)
+        file.flush()
+        result = subprocess.run(
+            ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time,flags",
+             "-of", "csv=p=0", file.name], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    frames = []
+    for line in result.stdout.splitlines()[:count]:
+        pts, flags = line.split(",")[:2]
+        frames.append((float(pts), "K" in flags))
+    return frames
+
+
+def check_segments_start_with_keyframes(room, gop):
+    """Every complete segment listed over a few reloads starts with a keyframe (ffprobe of the
+    served bytes); EXTINF is the first GOP for msn 0 and 2.0 s after it (the fixtures' GOPs divide
+    the 2 s target), and rounds to at most EXT-X-TARGETDURATION (RFC 8216 §4.4.3.1)."""
+    playlists = collect_playlists(room, minimum_segments=4, reloads=2, interval=1.0)
+    segments = {s["msn"]: s for p in playlists for s in p["segments"]}
+    assert {p["target"] for p in playlists} == {2}, playlists
+    for msn, segment in sorted(segments.items()):
+        expected = gop if msn == 0 else 2.0
+        assert abs(segment["duration"] - expected) <= FRAME + 0.001, f"{room.variant}: segment {msn} lasts {segment['duration']} s"
+        assert round(segment["duration"]) <= 2
+        frames = first_video_frames(room, segment)
+        assert frames and frames[0][1], f"{room.variant}: segment {segment['uri']} starts with {frames} (no keyframe)"
+    return segments
+
+
+@pytest.mark.parametrize("live", ["fmp4-ll", "fmp4", "mpegts"], indirect=True)
+def test_every_segment_starts_with_a_keyframe_with_a_2s_gop(live):
+    """2 s GOP, every variant: the first segment is the first GOP (2.0 s) and every served segment's
+    first video frame is a keyframe (ffprobe)."""
+    check_segments_start_with_keyframes(live, gop=2.0)
+
+
+@pytest.mark.parametrize("variant", ["fmp4-ll", "mpegts"])
+def test_every_segment_starts_with_a_keyframe_with_a_1s_gop(make_livehub, variant):
+    """1 s GOP, default 2 s target: segments of 1.0 s (the first GOP), then 2.0 s, each starting with
+    a keyframe (before issue 19 LL-HLS began 0.5, 0.5, 2.0: the second segment had no keyframe)."""
+    hub = make_livehub(env={"LIVEHUB_HLS_VARIANT": variant}).start()
+    room = LiveRoom(hub, hub.create_room("1s gop keyframes"), variant)
+    room.publisher = publish(hub.rtmp_url(room.room["streamKey"]), fixture=FIXTURE_1S)
+    try:
+        check_segments_start_with_keyframes(room, gop=1.0)
+    finally:
+        stop_live(room)
+
+
+def test_ll_hls_lists_the_first_parts_before_the_first_segment(make_livehub):
+    """fmp4-ll, 2 s GOP: a blocking `_HLS_msn=0&_HLS_part=0` request is answered with the first part
+    (INDEPENDENT, no EXTINF yet, TARGETDURATION 2) well before a plain `media.m3u8` request, which is
+    held until the first segment (the first GOP, 2.0 s, starting with a keyframe) is complete."""
+    hub = make_livehub(env={"LIVEHUB_HLS_VARIANT": "fmp4-ll"}).start()
+    room = LiveRoom(hub, hub.create_room("first parts"), "fmp4-ll")
+    answers = {}
+
+    def ask(name, query, accept):
+        start = time.monotonic()
+        while time.monotonic() - start < 30:
+            try:
+                response = requests.get(room.media_url + query, timeout=15)
+                if response.status_code == 200 and accept(response.text):
+                    answers[name] = (time.monotonic(), response.text)
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.02)
+
+    threads = [threading.Thread(target=ask, args=("part", "?_HLS_msn=0&_HLS_part=0", lambda t: "#EXT-X-PART:" in t)),
+               threading.Thread(target=ask, args=("plain", "", lambda t: True))]
+    room.publisher = publish(hub.rtmp_url(room.room["streamKey"]))
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert "part" in answers and "plain" in answers, answers.keys()
+        part_playlist = parse_media_playlist(answers["part"][1])
+        assert part_playlist["target"] == 2
+        assert not part_playlist["segments"], answers["part"][1]
+        assert part_playlist["open_parts"][0]["uri"] == "part-0-0.m4s" and part_playlist["open_parts"][0]["independent"]
+        plain = parse_media_playlist(answers["plain"][1])
+        assert plain["segments"], f"a plain request was answered without a complete segment:\n{answers['plain'][1]}"
+        assert plain["segments"][0]["msn"] == 0 and abs(plain["segments"][0]["duration"] - 2.0) <= FRAME + 0.001
+        assert first_video_frames(room, plain["segments"][0])[0][1], "the first segment must start with a keyframe"
+        lead = answers["plain"][0] - answers["part"][0]
+        # The first segment needs the second keyframe, 2 s of media after the first; part 0 needs 0.5 s.
+        assert lead > 1.0, f"the first part came only {lead:.2f} s before the first segment"
+        MEASUREMENTS["first part (blocking) ahead of the first segment (plain), 2 s GOP (s)"] = round(lead, 3)
     finally:
         stop_live(room)
 

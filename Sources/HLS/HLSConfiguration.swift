@@ -17,9 +17,10 @@ public enum HLSVariant: String, Sendable, Hashable, CaseIterable {
 /// a 6-segment window).
 public struct HLSConfiguration: Sendable {
     public var variant: HLSVariant
-    /// Segments are cut at the first video keyframe once this much media has accumulated
-    /// (audio-only: cut on time). `EXT-X-TARGETDURATION` is fixed when the first segment closes
-    /// and never changes afterwards (RFC 8216bis §4.4.3.1).
+    /// Segments are cut only at video keyframes, at the first one once this much media has
+    /// accumulated; the first segment is the first GOP (audio-only: cut on time; `Segmenter`).
+    /// `EXT-X-TARGETDURATION` is this rounded up with LL-HLS (declared with the first part), or
+    /// fixed when the first segment closes, and never changes afterwards (RFC 8216bis §4.4.3.1).
     public var targetSegmentDuration: Double
     /// `EXT-X-PART-INF:PART-TARGET` (RFC 8216bis §4.4.3.7); parts never exceed it.
     public var partTargetDuration: Double

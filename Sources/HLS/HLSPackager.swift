@@ -90,11 +90,15 @@ final class HLSPackager {
         self.wallClock = wallClock
         self.logger = logger
         self.onLimitExceeded = onLimitExceeded
+        let segmenterConfiguration = Segmenter.Configuration(
+            targetSegmentDuration: configuration.targetSegmentDuration,
+            partTargetDuration: configuration.variant.hasParts ? configuration.partTargetDuration : nil,
+            cutsOnKeyframes: true)
+        // LL-HLS lists the first parts before the first segment ends, so its EXT-X-TARGETDURATION is
+        // declared at once (the configured target); plain variants learn it from the first segment.
         self.segmenter = Segmenter(
-            configuration: .init(
-                targetSegmentDuration: configuration.targetSegmentDuration,
-                partTargetDuration: configuration.variant.hasParts ? configuration.partTargetDuration : nil,
-                cutsOnKeyframes: true, endsFirstSegmentWithItsFirstPart: configuration.variant.hasParts))
+            configuration: segmenterConfiguration,
+            targetDuration: configuration.variant.hasParts ? segmenterConfiguration.declaredTargetDuration : nil)
     }
 
     /// Payload bytes held while waiting for sequence headers (bounded by
@@ -382,7 +386,8 @@ final class HLSPackager {
                 }
                 store.addPart(
                     bytes, duration: span.duration, independent: span.independent,
-                    programDateTimeMs: session.wallClockStartMs + span.startMs - session.startMs)
+                    programDateTimeMs: session.wallClockStartMs + span.startMs - session.startMs,
+                    targetDuration: segmenter.targetDuration)
                 metrics.partsProduced.increment()
             case .segmentEnded(let span):
                 var bytes: ByteBuffer?

@@ -9,7 +9,7 @@
 /// | file | what | Content-Type | Cache-Control |
 /// |---|---|---|---|
 /// | `index.m3u8` | multivariant playlist, one `EXT-X-STREAM-INF` (RFC 8216bis §4.4.6.2) | `application/vnd.apple.mpegurl` | `no-cache` |
-/// | `media.m3u8` | media playlist; LL-HLS blocking reload with `_HLS_msn` / `_HLS_part` (§6.2.5.2) | `application/vnd.apple.mpegurl` | `no-cache` |
+/// | `media.m3u8` | media playlist; LL-HLS blocking reload with `_HLS_msn` / `_HLS_part` (§6.2.5.2). Without directives it is held until the first segment is complete; `_HLS_msn=0&_HLS_part=N` is answered from the first part on | `application/vnd.apple.mpegurl` | `no-cache` |
 /// | `init-{n}.mp4` | fMP4 initialization section `n` (`EXT-X-MAP`, §4.4.4.5) | `video/mp4` | `public, max-age=3600, immutable` |
 /// | `seg-{msn}.m4s` / `seg-{msn}.ts` | segment with media sequence number `msn` | `video/mp4` / `video/mp2t` | `public, max-age=3600, immutable` |
 /// | `part-{msn}-{i}.m4s` | part `i` of segment `msn` (`EXT-X-PART`, §4.4.4.9); the preload-hinted part is held until complete (§4.4.5.3) | `video/mp4` | `public, max-age=3600, immutable` |
@@ -196,8 +196,9 @@ public final class HLSService: Sendable {
     /// Answers `GET /hls/{roomId}/{file}?{query}`: the one answer path — decide, wait for what the
     /// decision names, decide again.
     public func handle(roomId: String, file: String, query: [String: String] = [:]) async -> HLSResponse {
-        // A blocking playlist request waits for the stream to be ready, then for its segment or
-        // part: two waits at most; the third round only guards against a store replaced meanwhile.
+        // A request waits once at most (a plain playlist request for the first segment, a blocking
+        // one for its segment or part, a hinted part for itself); further rounds only guard
+        // against a store replaced meanwhile.
         for _ in 0..<3 {
             switch decide(roomId: roomId, file: file, query: query) {
             case .answer(let response):
@@ -242,8 +243,12 @@ public final class HLSService: Sendable {
                 }
             }
             let counter = condition == nil ? metrics.playlistRequestsNonBlocking : metrics.playlistRequestsBlocking
-            guard store.isSatisfied(.ready) else {
-                return .wait(.ready, timeout: blockingTimeout(nil), onTimeout: Self.error(condition == nil ? 404 : 503, "no media yet"))
+            // A plain request waits for the first complete segment: a playlist of parts only is
+            // empty to a non-LL reader (ffmpeg gives up on it). A blocking LL-HLS request waits only
+            // for what it names, so `_HLS_msn=0&_HLS_part=0` is answered with the first part, one
+            // part duration after the first keyframe, a GOP before the first segment is complete.
+            if condition == nil, !store.isSatisfied(.ready) {
+                return .wait(.ready, timeout: blockingTimeout(nil), onTimeout: Self.error(404, "no media yet"))
             }
             if let condition, !store.isEnded, !store.isSatisfied(condition) {
                 let requested: Int

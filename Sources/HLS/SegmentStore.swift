@@ -49,9 +49,12 @@ final class SegmentStore: Sendable {
         change { $0.info = info }
     }
 
-    /// Appends a completed part to the open segment (opening it if needed).
-    func addPart(_ bytes: ByteBuffer, duration: Double, independent: Bool, programDateTimeMs: Int64) {
-        change { $0.addPart(bytes, duration: duration, independent: independent, programDateTimeMs: programDateTimeMs) }
+    /// Appends a completed part to the open segment (opening it if needed). `targetDuration`: the
+    /// stream's `EXT-X-TARGETDURATION` when it is declared before the first segment ends (LL-HLS).
+    func addPart(_ bytes: ByteBuffer, duration: Double, independent: Bool, programDateTimeMs: Int64, targetDuration: Int? = nil) {
+        change {
+            $0.addPart(bytes, duration: duration, independent: independent, programDateTimeMs: programDateTimeMs, targetDuration: targetDuration)
+        }
     }
 
     /// Completes the open segment. With parts, its bytes are the parts' bytes; otherwise `bytes`.
@@ -154,8 +157,8 @@ final class SegmentStore: Sendable {
     /// The next part the packager will produce (the preload hint target).
     var nextPart: (msn: Int, index: Int) { state.withLock { $0.window.nextPart } }
 
-    /// The rendered media playlist (cached per store version). nil before the first segment. The
-    /// text is rendered outside the lock.
+    /// The rendered media playlist (cached per store version). nil until the target duration is
+    /// known (the first part with LL-HLS, else the first segment). The text is rendered outside the lock.
     func mediaPlaylist() -> ByteBuffer? {
         let snapshot: (Int, MediaPlaylist)? = state.withLock { state in
             if let cached = state.cachedPlaylist, cached.version == state.version { return nil }

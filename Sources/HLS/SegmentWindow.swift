@@ -39,7 +39,8 @@ struct SegmentWindow: Sendable {
 
     /// What a waiting request needs before it can be answered.
     enum Condition: Sendable, Hashable {
-        /// The first segment exists (the target duration is known).
+        /// The first segment is complete: a playlist any client can play (plain HLS readers need a
+        /// whole segment; LL-HLS parts before it are reached with `.part`).
         case ready
         /// `_HLS_msn=M`: segment M is complete.
         case segment(Int)
@@ -92,8 +93,11 @@ struct SegmentWindow: Sendable {
         if lastCompleteMSN >= 0 || open != nil { pendingDiscontinuity = true }
     }
 
-    /// Appends a completed part to the open segment (opening it if needed).
-    mutating func addPart(_ bytes: ByteBuffer, duration: Double, independent: Bool, programDateTimeMs: Int64) {
+    /// Appends a completed part to the open segment (opening it if needed). A `targetDuration`
+    /// given here is the stream's from now on (LL-HLS declares it with the first part, so the parts
+    /// can be listed before the first segment ends; it never changes afterwards).
+    mutating func addPart(_ bytes: ByteBuffer, duration: Double, independent: Bool, programDateTimeMs: Int64, targetDuration proposed: Int? = nil) {
+        if targetDuration == nil { targetDuration = proposed }
         if open == nil { open = openSegment(programDateTimeMs: programDateTimeMs) }
         open!.parts.append(Part(duration: duration, independent: independent, bytes: bytes, length: bytes.readableBytes))
     }
@@ -151,8 +155,8 @@ struct SegmentWindow: Sendable {
         return .bytes(joined)
     }
 
-    /// The window slides by whole segments; a segment that does not start on a keyframe (the second
-    /// one with LL-HLS, or one cut inside a GOP longer than the target) never opens the window, so a
+    /// The window slides by whole segments; a segment that does not start on a keyframe (one cut
+    /// inside a GOP longer than the target duration, `Segmenter`) never opens the window, so a
     /// player that starts at the first listed segment can decode it. RFC 8216 §6.2.2: a removed
     /// segment stays available for its duration plus the playlist's; its parts go with it (RFC
     /// 8216bis §6.2.2 asks ≥ 3 target durations).
@@ -211,7 +215,7 @@ struct SegmentWindow: Sendable {
         if ended { return true }
         switch condition {
         case .ready:
-            return targetDuration != nil
+            return lastCompleteMSN >= 0
         case .segment(let msn):
             return lastCompleteMSN >= msn
         case .part(let msn, let index):
@@ -238,7 +242,8 @@ struct SegmentWindow: Sendable {
     }
 
     /// The media playlist of the window (RFC 8216bis §4.4.3, LL-HLS §4.4.4.9 and §4.4.5.3); nil
-    /// before the first segment. Every URI is `HLSFileName`'s.
+    /// while the target duration is unknown. With LL-HLS it lists the first parts before the first
+    /// segment is complete (no `EXTINF` yet). Every URI is `HLSFileName`'s.
     func mediaPlaylist(variant: HLSVariant, partTargetDuration: Double) -> MediaPlaylist? {
         guard let targetDuration else { return nil }
         let ext = variant.segmentExtension
@@ -283,9 +288,9 @@ struct SegmentWindow: Sendable {
     }
 
     /// The multivariant playlist (RFC 8216bis §4.4.6.2) with BANDWIDTH measured over the window;
-    /// nil before the first segment.
+    /// nil before the first segment is complete (its BANDWIDTH is measured on segments).
     func multivariantPlaylist(variant: HLSVariant) -> MultivariantPlaylist? {
-        guard targetDuration != nil else { return nil }
+        guard lastCompleteMSN >= 0 else { return nil }
         var peak = 0.0
         var totalBits = 0.0
         var totalSeconds = 0.0

@@ -3,23 +3,33 @@
 /// each sample is written, which parts/segments end in front of it. The packager then flushes the
 /// muxer once per ended part (one `moof`+`mdat`) and closes the segment.
 ///
-/// Rules:
-/// - With video, a segment ends only in front of a keyframe once `targetSegmentDuration` has
-///   accumulated (less 10 %, for dts jitter around the keyframe grid), or at the first keyframe
-///   of a segment that was cut without one. Audio-only streams cut on time.
-/// - `EXT-X-TARGETDURATION` is fixed when the first segment ends (the larger of the configured
-///   target rounded up and the first segment's rounded duration) and never changes (§4.4.3.1).
-///   From then on a segment that would round above it is cut even without a keyframe.
-/// - With `endsFirstSegmentWithItsFirstPart` (LL-HLS) the first segment is one part long, so a
-///   playlist any client can play (one with a complete segment, not only parts, which ffmpeg and
-///   other non-LL readers cannot use) exists ~0.5 s after publish start instead of after a whole
-///   GOP; TARGETDURATION is then the configured target. The second segment starts between
-///   keyframes and ends at the next keyframe, so by the third segment the grid is the GOP grid.
-///   A publisher whose keyframe interval exceeds the target gets segments cut between keyframes
-///   too (its parts still carry `INDEPENDENT=YES` where keyframes are).
-/// - A part ends before the sample that would make it longer than `partTargetDuration`
-///   (§4.4.3.7: parts never exceed PART-TARGET); a segment end is also a part end. A part
-///   starting with a keyframe is independent (`INDEPENDENT=YES`).
+/// Rules (video):
+/// - Segments are cut only in front of a keyframe, so every segment starts with one (RFC 8216bis
+///   §6.2.2: a client can start at any listed segment), as long as the publisher's keyframe
+///   interval (GOP) is at most the target duration. At a keyframe the open segment ends when
+///   - it is the stream's first segment (at least `minimumFirstSegmentDuration` long): the first
+///     complete segment a plain, non-LL client can play is published when the second keyframe
+///     arrives, one GOP after the start;
+///   - `targetSegmentDuration` has accumulated (less 10 %, for dts jitter around the keyframe grid);
+///   - the next keyframe, expected one GOP later (the last keyframe interval), would make the
+///     segment round above `EXT-X-TARGETDURATION` (a 1.5 s GOP gives 1.5 s segments under a 2 s
+///     target instead of a forced cut between keyframes);
+///   - the segment had to start between keyframes (see below): it ends at the first keyframe, so
+///     segments realign with the GOPs.
+/// - `EXT-X-TARGETDURATION` never changes (RFC 8216 §4.4.3.1). It is declared up front with
+///   parts (`declaredTargetDuration`, the configured target rounded up: an LL-HLS playlist exists
+///   from the first part on), otherwise when the first segment ends (the larger of the configured
+///   target rounded up and that segment's rounded duration, so a plain stream with a 4 s GOP gets
+///   4 s segments and `TARGETDURATION:4`). Bounded behaviour for a GOP longer than that: a segment
+///   that would round above it (`EXTINF` ≥ TD + 0.5 s) is cut in front of the sample that would
+///   overrun, between keyframes, and the next segment ends at the next keyframe. Such a segment
+///   lacks a keyframe at its start; its parts still carry `INDEPENDENT=YES` where keyframes are,
+///   and the window never starts on it (`SegmentWindow.slide`). Until TD is known (plain variants,
+///   first segment) the bound is `maximumFirstSegmentDuration`.
+/// - Parts are cut on time, anywhere: a part ends before the sample that would make it longer than
+///   `partTargetDuration` (§4.4.3.7: parts never exceed PART-TARGET); a segment end is also a part
+///   end. A part starting with a keyframe is independent (`INDEPENDENT=YES`, §4.4.4.9).
+/// Audio-only streams cut segments on time (on a part boundary with parts).
 public struct Segmenter: Sendable {
     public struct Configuration: Sendable, Hashable {
         public var targetSegmentDuration: Double
@@ -27,20 +37,27 @@ public struct Segmenter: Sendable {
         public var partTargetDuration: Double?
         /// true when the master track is video (cut on keyframes); false for audio-only.
         public var cutsOnKeyframes: Bool
-        /// Upper bound for the first segment when keyframes never come.
+        /// Upper bound for the first segment while `EXT-X-TARGETDURATION` is not yet known.
         public var maximumFirstSegmentDuration: Double
-        /// End the first segment where its first part ends.
-        public var endsFirstSegmentWithItsFirstPart: Bool
+        /// The stream's first segment ends at the first keyframe at least this far from its start
+        /// (one GOP, unless keyframes come more often than this).
+        public var minimumFirstSegmentDuration: Double
 
         public init(
             targetSegmentDuration: Double, partTargetDuration: Double?, cutsOnKeyframes: Bool,
-            maximumFirstSegmentDuration: Double = 10, endsFirstSegmentWithItsFirstPart: Bool = false
+            maximumFirstSegmentDuration: Double = 10, minimumFirstSegmentDuration: Double? = nil
         ) {
             self.targetSegmentDuration = targetSegmentDuration
             self.partTargetDuration = partTargetDuration
             self.cutsOnKeyframes = cutsOnKeyframes
             self.maximumFirstSegmentDuration = max(maximumFirstSegmentDuration, targetSegmentDuration * 2)
-            self.endsFirstSegmentWithItsFirstPart = endsFirstSegmentWithItsFirstPart
+            self.minimumFirstSegmentDuration = minimumFirstSegmentDuration ?? targetSegmentDuration / 4
+        }
+
+        /// `EXT-X-TARGETDURATION` when it is declared before the first segment ends (LL-HLS): the
+        /// configured target rounded up.
+        public var declaredTargetDuration: Int {
+            max(1, Int(min(targetSegmentDuration, 86_400).rounded(.up)))
         }
     }
 
@@ -59,7 +76,8 @@ public struct Segmenter: Sendable {
     }
 
     public var configuration: Configuration
-    /// `EXT-X-TARGETDURATION`, known once the first segment has ended.
+    /// `EXT-X-TARGETDURATION`: given at creation (declared up front, LL-HLS), or fixed when the
+    /// first segment ends.
     public private(set) var targetDuration: Int?
 
     private var segmentStart: Int64?
@@ -67,6 +85,11 @@ public struct Segmenter: Sendable {
     private var partStart: Int64 = 0
     private var partIndependent = false
     private var lastEnd: Int64 = 0
+    private var segmentsEnded = 0
+    /// The master track's last keyframe (this session) and the interval that ended there: the GOP
+    /// expected next.
+    private var lastKeyframe: Int64?
+    private var keyframeInterval: Int64?
 
     public init(configuration: Configuration, targetDuration: Int? = nil) {
         self.configuration = configuration
@@ -80,6 +103,10 @@ public struct Segmenter: Sendable {
     /// time to the next sample. Returns what ends in front of it (parts first, then the segment).
     public mutating func willWrite(timeMs: Int64, durationMs: Int64, isKeyframe: Bool) -> [Event] {
         let duration = max(0, durationMs)
+        if isKeyframe {
+            if let lastKeyframe, timeMs > lastKeyframe { keyframeInterval = timeMs - lastKeyframe }
+            lastKeyframe = timeMs
+        }
         guard let segmentStart else {
             open(at: timeMs, keyframe: isKeyframe)
             lastEnd = timeMs + duration
@@ -93,25 +120,23 @@ public struct Segmenter: Sendable {
         let partTargetMs = configuration.partTargetDuration.map { $0 * 1000 }
         let partDue = partTargetMs.map { Double(timeMs + duration - partStart) > $0 && timeMs > partStart } ?? false
 
-        let limitMs: Double
-        if let targetDuration {
-            limitMs = (Double(targetDuration) + 0.5) * 1000 - 1
-        } else {
-            limitMs = configuration.maximumFirstSegmentDuration * 1000
-        }
+        // EXTINF rounds to at most EXT-X-TARGETDURATION below this (RFC 8216 §4.4.3.1).
+        let roundingLimitMs = Double(targetDuration ?? configuration.declaredTargetDuration) * 1000 + 499
+        let limitMs = targetDuration == nil ? configuration.maximumFirstSegmentDuration * 1000 : roundingLimitMs
 
         var cutSegment = false
-        if targetDuration == nil && configuration.endsFirstSegmentWithItsFirstPart && partDue {
-            cutSegment = true
-        } else if endIfIncluded > limitMs {
+        if endIfIncluded > limitMs {
             cutSegment = true
         } else if configuration.cutsOnKeyframes {
-            // A keyframe a little early still ends the segment: the first keyframe's dts sits earlier
-            // by the B-frame reorder delay, so dts keyframe spacing is not perfectly regular.
-            // A segment that had to start between keyframes (a GOP longer than the fixed target)
-            // ends at the next keyframe, so segments realign with the GOPs.
-            let tolerance = max(Double(duration) / 2, targetMs / 10)
-            cutSegment = isKeyframe && (elapsed >= targetMs - tolerance || !segmentIndependent)
+            if isKeyframe {
+                // A keyframe a little early still ends the segment: the first keyframe's dts sits earlier
+                // by the B-frame reorder delay, so dts keyframe spacing is not perfectly regular.
+                let tolerance = max(Double(duration) / 2, targetMs / 10)
+                let reachedTarget = elapsed >= targetMs - tolerance
+                let firstGOP = segmentsEnded == 0 && elapsed >= configuration.minimumFirstSegmentDuration * 1000
+                let nextKeyframeTooLate = keyframeInterval.map { elapsed + Double($0) > roundingLimitMs } ?? false
+                cutSegment = reachedTarget || firstGOP || nextKeyframeTooLate || !segmentIndependent
+            }
         } else if let partTargetMs {
             cutSegment = partDue && elapsed + partTargetMs / 2 >= targetMs
         } else {
@@ -125,7 +150,7 @@ public struct Segmenter: Sendable {
             }
             let span = Span(startMs: segmentStart, durationMs: timeMs - segmentStart, independent: segmentIndependent)
             events.append(.segmentEnded(span))
-            fixTargetDuration(afterSegmentOf: span.duration)
+            segmentEnded(span)
             open(at: timeMs, keyframe: isKeyframe)
             return events
         }
@@ -140,6 +165,7 @@ public struct Segmenter: Sendable {
 
     /// Ends the open part and segment at the end of the last sample (publisher gone, stream ended).
     public mutating func finish() -> [Event] {
+        lastKeyframe = nil
         guard let segmentStart else { return [] }
         self.segmentStart = nil
         guard lastEnd > segmentStart else { return [] }
@@ -149,7 +175,7 @@ public struct Segmenter: Sendable {
         }
         let span = Span(startMs: segmentStart, durationMs: lastEnd - segmentStart, independent: segmentIndependent)
         events.append(.segmentEnded(span))
-        fixTargetDuration(afterSegmentOf: span.duration)
+        segmentEnded(span)
         return events
     }
 
@@ -160,10 +186,10 @@ public struct Segmenter: Sendable {
         partIndependent = keyframe
     }
 
-    private mutating func fixTargetDuration(afterSegmentOf seconds: Double) {
+    private mutating func segmentEnded(_ span: Span) {
+        segmentsEnded += 1
         guard targetDuration == nil else { return }
-        let configured = Int(configuration.targetSegmentDuration.rounded(.up))
-        targetDuration = max(1, configured, Int(seconds.rounded()))
+        targetDuration = max(configuration.declaredTargetDuration, Int(span.duration.rounded()))
     }
 }
 

@@ -65,12 +65,12 @@ final class Flag: Sendable {
         let stream = LiveStream(id: room)
         service.attach(stream: stream)
         fixture.publish(on: stream, packets: 0..<fixture.index(atMs: seconds * 1000))
-        // 3 s published: segments 0 (0.5 s) and 1 (to the keyframe at 2 s), and part 2-0 complete;
-        // part 2-1 needs the frame at 3.0 s.
+        // 3 s published: segment 0 (the first GOP, to the keyframe at 2 s) and part 1-0 complete;
+        // part 1-1 needs the frame at 3.0 s.
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline {
             let text = String(buffer: (await service.handle(roomId: room, file: "media.m3u8")).body)
-            if text.contains("part-2-0.m4s\"") { break }
+            if text.contains("part-1-0.m4s\"") { break }
             try await Task.sleep(for: .milliseconds(20))
         }
         try await Task.sleep(for: .milliseconds(200))
@@ -81,22 +81,61 @@ final class Flag: Sendable {
         playlist.split(separator: "\n").first { $0.hasPrefix("#EXT-X-PRELOAD-HINT") }.map { String($0.split(separator: "\"")[1]) }
     }
 
-    @Test func aLowLatencyPlaylistIsPlayableOnceTheFirstHalfSecondIsIn() async throws {
-        let fixture = try MediaFixture.h264()
+    /// LL-HLS: a blocking request for the first part is answered once the first 0.5 s are in, a
+    /// GOP before the first segment; a plain request (a non-LL client, which cannot play a playlist
+    /// of parts only) waits for the first segment, which is the first GOP and starts with its
+    /// keyframe (the committed 2 s-GOP fixture through real libav).
+    @Test func theFirstPartIsServedBeforeTheFirstSegmentAndPlainRequestsWaitForTheFirstGop() async throws {
+        let fixture = try MediaFixture.committed("h264-aac-2s-gop.flv")
         let service = HLSService(metricsFactory: CountingMetrics())
         let stream = LiveStream(id: "early")
         service.attach(stream: stream)
-        // 0.6 s of media: the first segment is the first part. The packager is the stream's sink, so
-        // when publish returns the segment is in the store.
-        fixture.publish(on: stream, packets: 0..<fixture.index(atMs: 600))
-        let media = await service.handle(roomId: "early", file: "media.m3u8")
-        #expect(media.status == 200)
-        let playlist = String(buffer: media.body)
+        // The packager is the stream's sink: when publish returns, the parts are in the store.
+        fixture.publish(on: stream, packets: 0..<fixture.index(atMs: 1100))
+        let first = await service.handle(roomId: "early", file: "media.m3u8", query: ["_HLS_msn": "0", "_HLS_part": "0"])
+        #expect(first.status == 200)
+        let partsOnly = String(buffer: first.body)
+        #expect(partsOnly.contains("#EXT-X-TARGETDURATION:2\n"))
+        #expect(partsOnly.contains("#EXT-X-PART:DURATION=0.500,URI=\"part-0-0.m4s\",INDEPENDENT=YES\n"))
+        #expect(partsOnly.contains("#EXT-X-PART:DURATION=0.500,URI=\"part-0-1.m4s\"\n"))
+        #expect(!partsOnly.contains("#EXTINF"))
+        #expect(preloadHint(partsOnly) == "part-0-2.m4s")
+        #expect((await service.handle(roomId: "early", file: "part-0-0.m4s")).status == 200)
+        #expect(service.respondNow(roomId: "early", file: "media.m3u8") == nil, "a plain request must wait")
+        #expect(service.respondNow(roomId: "early", file: "index.m3u8") == nil)
+
+        let plain = Task { await service.handle(roomId: "early", file: "media.m3u8") }
+        try await Task.sleep(for: .milliseconds(300))
+        fixture.publish(on: stream, packets: fixture.index(atMs: 1100)..<fixture.index(atMs: 2100), begin: false)
+        let response = await plain.value
+        #expect(response.status == 200)
+        let playlist = String(buffer: response.body)
         #expect(playlist.contains("#EXT-X-TARGETDURATION:2\n"))
-        #expect(playlist.contains("URI=\"part-0-0.m4s\",INDEPENDENT=YES\n#EXTINF:0.500,\nseg-0.m4s\n"))
-        #expect(preloadHint(playlist) == "part-1-0.m4s")
-        #expect((await service.handle(roomId: "early", file: "seg-0.m4s")).status == 200)
+        #expect(playlist.contains("#EXTINF:2.000,\nseg-0.m4s\n"), "\(playlist)")
         #expect((await service.handle(roomId: "early", file: "index.m3u8")).status == 200)
+        let dump = try await PlaylistDump.dump(service, room: "early", playlist: playlist)
+        let frames = try dump.frames(ofSegment: "seg-0.m4s", initURI: "init-0.mp4")
+        #expect(frames.first?.key == true)
+        #expect(frames.count == 60)
+        await service.shutdown()
+    }
+
+    /// A plain variant publishes nothing before its first segment, which is the first GOP.
+    @Test func thePlainVariantsFirstSegmentIsTheFirstGop() async throws {
+        let fixture = try MediaFixture.committed("h264-aac-1s-gop.flv")
+        let service = HLSService(configuration: HLSConfiguration(variant: .fmp4), metricsFactory: CountingMetrics())
+        let stream = LiveStream(id: "plain")
+        service.attach(stream: stream)
+        fixture.publish(on: stream, packets: 0..<fixture.index(atMs: 900))
+        #expect(service.respondNow(roomId: "plain", file: "media.m3u8") == nil)
+        fixture.publish(on: stream, packets: fixture.index(atMs: 900)..<fixture.index(atMs: 1100), begin: false)
+        let response = try #require(service.respondNow(roomId: "plain", file: "media.m3u8"))
+        let playlist = String(buffer: response.body)
+        #expect(playlist.contains("#EXT-X-TARGETDURATION:2\n"))
+        #expect(playlist.contains("#EXTINF:1.000,\nseg-0.m4s\n"), "\(playlist)")
+        let dump = try await PlaylistDump.dump(service, room: "plain", playlist: playlist)
+        let frames = try dump.frames(ofSegment: "seg-0.m4s", initURI: "init-0.mp4")
+        #expect(frames.first?.key == true && frames.count == 30)
         await service.shutdown()
     }
 
@@ -148,16 +187,16 @@ final class Flag: Sendable {
     @Test func aBlockingRequestForTheNextPartReturnsAsSoonAsThatPartExists() async throws {
         let (service, stream, fixture) = try await liveRoom("block")
         let playlist = String(buffer: (await service.handle(roomId: "block", file: "media.m3u8")).body)
-        #expect(preloadHint(playlist) == "part-2-1.m4s")
-        #expect(!playlist.contains("#EXT-X-PART:DURATION=0.500,URI=\"part-2-1.m4s\""))
+        #expect(preloadHint(playlist) == "part-1-1.m4s")
+        #expect(!playlist.contains("#EXT-X-PART:DURATION=0.500,URI=\"part-1-1.m4s\""))
 
         let done = Flag()
         let blocked = Task {
-            let response = await service.handle(roomId: "block", file: "media.m3u8", query: ["_HLS_msn": "2", "_HLS_part": "1"])
+            let response = await service.handle(roomId: "block", file: "media.m3u8", query: ["_HLS_msn": "1", "_HLS_part": "1"])
             done.set()
             return response
         }
-        let hinted = Task { await service.handle(roomId: "block", file: "part-2-1.m4s") }
+        let hinted = Task { await service.handle(roomId: "block", file: "part-1-1.m4s") }
         try await Task.sleep(for: .milliseconds(400))
         #expect(!done.isSet)
 
@@ -166,8 +205,8 @@ final class Flag: Sendable {
         let response = await blocked.value
         #expect(ContinuousClock.now - start < .seconds(2))
         #expect(response.status == 200)
-        #expect(String(buffer: response.body).contains("#EXT-X-PART:DURATION=0.500,URI=\"part-2-1.m4s\"\n"))
-        #expect(preloadHint(String(buffer: response.body)) == "part-2-2.m4s")
+        #expect(String(buffer: response.body).contains("#EXT-X-PART:DURATION=0.500,URI=\"part-1-1.m4s\"\n"))
+        #expect(preloadHint(String(buffer: response.body)) == "part-1-2.m4s")
         let part = await hinted.value
         #expect(part.status == 200)
         #expect(part.header("Content-Type") == "video/mp4")
@@ -179,7 +218,7 @@ final class Flag: Sendable {
         let (service, _, _) = try await liveRoom("bad")
         for query in [
             ["_HLS_part": "1"],  // _HLS_part without _HLS_msn
-            ["_HLS_msn": "4"],  // more than two segments past the last one (1)
+            ["_HLS_msn": "3"],  // more than two segments past the last one (0)
             ["_HLS_msn": "abc"], ["_HLS_msn": "-1"], ["_HLS_msn": "1", "_HLS_part": "x"], ["_HLS_msn": ""],
         ] {
             let response = await service.handle(roomId: "bad", file: "media.m3u8", query: query)
@@ -196,7 +235,7 @@ final class Flag: Sendable {
         let response = await service.handle(roomId: "slow", file: "media.m3u8", query: ["_HLS_msn": "2"])
         #expect(response.status == 503)
         #expect(ContinuousClock.now - start >= .milliseconds(350))
-        let part = await service.handle(roomId: "slow", file: "part-2-1.m4s")
+        let part = await service.handle(roomId: "slow", file: "part-1-1.m4s")  // hinted, held, never made
         #expect(part.status == 404)
         await service.shutdown()
     }
@@ -246,7 +285,7 @@ final class Flag: Sendable {
         let missing = await service.handle(roomId: "headers", file: "seg-9.m4s")
         #expect(missing.header("Access-Control-Allow-Origin") == "*")
 
-        #expect(metrics.value("livehub_hls_segments_produced_total") == 2)
+        #expect(metrics.value("livehub_hls_segments_produced_total") == 1)
         #expect(metrics.value("livehub_hls_parts_produced_total") == 5)
         #expect(metrics.value("livehub_hls_playlist_requests_total,blocking=no") >= 2)
         #expect(metrics.value("livehub_hls_bytes_served_total") >= Int64(segment.body.readableBytes))

@@ -37,6 +37,17 @@ struct MediaFixture: Sendable {
         return url
     }()
 
+    /// The repository's committed `media-fixtures/` (found from this file, Tests/HLSTests/).
+    static let committedDirectory = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath()
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("media-fixtures")
+
+    /// A committed FLV fixture (media-fixtures/README.md), e.g. `h264-aac-1s-gop.flv`: the same
+    /// bytes the end-to-end tests publish.
+    static func committed(_ name: String) throws -> MediaFixture {
+        try demux(path: committedDirectory.appendingPathComponent(name).path)
+    }
+
     static func hasEncoder(_ name: String) -> Bool {
         (try? run("ffmpeg", ["-hide_banner", "-encoders"]).stdout.contains(" \(name) ")) ?? false
     }

@@ -8,9 +8,9 @@ import Testing
 /// Real media through the real packager, checked with ffmpeg/ffprobe.
 @Suite(.serialized) struct PackagerMediaTests {
     func package(
-        _ fixture: MediaFixture, variant: HLSVariant, room: String
+        _ fixture: MediaFixture, variant: HLSVariant, room: String, targetSegmentDuration: Double = 2
     ) async throws -> (HLSService, PlaylistDump) {
-        let service = HLSService(configuration: HLSConfiguration(variant: variant))
+        let service = HLSService(configuration: HLSConfiguration(variant: variant, targetSegmentDuration: targetSegmentDuration))
         let stream = LiveStream(id: room)
         service.attach(stream: stream)
         fixture.publish(on: stream)
@@ -19,20 +19,65 @@ import Testing
         return (service, try await PlaylistDump.dump(service, room: room, playlist: playlist))
     }
 
-    /// Segments (but the last) last 2 s on the 2 s keyframe grid, start with a keyframe, and hold
-    /// as many frames as their EXTINF says (within one frame). With LL-HLS the first segment is its
-    /// first 0.5 s part (a playable playlist at once), and the second runs on to the next keyframe.
-    func checkKeyframeGrid(_ dump: PlaylistDump, initURI: String?, lowLatency: Bool, frameDuration: Double = 1.0 / 30) throws {
+    /// Segments (but the last) last `durations` (default: 2 s each, the 2 s keyframe grid), start
+    /// with a keyframe, and hold as many frames as their EXTINF says (within one frame).
+    func checkKeyframeGrid(_ dump: PlaylistDump, initURI: String?, durations: [Double]? = nil, frameDuration: Double = 1.0 / 30) throws {
         for (index, uri) in dump.segmentURIs.enumerated() {
             let duration = dump.segmentDurations[index]
-            let expected = lowLatency && index < 2 ? [0.5, 1.5][index] : 2
-            if index < dump.segmentURIs.count - 1 {
-                #expect(abs(duration - expected) <= frameDuration, "segment \(uri) lasts \(duration)")
+            if let durations {
+                #expect(index < durations.count && abs(duration - durations[index]) <= frameDuration, "segment \(uri) lasts \(duration)")
+            } else if index < dump.segmentURIs.count - 1 {
+                #expect(abs(duration - 2) <= frameDuration, "segment \(uri) lasts \(duration)")
             }
             let frames = try dump.frames(ofSegment: uri, initURI: initURI)
-            #expect(frames.first?.key == !(lowLatency && index == 1), "segment \(uri): keyframe first is \(String(describing: frames.first?.key))")
+            #expect(frames.first?.key == true, "segment \(uri): keyframe first is \(String(describing: frames.first?.key))")
             #expect(abs(Double(frames.count) * frameDuration - duration) <= frameDuration + 0.001, "\(uri): \(frames.count) frames vs \(duration) s")
         }
+        if let durations { #expect(dump.segmentURIs.count == durations.count, "\(dump.segmentDurations)") }
+    }
+
+    struct GridCase: Sendable, CustomTestStringConvertible {
+        var fixture: String
+        var target: Double
+        var durations: [Double]
+        var testDescription: String { "\(fixture), target \(target) s" }
+    }
+
+    /// The committed 1 s- and 2 s-GOP fixtures (media-fixtures/, the files the end-to-end tests
+    /// publish) through every variant: every segment starts with a keyframe, EXTINF follows the GOP
+    /// (the first segment is the first GOP; then as many GOPs as fit the target), TARGETDURATION is
+    /// the target, and with LL-HLS exactly the parts that start on a keyframe are INDEPENDENT.
+    @Test(arguments: [
+        GridCase(fixture: "h264-aac-1s-gop.flv", target: 2, durations: [1, 2, 1]),
+        GridCase(fixture: "h264-aac-1s-gop.flv", target: 1, durations: [1, 1, 1, 1]),
+        GridCase(fixture: "h264-aac-2s-gop.flv", target: 2, durations: [2, 2, 2]),
+    ], HLSVariant.allCases)
+    func everySegmentStartsWithAKeyframeWhenTheGopIsAtMostTheTarget(grid: GridCase, variant: HLSVariant) async throws {
+        let fixture = try MediaFixture.committed(grid.fixture)
+        let room = "grid-\(variant.rawValue)-\(Int(grid.target))-\(grid.durations.count)"
+        let (service, dump) = try await package(fixture, variant: variant, room: room, targetSegmentDuration: grid.target)
+        #expect(try dump.decodeErrors() == "")
+        #expect(dump.mediaPlaylist.contains("#EXT-X-TARGETDURATION:\(Int(grid.target))\n"))
+        try checkKeyframeGrid(dump, initURI: variant == .mpegts ? nil : "init-0.mp4", durations: grid.durations)
+        if variant == .fmp4LowLatency {
+            let keyframeEvery = grid.fixture.contains("1s") ? 1.0 : 2.0
+            var listed = 0
+            var time = 0.0
+            var index = 0
+            for line in dump.mediaPlaylist.split(separator: "\n") {
+                if line.hasPrefix("#EXTINF:") {
+                    time = dump.segmentDurations[...index].reduce(0, +)
+                    index += 1
+                } else if line.hasPrefix("#EXT-X-PART:") {
+                    let onKeyframe = abs(time / keyframeEvery - (time / keyframeEvery).rounded()) < 0.01
+                    #expect(line.hasSuffix(",INDEPENDENT=YES") == onKeyframe, "\(line) at \(time) s")
+                    time += Double(line.split(separator: ",")[0].split(separator: "=")[1])!
+                    listed += 1
+                }
+            }
+            #expect(listed > 0)
+        }
+        await service.shutdown()
     }
 
     /// `thumbnail.jpg` appears (it is made off the packager's task) and is a JPEG of that size.
@@ -57,8 +102,8 @@ import Testing
     @Test func h264AndAACBecomeADecodableLowLatencyFMP4Playlist() async throws {
         let (service, dump) = try await package(try MediaFixture.h264(), variant: .fmp4LowLatency, room: "ll")
         #expect(try dump.decodeErrors() == "")
-        #expect(dump.segmentURIs == ["seg-0.m4s", "seg-1.m4s", "seg-2.m4s", "seg-3.m4s"])
-        try checkKeyframeGrid(dump, initURI: "init-0.mp4", lowLatency: true)
+        #expect(dump.segmentURIs == ["seg-0.m4s", "seg-1.m4s", "seg-2.m4s"])
+        try checkKeyframeGrid(dump, initURI: "init-0.mp4")
         #expect(dump.mediaPlaylist.contains("#EXT-X-PART-INF:PART-TARGET=0.500\n"))
         #expect(dump.mediaPlaylist.contains("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.500,HOLD-BACK=6.000\n"))
         for (index, parts) in dump.partDurations.enumerated() where !parts.isEmpty {
@@ -88,7 +133,7 @@ import Testing
         #expect(dump.segmentURIs == ["seg-0.ts", "seg-1.ts", "seg-2.ts"])
         #expect(!dump.mediaPlaylist.contains("#EXT-X-PART"))
         #expect(!dump.mediaPlaylist.contains("#EXT-X-MAP"))
-        try checkKeyframeGrid(dump, initURI: nil, lowLatency: false)
+        try checkKeyframeGrid(dump, initURI: nil)
         let segment = await service.handle(roomId: "ts", file: "seg-1.ts")
         #expect(segment.header("Content-Type") == "video/mp2t")
         // Every segment starts with its own tables (resend_headers): a PAT (PID 0) among the first packets.
@@ -104,7 +149,7 @@ import Testing
         #expect(try dump.decodeErrors() == "")
         #expect(!dump.mediaPlaylist.contains("#EXT-X-PART"))
         #expect(!dump.mediaPlaylist.contains("#EXT-X-PRELOAD-HINT"))
-        try checkKeyframeGrid(dump, initURI: "init-0.mp4", lowLatency: false)
+        try checkKeyframeGrid(dump, initURI: "init-0.mp4")
         await service.shutdown()
     }
 
@@ -112,7 +157,7 @@ import Testing
     func hevcIsPackagedAsHvc1InFMP4() async throws {
         let (service, dump) = try await package(try MediaFixture.hevc(), variant: .fmp4LowLatency, room: "hevc")
         #expect(try dump.decodeErrors() == "")
-        #expect(dump.segmentURIs.count == 4)  // 0.5 s, on to the keyframe at ~0.9 s, 2 s, the rest (1 s GOP)
+        #expect(dump.segmentURIs.count == 3)  // the first GOP (to the keyframe at ~0.9 s), 2 s, the rest (1 s GOP)
         let initSection = try Data(contentsOf: dump.directory.appendingPathComponent("init-0.mp4"))
         #expect(initSection.range(of: Data("hvc1".utf8)) != nil)
         #expect(initSection.range(of: Data("hvcC".utf8)) != nil)
@@ -153,13 +198,13 @@ import Testing
         #expect(playlist.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init-1.mp4\"\n"))
         #expect(playlist.contains("#EXT-X-MEDIA-SEQUENCE:0\n"))
         let dump = try await PlaylistDump.dump(service, room: "switch", playlist: playlist)
-        // 0.5 s + 1.5 s + 2 s of H.264, then the HEVC session (only the very first segment is short).
-        #expect(dump.segmentURIs == ["seg-0.m4s", "seg-1.m4s", "seg-2.m4s", "seg-3.m4s", "seg-4.m4s"])
+        // 2 s + 2 s of H.264 (2 s GOP), then the HEVC session (1 s GOP): 2 s, and the rest.
+        #expect(dump.segmentURIs == ["seg-0.m4s", "seg-1.m4s", "seg-2.m4s", "seg-3.m4s"])
         let newInit = try Data(contentsOf: dump.directory.appendingPathComponent("init-1.mp4"))
         #expect(newInit.range(of: Data("hvcC".utf8)) != nil)
-        let frames = try dump.frames(ofSegment: "seg-3.m4s", initURI: "init-1.mp4")
+        let frames = try dump.frames(ofSegment: "seg-2.m4s", initURI: "init-1.mp4")
         #expect(frames.first?.key == true)
-        #expect(abs(Double(frames.count) / 30 - dump.segmentDurations[3]) <= 1.0 / 30 + 0.001)
+        #expect(abs(Double(frames.count) / 30 - dump.segmentDurations[2]) <= 1.0 / 30 + 0.001)
         // EXT-X-PROGRAM-DATE-TIME keeps increasing across the reconnect.
         let dates = playlist.split(separator: "\n").filter { $0.hasPrefix("#EXT-X-PROGRAM-DATE-TIME:") }.map(String.init)
         #expect(dates == dates.sorted())
@@ -172,9 +217,8 @@ import Testing
         let fixture = try MediaFixture.h264(seconds: 5, audio: true, video: false)
         let (service, dump) = try await package(fixture, variant: .fmp4LowLatency, room: "audio")
         #expect(try dump.decodeErrors() == "")
-        #expect(dump.segmentDurations.count == 4)
-        #expect(abs(dump.segmentDurations[0] - 0.5) < 0.03)  // the first part: a playlist at once
-        #expect(dump.segmentDurations.dropFirst().dropLast().allSatisfy { $0 > 1.9 && $0 <= 2.0 })
+        #expect(dump.segmentDurations.count == 3)
+        #expect(dump.segmentDurations.dropLast().allSatisfy { $0 > 1.9 && $0 <= 2.0 })
         #expect(dump.mediaPlaylist.contains("#EXT-X-TARGETDURATION:2\n"))
         let multivariant = String(buffer: (await service.handle(roomId: "audio", file: "index.m3u8")).body)
         #expect(multivariant.contains("CODECS=\"mp4a.40.2\"\nmedia.m3u8"))
@@ -186,7 +230,7 @@ import Testing
         fixture.metadata.frameRate = nil  // measured instead
         let (service, dump) = try await package(fixture, variant: .fmp4LowLatency, room: "video")
         #expect(try dump.decodeErrors() == "")
-        try checkKeyframeGrid(dump, initURI: "init-0.mp4", lowLatency: true)
+        try checkKeyframeGrid(dump, initURI: "init-0.mp4")
         let multivariant = String(buffer: (await service.handle(roomId: "video", file: "index.m3u8")).body)
         #expect(multivariant.contains("CODECS=\"avc1.64001e\",RESOLUTION=640x360,FRAME-RATE=30.000\n"))
         await service.shutdown()
@@ -197,8 +241,8 @@ import Testing
         fixture.metadata.audioSampleRate = 48000  // onMetaData promises audio, no AAC header ever comes
         let (service, dump) = try await package(fixture, variant: .fmp4LowLatency, room: "noaudio")
         #expect(try dump.decodeErrors() == "")
-        #expect(dump.segmentURIs.count == 3)
-        try checkKeyframeGrid(dump, initURI: "init-0.mp4", lowLatency: true)
+        #expect(dump.segmentURIs.count == 2)
+        try checkKeyframeGrid(dump, initURI: "init-0.mp4")
         let multivariant = String(buffer: (await service.handle(roomId: "noaudio", file: "index.m3u8")).body)
         #expect(multivariant.contains("CODECS=\"avc1.64001e\","))
         await service.shutdown()
@@ -250,10 +294,10 @@ import Testing
         stream.end()
         let playlist = try await PlaylistDump.waitForEnd(service, room: "reconnect")
         let dump = try await PlaylistDump.dump(service, room: "reconnect", playlist: playlist)
-        #expect(dump.segmentURIs == ["seg-0.m4s", "seg-1.m4s", "seg-2.m4s", "seg-3.m4s", "seg-4.m4s"])
-        #expect(playlist.contains("seg-2.m4s\n#EXT-X-DISCONTINUITY\n"))
+        #expect(dump.segmentURIs == ["seg-0.m4s", "seg-1.m4s", "seg-2.m4s", "seg-3.m4s"])
+        #expect(playlist.contains("seg-1.m4s\n#EXT-X-DISCONTINUITY\n"))
         #expect(!playlist.contains("init-1.mp4"))  // same codecs: the init section is reused
-        #expect(dump.segmentDurations.map { ($0 * 10).rounded() / 10 } == [0.5, 1.5, 1, 2, 2])
+        #expect(dump.segmentDurations.map { ($0 * 10).rounded() / 10 } == [2, 1, 2, 2])
         #expect(try dump.decodeErrors() == "")
         await service.shutdown()
     }
@@ -275,8 +319,8 @@ import Testing
         let playlist = try await PlaylistDump.waitForEnd(service, room: "continuous")
         let dump = try await PlaylistDump.dump(service, room: "continuous", playlist: playlist)
         let ext = variant == .mpegts ? "ts" : "m4s"
-        // The last segment of the first session (LL-HLS has the short first segment in front).
-        let last = variant == .mpegts ? 1 : 2
+        // The last segment of the first session (the first GOP, then the second's first second).
+        let last = 1
         #expect(playlist.contains("seg-\(last).\(ext)\n#EXT-X-DISCONTINUITY\n"))
         let initURI: String? = variant == .mpegts ? nil : "init-0.mp4"
         for track in ["v", "a"] {

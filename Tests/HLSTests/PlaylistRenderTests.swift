@@ -187,7 +187,8 @@ import Testing
     @Test func aSegmentThatDoesNotStartOnAKeyframeNeverOpensTheWindow() {
         let store = SegmentStore(configuration: HLSConfiguration(variant: .fmp4, windowSegments: 3))
         store.setInitSection(bytes(10))
-        // LL-HLS's short first segment, then the one that runs on to the next keyframe.
+        // A segment cut between keyframes (a GOP longer than the target duration), then the one
+        // that runs on to the next keyframe.
         store.closeSegment(duration: 0.5, independent: true, bytes: bytes(25), programDateTimeMs: 0, targetDuration: 2)
         store.closeSegment(duration: 1.5, independent: false, bytes: bytes(75), programDateTimeMs: 500, targetDuration: 2)
         store.closeSegment(duration: 2, independent: true, bytes: bytes(100), programDateTimeMs: 2000, targetDuration: 2)

@@ -9,8 +9,11 @@ struct SegmenterHarness {
     var parts: [Segmenter.Span] = []
     var segments: [Segmenter.Span] = []
 
-    init(target: Double = 2, part: Double? = 0.5, video: Bool = true) {
-        segmenter = Segmenter(configuration: .init(targetSegmentDuration: target, partTargetDuration: part, cutsOnKeyframes: video))
+    /// `declared`: EXT-X-TARGETDURATION declared up front, as the packager does for LL-HLS.
+    init(target: Double = 2, part: Double? = 0.5, video: Bool = true, declared: Bool = false, minimumFirst: Double? = nil) {
+        let configuration = Segmenter.Configuration(
+            targetSegmentDuration: target, partTargetDuration: part, cutsOnKeyframes: video, minimumFirstSegmentDuration: minimumFirst)
+        segmenter = Segmenter(configuration: configuration, targetDuration: declared ? configuration.declaredTargetDuration : nil)
     }
 
     mutating func feed(times: [Int64], keyframe: (Int, Int64) -> Bool) {
@@ -38,61 +41,102 @@ func videoTimes(fps: Double, seconds: Double, start: Int64 = 0) -> [Int64] {
 }
 
 @Suite struct SegmenterTests {
-    @Test(arguments: [1.0, 2.0])
-    func gopsOfAtMostTheTargetGiveTwoSecondSegmentsOfHalfSecondParts(gop: Double) {
-        var harness = SegmenterHarness()
+    /// Keyframe times of the spans' starts are on the GOP grid: every segment starts with a keyframe.
+    func expectKeyframeAligned(_ segments: [Segmenter.Span], gopMs: Int64, start: Int64 = 0) {
+        for segment in segments {
+            #expect(segment.independent, "segment at \(segment.startMs) does not start with a keyframe")
+            #expect(abs((segment.startMs - start) - ((segment.startMs - start + gopMs / 2) / gopMs) * gopMs) <= 1)
+        }
+    }
+
+    @Test(arguments: [1.0, 2.0], [false, true])
+    func gopsOfAtMostTheTargetGiveSegmentsStartingWithAKeyframe(gop: Double, declared: Bool) {
+        var harness = SegmenterHarness(declared: declared)
         let framesPerGop = Int(30 * gop)
         harness.feed(times: videoTimes(fps: 30, seconds: 10)) { index, _ in index % framesPerGop == 0 }
-        #expect(harness.segments.count == 4)  // cut at 2, 4, 6, 8 s; the fifth is still open
-        for segment in harness.segments {
-            #expect(abs(segment.durationMs - 2000) <= 1)
-            #expect(segment.independent)
-        }
+        // The first segment is the first GOP (published when the second keyframe arrives), then 2 s.
+        let expectedStarts: [Int64] = gop == 1 ? [0, 1000, 3000, 5000, 7000] : [0, 2000, 4000, 6000]
+        #expect(harness.segments.map(\.startMs) == expectedStarts)
+        #expect(harness.segments.dropFirst().allSatisfy { abs($0.durationMs - 2000) <= 1 })
+        #expect(abs(harness.segments[0].durationMs - Int64(gop * 1000)) <= 1)
+        expectKeyframeAligned(harness.segments, gopMs: Int64(gop * 1000))
         #expect(harness.segmenter.targetDuration == 2)
         for part in harness.parts {
             #expect(part.durationMs <= 500)
             #expect(part.durationMs >= 425)  // RFC 8216bis §4.4.4.9: at least 85% of PART-TARGET
         }
-        #expect(harness.parts.filter { $0.startMs < 8000 }.count == 16)  // four per complete segment
+        // Parts are cut on time; exactly those that start on a keyframe are independent.
+        #expect(harness.parts.filter(\.independent).map(\.startMs) == stride(from: 0, to: 10_000, by: Int(gop * 1000)).map { Int64($0) })
     }
 
-    @Test func fourSecondGopsGiveFourSecondSegmentsAndTargetDurationFour() {
-        var harness = SegmenterHarness()
+    @Test func aOneSecondGopUnderAOneSecondTargetGivesOneSecondSegments() {
+        var harness = SegmenterHarness(target: 1, declared: true)
+        harness.feed(times: videoTimes(fps: 30, seconds: 6)) { index, _ in index % 30 == 0 }
+        harness.finish()
+        #expect(harness.segments.map(\.startMs) == [0, 1000, 2000, 3000, 4000, 5000])
+        #expect(harness.segments.allSatisfy { abs($0.durationMs - 1000) <= 1 })
+        expectKeyframeAligned(harness.segments, gopMs: 1000)
+        #expect(harness.segmenter.targetDuration == 1)
+    }
+
+    @Test func aGopBetweenHalfTheTargetAndTheTargetDurationGivesOneGopPerSegment() {
+        // 1.5 s GOPs under a 2 s target: two GOPs (3 s) would round above TARGETDURATION 2, so each
+        // segment ends at the keyframe that ends its first GOP instead of being cut between keyframes.
+        var harness = SegmenterHarness(declared: true)
+        harness.feed(times: videoTimes(fps: 30, seconds: 9)) { index, _ in index % 45 == 0 }
+        harness.finish()
+        #expect(harness.segments.map(\.startMs) == [0, 1500, 3000, 4500, 6000, 7500])
+        #expect(harness.segments.allSatisfy { abs($0.durationMs - 1500) <= 1 })
+        expectKeyframeAligned(harness.segments, gopMs: 1500)
+    }
+
+    @Test func fourSecondGopsWithoutADeclaredTargetGiveFourSecondSegmentsAndTargetDurationFour() {
+        // Plain variants fix TARGETDURATION with the first segment, which is one GOP.
+        var harness = SegmenterHarness(part: nil)
         harness.feed(times: videoTimes(fps: 30, seconds: 16)) { index, _ in index % 120 == 0 }
         harness.finish()
         #expect(harness.segments.map(\.durationMs).map { ($0 + 500) / 1000 } == [4, 4, 4, 4])
         #expect(harness.segmenter.targetDuration == 4)
-        #expect(harness.segments.allSatisfy { $0.independent })
+        expectKeyframeAligned(harness.segments, gopMs: 4000)
     }
 
-    @Test func endingTheFirstSegmentWithItsFirstPartRealignsWithTheGopsAtTheNextKeyframe() {
-        var harness = SegmenterHarness()
-        harness.segmenter.configuration.endsFirstSegmentWithItsFirstPart = true
-        harness.feed(times: videoTimes(fps: 30, seconds: 6)) { index, _ in index % 60 == 0 }
-        harness.finish()
-        #expect(harness.segments.map(\.startMs) == [0, 500, 2000, 4000])
-        #expect(harness.segments.map(\.independent) == [true, false, true, true])
-        #expect(harness.segmenter.targetDuration == 2)
-        #expect(harness.parts.filter(\.independent).map(\.startMs) == [0, 2000, 4000])
-    }
-
-    @Test func withAShortFirstSegmentALongerGopIsCutBetweenKeyframesAndRealignsAtTheNext() {
-        // A 4 s GOP cannot raise TARGETDURATION (fixed at 2 by the short first segment), so a segment
-        // ends before it would round above 2 s; one that started without a keyframe ends at the next.
-        var harness = SegmenterHarness()
-        harness.segmenter.configuration.endsFirstSegmentWithItsFirstPart = true
+    @Test func withADeclaredTargetALongerGopIsCutBetweenKeyframesAndRealignsAtTheNext() {
+        // LL-HLS declares TARGETDURATION 2 with the first part; a 4 s GOP cannot raise it, so a segment
+        // ends before it would round above 2 s (bounded), and one that started without a keyframe
+        // ends at the next keyframe.
+        var harness = SegmenterHarness(declared: true)
         harness.feed(times: videoTimes(fps: 30, seconds: 8)) { index, _ in index % 120 == 0 }
         harness.finish()
         #expect(harness.segmenter.targetDuration == 2)
-        #expect(harness.segments.map(\.startMs) == [0, 500, 2967, 4000, 6467])
-        #expect(harness.segments.map(\.independent) == [true, false, false, true, false])
+        #expect(harness.segments.map(\.startMs) == [0, 2467, 4000, 6467])
+        #expect(harness.segments.map(\.independent) == [true, false, true, false])
         #expect(harness.segments.allSatisfy { ($0.durationMs + 500) / 1000 <= 2 })
         #expect(harness.parts.filter(\.independent).map(\.startMs) == [0, 4000])
     }
 
+    @Test func theFirstPartsComeBeforeTheFirstSegmentEnds() {
+        // LL-HLS: TARGETDURATION is known at once and parts end every 0.5 s, while the first segment
+        // (a 2 s GOP) is still open.
+        var harness = SegmenterHarness(declared: true)
+        #expect(harness.segmenter.targetDuration == 2)
+        harness.feed(times: videoTimes(fps: 30, seconds: 1.6)) { index, _ in index % 60 == 0 }
+        #expect(harness.segments.isEmpty)
+        #expect(harness.parts.map(\.startMs) == [0, 500, 1000])
+        #expect(harness.parts.map(\.independent) == [true, false, false])
+    }
+
+    @Test func keyframesOnEveryFrameStillGiveAFirstSegmentOfAQuarterTarget() {
+        // All-intra video: the first segment ends at the first keyframe 0.5 s in (a quarter of the
+        // target), later ones at the first keyframe within 10 % of the target.
+        var harness = SegmenterHarness(declared: true)
+        harness.feed(times: videoTimes(fps: 30, seconds: 5)) { _, _ in true }
+        #expect(harness.segments.map(\.startMs) == [0, 500, 2300])
+    }
+
     @Test func aKeyframeShiftedEarlierByTheReorderDelayStillEndsTheSegment() {
         // x265 in MP4: the first keyframe's dts is -67 ms, later ones sit on 0.9 s, 1.9 s, 2.9 s …
-        var harness = SegmenterHarness()
+        // (the first-GOP rule is set aside here: a 2 s minimum first segment).
+        var harness = SegmenterHarness(minimumFirst: 2)
         let times = videoTimes(fps: 30, seconds: 119.0 / 30, start: -67)
         harness.feed(times: times) { index, _ in index == 0 || (index + 1) % 30 == 0 }
         harness.finish()
@@ -247,6 +291,25 @@ func videoTimes(fps: Double, seconds: Double, start: Int64 = 0) -> [Int64] {
         #expect(window.segment(msn: 2, now: start + .seconds(3601)) == nil)
         window.end()
         #expect(window.isSatisfied(.segment(1_000)), "an ended stream satisfies every wait")
+    }
+
+    @Test func withADeclaredTargetDurationTheFirstPartsAreListedBeforeTheFirstSegment() throws {
+        var window = SegmentWindow(windowSegments: 3, maxRetiredSegments: 8)
+        window.addPart(ByteBuffer(bytes: [1]), duration: 0.5, independent: true, programDateTimeMs: 0, targetDuration: 2)
+        // A plain client waits for a complete segment; a blocking LL-HLS request for part 0 is answered.
+        #expect(!window.isSatisfied(.ready))
+        #expect(window.isSatisfied(.part(0, 0)) && !window.isSatisfied(.part(0, 1)))
+        #expect(window.multivariantPlaylist(variant: .fmp4LowLatency) == nil)
+        let playlist = try #require(window.mediaPlaylist(variant: .fmp4LowLatency, partTargetDuration: 0.5)).render()
+        #expect(playlist.contains("#EXT-X-TARGETDURATION:2\n"))
+        #expect(playlist.contains("#EXT-X-MEDIA-SEQUENCE:0\n"))
+        #expect(playlist.contains(#"#EXT-X-PART:DURATION=0.500,URI="part-0-0.m4s",INDEPENDENT=YES"#))
+        #expect(!playlist.contains("#EXTINF"))
+        #expect(playlist.contains(#"#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part-0-1.m4s""#))
+        // The declared target duration stays, whatever the first segment lasts.
+        window.closeSegment(duration: 2.4, independent: true, bytes: nil, file: nil, programDateTimeMs: 0, targetDuration: 3, now: .now)
+        #expect(window.isSatisfied(.ready))
+        #expect(window.targetDuration == 2)
     }
 
     @Test func theMediaPlaylistListsHLSFileNames() throws {
