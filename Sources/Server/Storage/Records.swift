@@ -63,7 +63,8 @@ public struct LiveProductRecord: Codable, Sendable, Equatable, FetchableRecord, 
     public var productImageUrl: String?
     public var originalPrice: Double?
     public var livePrice: Double
-    public var discountPercent: Int?
+    /// `DiscountRule.percent` when the product was added (v1 rows hold whole numbers; the API derives it from the prices).
+    public var discountPercent: Double?
     public var quantityLimit: Int?
     public var stockAvailable: Int?
     public var soldCount: Int
@@ -133,4 +134,6 @@ public struct ProcessedOrderRecord: Codable, Sendable, Equatable, FetchableRecor
     public var liveRoomId: String
     public var amount: Double
     public var processedAt: Date
+    /// The event's `timestamp` as an instant (migration v2; nil for orders without one and before).
+    public var orderedAt: Date?
 }

@@ -294,6 +294,8 @@ function applyStats(stats) {
   for (const key of ['viewerCount', 'peakViewers', 'totalOrders', 'totalRevenue', 'duration']) {
     if (stats[key] !== undefined) state.room[key] = stats[key];
   }
+  // `PUT …/end` answers the old service's `duration: "2h 30m"`; the seconds are `durationSeconds`.
+  if (typeof stats.durationSeconds === 'number') state.room.duration = stats.durationSeconds;
   if (stats.status) state.room.status = stats.status;
   renderFigures();
 }
