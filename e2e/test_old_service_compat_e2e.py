@@ -105,6 +105,8 @@ def test_start_end_and_products_answer_the_old_shapes(hub):
         assert [p["productId"] for p in lists[-1]] == ["tea", "cup"], "the whole list is still broadcast"
         assert Services.seen == [("/v1/products/tea", f"Bearer {SERVICE_TOKEN}"), ("/v1/products/cup", f"Bearer {SERVICE_TOKEN}")]
 
+        # LIVE through the nginx-rtmp callback (loopback callers are trusted in dev mode), then ended.
+        assert requests.post(f"{hub.api}/callback/start", params={"name": room["streamKey"]}).status_code == 200
         ended = requests.put(f"{api}/end", headers=hub.headers())
         assert ended.status_code == 200
         end = ended.json()
@@ -151,7 +153,7 @@ def test_chat_names_come_from_the_user_service_and_never_hold_a_line(hub):
         observer.subscribe(topic, "o", receipt="ready")
         user.send_json(f"/app/live/{room['id']}/chat", {"message": "first"})
         first = observer.messages(topic, 1)[0][1]
-        assert first["username"] == "e2e-user" and first["avatarUrl"] is None, "a miss goes out with the token's claims"
+        assert first["username"] == "e2e-user" and first.get("avatarUrl") is None, "a miss goes out with the token's claims"
         hub.wait_for(lambda: any(path == "/v1/users/e2e-user" for path, _ in Services.seen), what="the user lookup")
         time.sleep(0.3)
         user.send_json(f"/app/live/{room['id']}/chat", {"message": "second"})
@@ -215,7 +217,7 @@ def test_the_kafka_order_event_is_accepted_as_jackson_wrote_it(hub):
         assert response.json()["error"] == "BAD_REQUEST" and response.json()["message"]
     raw = '{"orderId":"b7","roomId":"%s","productId":"coat","amount":1e400}' % room["id"]
     response = requests.post(f"{hub.api}/orders", data=raw, headers=internal(hub, **{"Content-Type": "application/json"}))
-    assert response.status_code == 400 and "amount" in response.json()["message"]
+    assert response.status_code == 400 and "JSON" in response.json()["message"], response.text
     assert requests.post(f"{hub.api}/orders", json={"orderId": "b8", "roomId": room["id"], "amount": -1}, headers=internal(hub)).status_code == 422
     assert figures() == before, "nothing of a refused event was applied"
     assert requests.get(f"{hub.base}/healthz").status_code == 200

