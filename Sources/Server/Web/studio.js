@@ -373,7 +373,7 @@ function renderProducts() {
         el('span', { class: 'sp-meta' },
           el('b', { text: formatMoney(p.livePrice) }),
           p.originalPrice ? el('s', { text: formatMoney(p.originalPrice) }) : null,
-          p.discountPercent ? el('span', { class: 'discount', text: `-${p.discountPercent}%` }) : null,
+          p.discountPercent >= 0.5 ? el('span', { class: 'discount', text: `-${Math.round(p.discountPercent)}%` }) : null,
           el('span', { class: 'muted', text: `· ${p.soldCount || 0} sold` }))),
       el('div', { class: 'sp-actions' },
         el('button', { type: 'button', class: `btn btn-sm feature-btn${p.isFeatured ? ' btn-accent' : ''}`, disabled: p.isFeatured, text: p.isFeatured ? '★ Featured' : 'Feature', onclick: () => featureProduct(p) }),
