@@ -154,7 +154,8 @@ def test_products_orders_and_the_end_of_the_room_are_broadcast(livehub):
         requests.post(f"{api}/products", json={"productId": 2, "livePrice": 50, "productName": "Cup"}, headers=livehub.headers())
         lists = [body for _, body in viewer.messages(t["product"], 2)]
         assert [p["productId"] for p in lists[1]] == ["1", "2"] and lists[0][0]["discountPercent"] == 10
-        requests.put(f"{api}/products/{first[0]['id']}/feature", headers=livehub.headers())
+        assert first["productId"] == "1", "201 answers the created product (the old service's LiveProductDto)"
+        requests.put(f"{api}/products/{first['id']}/feature", headers=livehub.headers())
         featured = viewer.messages(t["product"], 1)[0][1]
         assert [p["isFeatured"] for p in featured] == [True, False]
         order = {"orderId": "o-1", "roomId": room["id"], "userId": "u9", "username": "kim", "productId": 1, "productName": "Tea", "amount": 900}
@@ -167,7 +168,7 @@ def test_products_orders_and_the_end_of_the_room_are_broadcast(livehub):
         assert requests.post(f"{livehub.api}/orders", json=order, headers=internal).status_code == 200  # idempotent
         stats = requests.get(f"{api}/stats").json()
         assert stats["totalOrders"] == 1 and stats["totalRevenue"] == 900
-        requests.delete(f"{api}/products/{first[0]['id']}", headers=livehub.headers())
+        requests.delete(f"{api}/products/{first['id']}", headers=livehub.headers())
         assert [p["productId"] for p in viewer.messages(t["product"], 1)[0][1]] == ["2"]
         requests.put(f"{api}/end", headers=livehub.headers())
         status = viewer.messages(t["status"], 1)[0][1]

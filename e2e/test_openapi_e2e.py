@@ -44,10 +44,10 @@ def seed_data(hub):
     endable, callbacks = hub.create_room("fuzz room to end"), hub.create_room("fuzz room for callbacks")
     products, chats = [], []
     for room in rooms[:2]:
-        listed = requests.post(f"{hub.api}/rooms/{room['id']}/products", headers=owner,
+        created = requests.post(f"{hub.api}/rooms/{room['id']}/products", headers=owner,
                                json={"productId": f"p-{room['id'][:4]}", "livePrice": 10, "originalPrice": 12})
-        assert listed.status_code == 201, listed.text
-        products += [product["id"] for product in listed.json()]
+        assert created.status_code == 201, created.text
+        products.append(created.json()["id"])
         order = {"orderId": f"seed-{room['id']}", "roomId": room["id"], "productId": f"p-{room['id'][:4]}", "amount": 10}
         assert requests.post(f"{hub.api}/orders", json=order, headers=internal).status_code == 201
     viewer = StompWS(f"ws://127.0.0.1:{hub.http_port}/ws/live", token=hub.tokens["viewer"])

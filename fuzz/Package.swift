@@ -48,7 +48,7 @@ let package = Package(
             .product(name: "Hub", package: root), .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "NIOWebSocket", package: "swift-nio"),
         ]),
-        fuzzer("JSONFuzzer", [.product(name: "Hub", package: root)]),
+        fuzzer("JSONFuzzer", [.product(name: "Hub", package: root), .product(name: "Server", package: root)]),
         fuzzer("TokenFuzzer", [
             .product(name: "Server", package: root), .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "JWTKit", package: "jwt-kit"), .product(name: "Logging", package: "swift-log"),

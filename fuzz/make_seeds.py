@@ -359,7 +359,13 @@ def websocket_seeds():
 
 def json_seeds():
     docs = ['{"token":"abc","n":1.5e300,"a":[1,-0,0.1,true,false,null]}', '["notification:read",{"notificationId":"x"}]',
-            '"\\ud83d\\ude00\\u0000\\n"', '[[[[[[[[[[]]]]]]]]]]', '{"a":{"b":{"c":"d"}}}', '123456789012345678901234567890', '-1e-400']
+            '"\\ud83d\\ude00\\u0000\\n"', '[[[[[[[[[[]]]]]]]]]]', '{"a":{"b":{"c":"d"}}}', '123456789012345678901234567890', '-1e-400',
+            # issue 19: the old Kafka LiveOrderEvent (ISO and array timestamps) and the stock/user services' answers
+            '{"orderId":9001,"roomId":"r","userId":5,"username":"kim","productId":101,"productName":"Coat","amount":149000.0,"timestamp":"2026-12-07T14:03:22.123"}',
+            '{"roomId":7,"amount":1.49E5,"timestamp":[2026,12,7,14,3,22,123000000]}', '2026-02-28T23:59:59.999999999+09:00',
+            '{"id":7,"name":"Green tea","price":299000,"imageUrl":"https://img.example/tea.png","stock":12}',
+            '{"data":{"productName":"Cup","originalPrice":"1000.50","productImageUrl":"http://i/x.png","stockQuantity":-3}}',
+            '{"data":{"nickname":"Lee","profileImageUrl":"https://img.example/lee.png"}}']
     return {f"doc-{index}": Seed().raw(doc.encode()) for index, doc in enumerate(docs)}
 
 

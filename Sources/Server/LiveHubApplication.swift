@@ -88,10 +88,12 @@ public struct LiveHub: Sendable {
             store: SQLiteNotificationStore(database: database),
             idempotencyLimits: .init(perUser: configuration.idempotencyKeysPerUser, total: configuration.idempotencyKeysTotal),
             logger: logger, push: RealtimeWiring.bellPush(broker: broker))
+        let lookups = ServiceLookups(configuration: configuration, internalToken: internalToken, logger: logger)
         let live = LiveRoomService(
             rooms: roomStore, store: SQLiteLiveRoomStore(database: database),
             events: RealtimeWiring.liveRoomEvents(broker: broker, notifications: notifications),
-            maxChatBytes: configuration.chatMaxBytes, logger: logger)
+            maxChatBytes: configuration.chatMaxBytes, stockCatalog: lookups.stock, userProfiles: lookups.userProfiles,
+            orderEventTimeZone: configuration.orderEventTimeZone, logger: logger)
         let rooms = RoomService(
             store: roomStore, viewers: viewers,
             events: RealtimeWiring.roomEvents(broker: broker, live: live, notifications: notifications, streams: streams),

@@ -12,20 +12,29 @@ private let base = "/v1/notifications/live"
         try await client.execute(uri: "\(base)/rooms", method: .post, headers: bearer(t.ownerToken), body: json(#"{"title":"shop"}"#)) { try decode(RoomView.self, $0) }
     }
 
-    func addProduct(_ client: some TestClientProtocol, _ t: TestHub, room: String, _ body: String) async throws -> [LiveProductView] {
+    /// `POST /products` answers 201 and the product it created (the old service's `LiveProductDto`).
+    func addProduct(_ client: some TestClientProtocol, _ t: TestHub, room: String, _ body: String) async throws -> LiveProductView {
         try await client.execute(uri: "\(base)/rooms/\(room)/products", method: .post, headers: bearer(t.ownerToken), body: json(body)) { response in
             #expect(response.status == .created)
-            return try decode([LiveProductView].self, response)
+            return try decode(LiveProductView.self, response)
         }
+    }
+
+    func products(_ client: some TestClientProtocol, room: String) async throws -> [LiveProductView] {
+        try await client.execute(uri: "\(base)/rooms/\(room)/products", method: .get) { try decode([LiveProductView].self, $0) }
     }
 
     @Test func productsAreAddedWithADiscountFeaturedOneAtATimeAndRemoved() async throws {
         let t = try await TestHub.make()
         try await t.hub.application.test(.router) { client in
             let r = try await room(client, t)
-            _ = try await addProduct(client, t, room: r.id, #"{"productId": 101, "livePrice": 7500, "originalPrice": 10000, "productName": "Mug", "stockAvailable": 5}"#)
-            let list = try await addProduct(client, t, room: r.id, #"{"productId": "sku-2", "livePrice": 50, "originalPrice": 40}"#)
+            let mug = try await addProduct(client, t, room: r.id, #"{"productId": 101, "livePrice": 7500, "originalPrice": 10000, "productName": "Mug", "stockAvailable": 5}"#)
+            #expect(mug.productId == "101" && mug.productName == "Mug" && mug.stockAvailable == 5 && mug.displayOrder == 0)
+            let second = try await addProduct(client, t, room: r.id, #"{"productId": "sku-2", "livePrice": 50, "originalPrice": 40}"#)
+            #expect(second.productId == "sku-2" && second.displayOrder == 1)
+            let list = try await products(client, room: r.id)
             #expect(list.map(\.productId) == ["101", "sku-2"])
+            #expect(list.map(\.id) == [mug.id, second.id])
             #expect(list.map(\.displayOrder) == [0, 1])
             #expect(list[0].discountPercent == 25)
             #expect(list[1].discountPercent == 0, "a live price above the original is no discount")

@@ -77,8 +77,8 @@ private let base = "/v1/notifications/live"
             }
             try await client.execute(uri: "\(base)/rooms/\(r.id)/products", method: .post, headers: bearer(t.ownerToken), body: json(#"{"productId":"next","livePrice":1}"#)) { response in
                 #expect(response.status == .created)
-                let list = try decode([LiveProductView].self, response)
-                #expect(list.first { $0.productId == "next" }?.displayOrder == ProductValidation.maxDisplayOrder)
+                let created = try decode(LiveProductView.self, response)
+                #expect(created.productId == "next" && created.displayOrder == ProductValidation.maxDisplayOrder)
             }
         }
     }

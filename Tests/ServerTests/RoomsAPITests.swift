@@ -123,6 +123,10 @@ private let base = "/v1/notifications/live"
                 #expect(response.status == .ok)
                 let decoded = try decode(RoomView.self, response)
                 #expect(decoded.status == .waitingStream)
+                // The old service's answer: the room plus a message (README "Differences from the old service").
+                let started = try decode(RoomStartedView.self, response)
+                #expect(started.room == decoded && started.message == RoomStartedView.startedMessage)
+                #expect(try object(response)["message"] as? String == "Live room started. Start streaming with your stream key.")
             }
             try await client.execute(uri: "\(base)/rooms/\(room.id)/start", method: .put, headers: bearer(t.ownerToken)) { response in
                 let message = try expectError(response, .conflict, "CONFLICT")
@@ -144,8 +148,14 @@ private let base = "/v1/notifications/live"
                 #expect(response.status == .ok)
                 let stats = try object(response)
                 #expect(stats["roomId"] as? String == room.id)
+                #expect(stats["id"] as? String == room.id)
                 #expect(stats["status"] as? String == "ENDED")
-                for field in ["duration", "peakViewers", "totalOrders", "totalRevenue", "viewerCount"] { #expect(stats[field] != nil, "missing \(field)") }
+                for field in ["duration", "durationSeconds", "peakViewers", "totalOrders", "totalRevenue", "viewerCount", "startedAt", "endedAt", "message"] {
+                    #expect(stats[field] != nil, "missing \(field)")
+                }
+                #expect(stats["duration"] as? String == "0m", "the old service's text; the test ran for seconds")
+                #expect(stats["durationSeconds"] as? Int == 0 || stats["durationSeconds"] as? Int == 1)
+                #expect(stats["message"] as? String == RoomEndedView.endedMessage)
             }
             try await client.execute(uri: "\(base)/rooms/\(room.id)/end", method: .put, headers: bearer(t.ownerToken)) { response in
                 try expectError(response, .conflict)

@@ -137,6 +137,30 @@ public struct LiveHubConfiguration: Sendable {
     /// recently active user forgotten first).
     public var idempotencyKeysPerUser = 100
     public var idempotencyKeysTotal = 10_000
+    /// `LIVEHUB_STOCK_SERVICE_URL`: base URL of the site's stock service; when set, a product added
+    /// without `productName`, `originalPrice`, `productImageUrl` or `stockAvailable` gets them from
+    /// `GET {url}/v1/products/{productId}` (README "Lookups in other services"). Unset: no lookup.
+    public var stockServiceURL: String?
+    /// `LIVEHUB_USER_SERVICE_URL`: base URL of the user service; chat lines of tokens without
+    /// `username`/`avatarUrl` get them from `GET {url}/v1/users/{userId}` (cached, never waited for).
+    public var userServiceURL: String?
+    /// `LIVEHUB_SERVICE_TOKEN`: the bearer token sent to those services; default: the internal token.
+    public var serviceToken: String?
+    /// `LIVEHUB_LOOKUP_CONNECT_TIMEOUT` (1 s) and `LIVEHUB_LOOKUP_TIMEOUT` (3 s, connect included):
+    /// how long a lookup may take to connect, and in all.
+    public var lookupConnectTimeout: Duration = .seconds(1)
+    public var lookupTimeout: Duration = .seconds(3)
+    /// `LIVEHUB_LOOKUP_MAX_BODY_BYTES` (64 KiB): a lookup answer larger than this is refused.
+    public var lookupMaxBodyBytes = 64 * 1024
+    /// `LIVEHUB_USER_CACHE_ENTRIES` (10000) / `LIVEHUB_USER_CACHE_TTL` (300 s): users whose looked-up
+    /// name and avatar are kept, and for how long.
+    public var userCacheEntries = 10_000
+    public var userCacheTTL: Duration = .seconds(300)
+    /// `LIVEHUB_USER_LOOKUP_CONCURRENCY` (16): user lookups running at once.
+    public var userLookupConcurrency = 16
+    /// `LIVEHUB_ORDER_EVENT_TIMEZONE` (`UTC`): the IANA zone an order event's zone-less `timestamp`
+    /// (a Java `LocalDateTime`) is read in.
+    public var orderEventTimeZone = TimeZone(identifier: "UTC") ?? .gmt
     /// `LIVEHUB_LOG_LEVEL` (info).
     public var logLevel = "info"
 
@@ -311,6 +335,31 @@ public struct LiveHubConfiguration: Sendable {
         if let bytes = try integer("LIVEHUB_CHAT_MAX_BYTES", 1...65_536) { chatMaxBytes = bytes }
         if let count = try integer("LIVEHUB_IDEMPOTENCY_KEYS_PER_USER", 1...100_000) { idempotencyKeysPerUser = count }
         if let count = try integer("LIVEHUB_IDEMPOTENCY_KEYS_TOTAL", 1...10_000_000) { idempotencyKeysTotal = count }
+        let serviceURLs: [(String, WritableKeyPath<LiveHubConfiguration, String?>)] = [
+            ("LIVEHUB_STOCK_SERVICE_URL", \.stockServiceURL), ("LIVEHUB_USER_SERVICE_URL", \.userServiceURL),
+        ]
+        for (name, keyPath) in serviceURLs {
+            guard let raw = value(name) else { continue }
+            guard let url = URLComponents(string: raw), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
+                let host = url.host, !host.isEmpty, url.query == nil, url.fragment == nil
+            else {
+                throw ConfigurationError(variable: name, value: raw, expected: "an absolute http(s) URL without query, e.g. http://stock-service:8080")
+            }
+            self[keyPath: keyPath] = raw.hasSuffix("/") ? String(raw.dropLast()) : raw
+        }
+        if let token = value("LIVEHUB_SERVICE_TOKEN") { serviceToken = token }
+        if let timeout = try duration("LIVEHUB_LOOKUP_CONNECT_TIMEOUT", 0.01...60) { lookupConnectTimeout = timeout }
+        if let timeout = try duration("LIVEHUB_LOOKUP_TIMEOUT", 0.01...60) { lookupTimeout = timeout }
+        if let bytes = try integer("LIVEHUB_LOOKUP_MAX_BODY_BYTES", 1024...(16 << 20)) { lookupMaxBodyBytes = bytes }
+        if let count = try integer("LIVEHUB_USER_CACHE_ENTRIES", 1...10_000_000) { userCacheEntries = count }
+        if let ttl = try duration("LIVEHUB_USER_CACHE_TTL", 1...86_400) { userCacheTTL = ttl }
+        if let count = try integer("LIVEHUB_USER_LOOKUP_CONCURRENCY", 1...10_000) { userLookupConcurrency = count }
+        if let raw = value("LIVEHUB_ORDER_EVENT_TIMEZONE") {
+            guard let zone = TimeZone(identifier: raw) else {
+                throw ConfigurationError(variable: "LIVEHUB_ORDER_EVENT_TIMEZONE", value: raw, expected: "an IANA time zone such as UTC or Asia/Seoul")
+            }
+            orderEventTimeZone = zone
+        }
         if let level = value("LIVEHUB_LOG_LEVEL") { logLevel = level }
     }
 }

@@ -60,14 +60,27 @@ public actor LiveRoomService {
     /// (one character may be many code points: combining marks, emoji sequences).
     let maxChatBytes: Int
     private let events: LiveRoomEvents
+    /// `LIVEHUB_STOCK_SERVICE_URL`: fills a new product's missing details; nil = not configured.
+    let stockCatalog: (any StockCatalog)?
+    /// `LIVEHUB_USER_SERVICE_URL`: chat names and avatars for tokens without them; nil = not configured.
+    let userProfiles: UserProfileCache?
+    /// `LIVEHUB_ORDER_EVENT_TIMEZONE`: the zone of an order event's zone-less `timestamp`.
+    let orderEventTimeZone: TimeZone
     /// The last `historySize` lines per room not ended, loaded from SQLite on first use and dropped
     /// when the room ends (`roomEnded`); an ended room's history is read from SQLite.
     private var recent: [String: [LiveChatView]] = [:]
 
-    public init(rooms: any RoomStore, store: any LiveRoomStore, events: LiveRoomEvents, maxChatBytes: Int = 2000, logger: Logger) {
+    public init(
+        rooms: any RoomStore, store: any LiveRoomStore, events: LiveRoomEvents, maxChatBytes: Int = 2000,
+        stockCatalog: (any StockCatalog)? = nil, userProfiles: UserProfileCache? = nil,
+        orderEventTimeZone: TimeZone = TimeZone(identifier: "UTC") ?? .gmt, logger: Logger
+    ) {
         self.rooms = rooms
         self.store = store
         self.events = events
+        self.stockCatalog = stockCatalog
+        self.userProfiles = userProfiles
+        self.orderEventTimeZone = orderEventTimeZone
         self.committer = ChatCommitter(store: store)
         self.maxChatBytes = maxChatBytes
         self.logger = logger
@@ -88,23 +101,31 @@ public actor LiveRoomService {
         return try await store.products(roomId: roomId).map(LiveProductView.init)
     }
 
-    public func addProduct(roomId: String, _ request: AddProductRequest, by user: AuthUser, now: Date = Date()) async throws -> [LiveProductView] {
+    /// Adds a product and answers it (the old service's `LiveProductDto`); the whole list is
+    /// broadcast. When a stock service is configured and the request lacks `productName`,
+    /// `originalPrice`, `productImageUrl` or `stockAvailable`, they are looked up there (fields
+    /// given in the request win); a failed lookup stores nothing (`StockLookupError`).
+    public func addProduct(roomId: String, _ request: AddProductRequest, by user: AuthUser, now: Date = Date()) async throws -> LiveProductView {
         let room = try await rooms.ownedRoom(id: roomId, by: user)
         guard room.status != .ended else { throw DomainError.conflict("the room has ended; products cannot be added") }
         try ProductValidation.validate(request)
-        var discount: Int?
-        if let original = request.originalPrice, original > 0, request.livePrice < original {
-            discount = Int(((original - request.livePrice) / original * 100).rounded())
+        var request = request
+        if let stockCatalog, request.lacksDetails {
+            request.fillMissing(from: try await stockCatalog.product(id: request.productId.value))
+            try ProductValidation.validate(request)
         }
         let record = LiveProductRecord(
             id: UUID().uuidString.lowercased(), liveRoomId: roomId, productId: request.productId.value,
             productName: request.productName, productImageUrl: request.productImageUrl, originalPrice: request.originalPrice,
-            livePrice: request.livePrice, discountPercent: discount ?? 0, quantityLimit: request.quantityLimit,
-            stockAvailable: request.stockAvailable, soldCount: 0, isFeatured: false, displayOrder: request.displayOrder ?? 0,
-            createdAt: now)
+            livePrice: request.livePrice, discountPercent: DiscountRule.percent(originalPrice: request.originalPrice, livePrice: request.livePrice),
+            quantityLimit: request.quantityLimit, stockAvailable: request.stockAvailable, soldCount: 0, isFeatured: false,
+            displayOrder: request.displayOrder ?? 0, createdAt: now)
         let list = try await store.addProduct(record, defaultOrder: request.displayOrder == nil).map(LiveProductView.init)
         await events.productsChanged(roomId, list)
-        return list
+        guard let created = list.first(where: { $0.id == record.id }) else {
+            throw DomainError.notFound("the product was removed while it was being added")
+        }
+        return created
     }
 
     public func feature(roomId: String, liveProductId: String, by user: AuthUser) async throws -> [LiveProductView] {
@@ -137,7 +158,8 @@ public actor LiveRoomService {
     /// characters and ≤ `maxChatBytes` bytes), commits (group commit), then broadcasts. Returns the
     /// stored line.
     public func postChat(roomId: String, user: AuthUser?, message rawMessage: String, now: Date = Date()) async throws(ChatRefusal) -> LiveChatView {
-        guard let user else { throw .guest }
+        guard var user else { throw .guest }
+        if let userProfiles { user = await userProfiles.fill(user) }
         let message = ChatText.clean(rawMessage)
         guard !message.isEmpty else { throw .empty }
         guard message.count <= Self.maxChatLength else { throw .tooLong(limit: Self.maxChatLength) }
@@ -160,6 +182,12 @@ public actor LiveRoomService {
         await remember(view)
         await events.chatPosted(view)
         return view
+    }
+
+    /// Starts looking up the user's chat name and avatar before their first line (a join).
+    public func prefetchProfile(_ user: AuthUser?) async {
+        guard let user, let userProfiles else { return }
+        await userProfiles.prefetch(user)
     }
 
     /// History, newest last. `before` is a chat id: lines older than it.
@@ -194,13 +222,18 @@ public actor LiveRoomService {
 
     // MARK: Orders
 
-    /// Applies an order once (idempotent by `orderId`): ORDER line on the chat, `soldCount` + 1,
-    /// room totals; then the chat line and the product list are broadcast.
-    public func applyOrder(_ event: LiveOrderEvent, now: Date = Date()) async throws -> OrderOutcome {
-        guard event.amount >= 0, event.amount <= ProductValidation.maxAmount else {
+    /// Applies an order once (idempotent by its id: `orderId`, else the request's `Idempotency-Key`):
+    /// ORDER line on the chat, `soldCount` + 1, room totals; then the chat line and the product
+    /// list are broadcast. Everything is checked before anything is written.
+    public func applyOrder(_ event: LiveOrderEvent, idempotencyKey: String? = nil, now: Date = Date()) async throws -> OrderOutcome {
+        guard let orderId = event.orderId?.value ?? idempotencyKey.flatMap({ $0.isEmpty ? nil : $0 }) else {
+            throw DomainError.malformed("the order has no id: send orderId in the body or an Idempotency-Key header")
+        }
+        guard !orderId.isEmpty else { throw DomainError.invalid("orderId must not be empty") }
+        guard event.amount.isFinite, event.amount >= 0, event.amount <= ProductValidation.maxAmount else {
             throw DomainError.invalid("amount must be a number in 0...\(ProductValidation.maxAmountText)")
         }
-        guard !event.orderId.value.isEmpty else { throw DomainError.invalid("orderId must not be empty") }
+        let orderedAt = event.timestamp?.date(in: orderEventTimeZone)
         let room = try await rooms.existingRoom(id: event.roomId)
         let who = event.username ?? "A viewer"
         let what = event.productName ?? "a product"
@@ -208,17 +241,19 @@ public actor LiveRoomService {
             seq: nil, id: UUID().uuidString.lowercased(), liveRoomId: event.roomId, userId: event.userId?.value,
             username: event.username, avatarUrl: nil, message: "\(who) just bought \(what)!", type: "ORDER", isPinned: false,
             productId: event.productId?.value, productName: event.productName, createdAt: now)
-        let order = ProcessedOrderRecord(orderId: event.orderId.value, liveRoomId: event.roomId, amount: event.amount, processedAt: now)
+        let order = ProcessedOrderRecord(orderId: orderId, liveRoomId: event.roomId, amount: event.amount, processedAt: now, orderedAt: orderedAt)
+        let orderedAtText = orderedAt.map(ISOTime.string)
         guard let applied = try await store.applyOrder(order, productId: event.productId?.value, chat: chat) else {
             let room = try await rooms.existingRoom(id: event.roomId)
-            return OrderOutcome(orderId: event.orderId.value, applied: false, totalOrders: room.totalOrders, totalRevenue: room.totalRevenue)
+            return OrderOutcome(orderId: orderId, applied: false, totalOrders: room.totalOrders, totalRevenue: room.totalRevenue, orderedAt: orderedAtText)
         }
         let view = LiveChatView(applied.chat)
         if room.status != .ended { await remember(view) }
         await events.chatPosted(view)
         await events.productsChanged(event.roomId, applied.products.map(LiveProductView.init))
         await events.orderApplied(applied.room, event)
-        return OrderOutcome(orderId: event.orderId.value, applied: true, totalOrders: applied.room.totalOrders, totalRevenue: applied.room.totalRevenue)
+        return OrderOutcome(
+            orderId: orderId, applied: true, totalOrders: applied.room.totalOrders, totalRevenue: applied.room.totalRevenue, orderedAt: orderedAtText)
     }
 
     // MARK: History ring
@@ -297,5 +332,18 @@ enum ProductValidation {
         if let url = request.productImageUrl, !RoomValidation.isWebURL(url) {
             throw DomainError.invalid("productImageUrl must be an absolute http(s) URL")
         }
+    }
+}
+
+extension AddProductRequest {
+    /// A detail the stock service could fill is missing.
+    var lacksDetails: Bool { productName == nil || originalPrice == nil || productImageUrl == nil || stockAvailable == nil }
+
+    /// Fills what the request left out; what it gave wins.
+    mutating func fillMissing(from product: StockProduct) {
+        productName = productName ?? product.name
+        originalPrice = originalPrice ?? product.price
+        productImageUrl = productImageUrl ?? product.imageUrl
+        stockAvailable = stockAvailable ?? product.stock
     }
 }

@@ -9,12 +9,15 @@ public struct LiveProductView: Codable, Sendable, Equatable {
     public var productImageUrl: String?
     public var originalPrice: Double?
     public var livePrice: Double
-    public var discountPercent: Int
+    /// `DiscountRule.percent`: to 2 decimals (299000 → 149000 is 50.17), derived from the prices.
+    public var discountPercent: Double
     public var quantityLimit: Int?
     public var stockAvailable: Int?
     public var soldCount: Int
     public var isFeatured: Bool
     public var displayOrder: Int
+    /// When the product was added to the room (ISO-8601 UTC, milliseconds).
+    public var createdAt: String
 
     init(_ record: LiveProductRecord) {
         id = record.id
@@ -24,12 +27,29 @@ public struct LiveProductView: Codable, Sendable, Equatable {
         productImageUrl = record.productImageUrl
         originalPrice = record.originalPrice
         livePrice = record.livePrice
-        discountPercent = record.discountPercent ?? 0
+        discountPercent = DiscountRule.percent(originalPrice: record.originalPrice, livePrice: record.livePrice)
         quantityLimit = record.quantityLimit
         stockAvailable = record.stockAvailable
         soldCount = record.soldCount
         isFeatured = record.isFeatured
         displayOrder = record.displayOrder
+        createdAt = ISOTime.string(record.createdAt)
+    }
+}
+
+/// `discountPercent` (README "Differences from the old service"): (original − live) / original × 100,
+/// rounded half up to 2 decimals, like the old service's `BigDecimal` `HALF_UP` (299000 → 149000:
+/// 50.1672… → 50.17). 0 when the original price is missing or 0, or the live price is not below it.
+/// The quotient is first snapped to 10⁻⁸ so that binary noise (1.005 computed as 1.00499…) rounds
+/// as the decimal it stands for.
+public enum DiscountRule {
+    public static func percent(originalPrice: Double?, livePrice: Double) -> Double {
+        guard let original = originalPrice, original > 0, original.isFinite, livePrice.isFinite,
+            livePrice >= 0, livePrice < original
+        else { return 0 }
+        let hundredths = (original - livePrice) / original * 10_000
+        let snapped = (hundredths * 1_000_000).rounded() / 1_000_000
+        return snapped.rounded(.toNearestOrAwayFromZero) / 100
     }
 }
 
@@ -97,16 +117,50 @@ public struct AddProductRequest: Codable, Sendable {
     public var stockAvailable: Int?
 }
 
-/// `POST /orders`: what the order service (formerly through Kafka) reports for a live room.
+/// `POST /orders`: the old service's Kafka `LiveOrderEvent`, accepted exactly as Jackson serialised
+/// it (README "Orders from the old Kafka topic"): ids as strings or Java longs, `amount` a JSON
+/// number (`149000.0`, `1.49E5`), `timestamp` a zone-less `LocalDateTime` (`OrderTimestamp`).
+/// `orderId` may be missing when the request carries an `Idempotency-Key` header.
 public struct LiveOrderEvent: Codable, Sendable {
-    public var orderId: FlexibleID
+    public var orderId: FlexibleID?
     public var roomId: String
     public var userId: FlexibleID?
     public var username: String?
     public var productId: FlexibleID?
     public var productName: String?
     public var amount: Double
-    public var timestamp: String?
+    public var timestamp: OrderTimestamp?
+
+    public init(
+        orderId: FlexibleID?, roomId: String, userId: FlexibleID? = nil, username: String? = nil, productId: FlexibleID? = nil,
+        productName: String? = nil, amount: Double, timestamp: OrderTimestamp? = nil
+    ) {
+        self.orderId = orderId
+        self.roomId = roomId
+        self.userId = userId
+        self.username = username
+        self.productId = productId
+        self.productName = productName
+        self.amount = amount
+        self.timestamp = timestamp
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case orderId, roomId, userId, username, productId, productName, amount, timestamp
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        orderId = try container.decodeIfPresent(FlexibleID.self, forKey: .orderId)
+        // The old service's room ids were Java longs too.
+        roomId = try container.decode(FlexibleID.self, forKey: .roomId).value
+        userId = try container.decodeIfPresent(FlexibleID.self, forKey: .userId)
+        username = try container.decodeIfPresent(String.self, forKey: .username)
+        productId = try container.decodeIfPresent(FlexibleID.self, forKey: .productId)
+        productName = try container.decodeIfPresent(String.self, forKey: .productName)
+        amount = try container.decode(Double.self, forKey: .amount)
+        timestamp = try container.decodeIfPresent(OrderTimestamp.self, forKey: .timestamp)
+    }
 }
 
 /// What `POST /orders` answers.
@@ -116,4 +170,6 @@ public struct OrderOutcome: Codable, Sendable, Equatable {
     public var applied: Bool
     public var totalOrders: Int
     public var totalRevenue: Double
+    /// The event's `timestamp` as an instant (ISO-8601 UTC), when it had one.
+    public var orderedAt: String?
 }

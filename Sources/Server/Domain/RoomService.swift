@@ -95,7 +95,12 @@ public actor RoomService {
         return room
     }
 
+    /// The room as it ended and its final stats (`RoomEndedView` shapes them for `PUT …/end`).
     public func end(id: String, by user: AuthUser, now: Date = Date()) async throws -> RoomStats {
+        try await endRoom(id: id, by: user, now: now).stats
+    }
+
+    public func endRoom(id: String, by user: AuthUser, now: Date = Date()) async throws -> (room: RoomRecord, stats: RoomStats) {
         let before = try await ownedRoom(id: id, by: user)
         let room = try await transition(id: id, on: .end, now: now)
         cancelGrace(id)
@@ -105,7 +110,7 @@ public actor RoomService {
         await events.streamEnded(id)
         let stats = await stats(of: room, now: now)
         await announce(room, message: "The live stream has ended", stats: stats)
-        return stats
+        return (room, stats)
     }
 
     public func rotateKey(id: String, by user: AuthUser) async throws -> RoomRecord {

@@ -28,6 +28,15 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
         }
     }
 
+    /// A failed stock-service lookup (`POST /rooms/{id}/products`).
+    public init(_ failure: StockLookupError) {
+        switch failure {
+        case .productNotFound: self.init(.notFound, "STOCK_PRODUCT_NOT_FOUND", failure.description)
+        case .unavailable: self.init(.badGateway, "STOCK_SERVICE_UNAVAILABLE", failure.description)
+        case .timedOut: self.init(.gatewayTimeout, "STOCK_SERVICE_TIMEOUT", failure.description)
+        }
+    }
+
     public static func badRequest(_ message: String) -> APIError { APIError(.badRequest, "BAD_REQUEST", message) }
     public static func validation(_ message: String) -> APIError { APIError(.unprocessableContent, "VALIDATION_FAILED", message) }
     public static func unauthorized(_ message: String) -> APIError {

@@ -27,6 +27,9 @@ enum JSONBody {
             throw APIError.badRequest("field '\(path(context.codingPath))' must be \(describe(expected))")
         } catch let DecodingError.valueNotFound(expected, context) {
             throw APIError.badRequest("field '\(path(context.codingPath))' must be \(describe(expected)), not null")
+        } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
+            // A value of the right JSON type that its type refuses (an order's timestamp, 1e400).
+            throw APIError.badRequest("field '\(path(context.codingPath))' \(context.debugDescription)")
         } catch {
             throw APIError.badRequest("the body is not valid JSON")
         }

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 
 /// Products, chat history, pins and orders under `/v1/notifications/live` (DESIGN.md "REST").
@@ -20,8 +21,8 @@ struct LiveRoomController {
     @Sendable func addProduct(_ request: Request, context: LiveHubRequestContext) async throws -> Response {
         let owner = try auth.requireUser(request, context: context)
         let body = try await JSONBody.decode(AddProductRequest.self, from: request, limit: maxBodyBytes)
-        let list = try await live.addProduct(roomId: try context.parameters.require("id"), body, by: owner)
-        return try JSONBody.response(list, status: .created)
+        let product = try await live.addProduct(roomId: try context.parameters.require("id"), body, by: owner)
+        return try JSONBody.response(product, status: .created)
     }
 
     @Sendable func products(_ request: Request, context: LiveHubRequestContext) async throws -> Response {
@@ -55,11 +56,15 @@ struct LiveRoomController {
         return try JSONBody.response(chat)
     }
 
-    /// Replaces the Kafka consumer of the old service: the order service posts each live order.
+    /// Replaces the Kafka consumer of the old service: the order service posts each live order,
+    /// the `LiveOrderEvent` as it was on the topic; without an `orderId` the `Idempotency-Key`
+    /// header names the order.
     @Sendable func order(_ request: Request, context: LiveHubRequestContext) async throws -> Response {
         try auth.requireInternal(request)
         let event = try await JSONBody.decode(LiveOrderEvent.self, from: request, limit: maxBodyBytes)
-        let outcome = try await live.applyOrder(event)
+        let idempotencyKey = request.headers[HTTPField.Name("Idempotency-Key")!]?.trimmingCharacters(in: .whitespaces)
+        if let idempotencyKey, idempotencyKey.count > 200 { throw APIError.badRequest("Idempotency-Key is longer than 200 characters") }
+        let outcome = try await live.applyOrder(event, idempotencyKey: idempotencyKey)
         return try JSONBody.response(outcome, status: outcome.applied ? .created : .ok)
     }
 }

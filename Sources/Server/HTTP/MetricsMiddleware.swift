@@ -32,6 +32,8 @@ struct JSONErrorMiddleware: RouterMiddleware {
             throw error
         } catch let refusal as DomainError {
             throw APIError(refusal)
+        } catch let failure as StockLookupError {
+            throw APIError(failure)
         } catch let error as HTTPError {
             let code = error.status == .notFound ? "NOT_FOUND" : (error.status.code < 500 ? "BAD_REQUEST" : "INTERNAL")
             throw APIError(error.status, code, error.body ?? error.status.reasonPhrase)

@@ -76,13 +76,13 @@ struct RoomController {
     @Sendable func start(_ request: Request, context: LiveHubRequestContext) async throws -> Response {
         let owner = try auth.requireUser(request, context: context)
         let room = try await rooms.start(id: try context.parameters.require("id"), by: owner)
-        return try JSONBody.response(await view(room, for: owner, request: request))
+        return try JSONBody.response(RoomStartedView(room: await view(room, for: owner, request: request)))
     }
 
     @Sendable func end(_ request: Request, context: LiveHubRequestContext) async throws -> Response {
         let owner = try auth.requireUser(request, context: context)
-        let stats = try await rooms.end(id: try context.parameters.require("id"), by: owner)
-        return try JSONBody.response(stats)
+        let ended = try await rooms.endRoom(id: try context.parameters.require("id"), by: owner)
+        return try JSONBody.response(RoomEndedView(room: ended.room, stats: ended.stats))
     }
 
     @Sendable func rotateKey(_ request: Request, context: LiveHubRequestContext) async throws -> Response {

@@ -48,6 +48,7 @@ struct LiveRoomHubBackend: LiveRoomBackend {
             }
             guard room.status != .ended else { return .refused(code: "room-ended", message: "the live room has ended") }
             await viewers.join(roomId: roomId, connection: connection.connectionId)
+            await live.prefetchProfile(connection.identity)
             return .accepted
         case .leave:
             await viewers.leave(roomId: roomId, connection: connection.connectionId)

@@ -145,6 +145,13 @@ public final class AppDatabase: Sendable {
                 t.column("processedAt", .text).notNull()
             }
         }
+        // Issue 19: the instant an order event names (its `timestamp`), kept with the order id.
+        // Orders applied before have none (NULL). Products have had `createdAt` since v1.
+        migrator.registerMigration("v2-processed-order-ordered-at") { db in
+            try db.alter(table: "processed_order") { t in
+                t.add(column: "orderedAt", .text)
+            }
+        }
         return migrator
     }
 }

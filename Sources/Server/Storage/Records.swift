@@ -5,7 +5,14 @@ import GRDB
 enum ISOTime {
     static let style = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
 
-    static func string(_ date: Date) -> String { style.format(date) }
+    /// To the nearest millisecond. The format style truncates, and a `Date` cannot hold most
+    /// millisecond fractions exactly (`.123` may be `.12299999…`), so the rounded value is nudged
+    /// 0.4 µs up first: `.123` read back from the database is written `.123` again, never `.122`.
+    static func string(_ date: Date) -> String {
+        let seconds = date.timeIntervalSince1970
+        guard seconds.isFinite else { return style.format(date) }
+        return style.format(Date(timeIntervalSince1970: (seconds * 1000).rounded() / 1000 + 0.000_000_4))
+    }
 
     static func date(_ string: String) -> Date? {
         (try? style.parse(string)) ?? (try? Date.ISO8601FormatStyle().parse(string))
@@ -63,7 +70,8 @@ public struct LiveProductRecord: Codable, Sendable, Equatable, FetchableRecord, 
     public var productImageUrl: String?
     public var originalPrice: Double?
     public var livePrice: Double
-    public var discountPercent: Int?
+    /// `DiscountRule.percent` when the product was added (v1 rows hold whole numbers; the API derives it from the prices).
+    public var discountPercent: Double?
     public var quantityLimit: Int?
     public var stockAvailable: Int?
     public var soldCount: Int
@@ -133,4 +141,6 @@ public struct ProcessedOrderRecord: Codable, Sendable, Equatable, FetchableRecor
     public var liveRoomId: String
     public var amount: Double
     public var processedAt: Date
+    /// The event's `timestamp` as an instant (migration v2; nil for orders without one and before).
+    public var orderedAt: Date?
 }

@@ -294,6 +294,8 @@ function applyStats(stats) {
   for (const key of ['viewerCount', 'peakViewers', 'totalOrders', 'totalRevenue', 'duration']) {
     if (stats[key] !== undefined) state.room[key] = stats[key];
   }
+  // `PUT …/end` answers the old service's `duration: "2h 30m"`; the seconds are `durationSeconds`.
+  if (typeof stats.durationSeconds === 'number') state.room.duration = stats.durationSeconds;
   if (stats.status) state.room.status = stats.status;
   renderFigures();
 }
@@ -371,7 +373,7 @@ function renderProducts() {
         el('span', { class: 'sp-meta' },
           el('b', { text: formatMoney(p.livePrice) }),
           p.originalPrice ? el('s', { text: formatMoney(p.originalPrice) }) : null,
-          p.discountPercent ? el('span', { class: 'discount', text: `-${p.discountPercent}%` }) : null,
+          p.discountPercent >= 0.5 ? el('span', { class: 'discount', text: `-${Math.round(p.discountPercent)}%` }) : null,
           el('span', { class: 'muted', text: `· ${p.soldCount || 0} sold` }))),
       el('div', { class: 'sp-actions' },
         el('button', { type: 'button', class: `btn btn-sm feature-btn${p.isFeatured ? ' btn-accent' : ''}`, disabled: p.isFeatured, text: p.isFeatured ? '★ Featured' : 'Feature', onclick: () => featureProduct(p) }),

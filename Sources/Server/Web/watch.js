@@ -230,7 +230,7 @@ function renderProducts() {
     return el('li', { class: `product-card${p.isFeatured ? ' featured' : ''}${soldOut ? ' sold-out' : ''}`, dataset: { productId: p.productId, liveProductId: p.id } },
       el('div', { class: 'product-media' },
         productThumb(p, name),
-        p.discountPercent ? el('span', { class: 'tag-discount', text: `-${p.discountPercent}%` }) : null),
+        p.discountPercent >= 0.5 ? el('span', { class: 'tag-discount', text: `-${Math.round(p.discountPercent)}%` }) : null),
       el('div', { class: 'product-body' },
         p.isFeatured ? el('span', { class: 'tag-featured', text: '★ Now showing' }) : null,
         el('span', { class: 'product-name', text: name, title: name }),
@@ -266,7 +266,7 @@ function renderFeaturedSpot(p) {
       el('span', { class: 'spot-name', text: name }),
       el('span', { class: 'product-price' },
         el('b', { class: 'live-price', text: formatMoney(p.livePrice) }),
-        p.discountPercent ? el('span', { class: 'discount', text: `-${p.discountPercent}%` }) : null)));
+        p.discountPercent >= 0.5 ? el('span', { class: 'discount', text: `-${Math.round(p.discountPercent)}%` }) : null)));
   show(spot, true);
 }
 
