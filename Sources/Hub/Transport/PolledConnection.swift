@@ -400,8 +400,6 @@ final class PolledConnection: Sendable {
             onFrame: s.onFrame, onTick: s.onTick, nextTickDue: s.nextTickDue, finish: s.finish)
     }
 
-    /// True once the session was handed to another transport.
-    var wasHandedOver: Bool { self.state.withLock { $0.phase == .handedOver } }
     /// True once the session is finished (or finishing).
     var isFinished: Bool { self.state.withLock { $0.phase == .finished } }
 }
