@@ -202,8 +202,9 @@ public final class EngineIOPolling: Sendable {
             return .refusal(503, "SHUTTING_DOWN", "the server is shutting down")
         }
         let perAddress = self.perAddress
-        let polled = PolledConnection(session: handle, hub: self.endpoint.hub, idleTimeout: self.idleTimeout) { [weak self] in
-            self?.registry.withLock { _ = $0.sessions.removeValue(forKey: sid) }
+        // Holds `self` until the session ends (a session outlives no server; no weak reference's side table).
+        let polled = PolledConnection(session: handle, hub: self.endpoint.hub, idleTimeout: self.idleTimeout) { [self] in
+            self.registry.withLock { _ = $0.sessions.removeValue(forKey: sid) }
             if let address { perAddress?.release(address) }
         }
         self.registry.withLock { r in
