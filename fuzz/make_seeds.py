@@ -304,6 +304,24 @@ def socketio_seeds():
     happy.byte(0).chunk(b'421["notification:read",{"notificationId":"n1"}]', 300).byte(4).bool(False).bool(True)
     happy.byte(3).int_in(0, 60_000, 25_000).byte(0).chunk(b"3", 300).byte(2)
     seeds["session-token"] = happy
+    # Mode 2: long-polling bodies (engine.io-protocol v4: packets separated by 0x1E, binary as b + base64).
+    bodies = [b"4hello\x1e4\xe2\x82\xac\xe2\x82\xac", b"2\x1ebAQID\x1e40", b'40{"token":"t"}\x1e421["x",{}]', b"40\x1e\x1e2",
+              b"b!!!!", b"bAQ=="]
+    for index, body in enumerate(bodies):
+        seeds[f"payload-{index}"] = Seed(2).pick(0).raw(body)
+    seeds["payload-small-limit"] = Seed(2).pick(1).raw(b'42["notification:read",{"notificationId":"' + b"x" * 64 + b'"}]')
+    # Mode 3: a polling session: POST bodies (0), known packets (2), polls (3), clock ticks (4), an oversized POST (5).
+    polled = Seed(3).byte(0).chunk(b'40{"token":"good-1"}', 600).byte(3)
+    polled.byte(0).chunk(b'421["x",{}]\x1e422["fail"]\x1e2', 600).byte(3)
+    polled.byte(4).int_in(0, 4000, 1000).byte(3).byte(0).chunk(b"3", 600).byte(3)
+    polled.byte(0).chunk(b"41\x1e1", 600).byte(3)
+    seeds["polling-token"] = polled
+    auth = Seed(3).byte(2).byte(0).pick(1).byte(3).byte(4).int_in(0, 4000, 2000).byte(3).byte(4).int_in(0, 4000, 1500).byte(3)
+    seeds["polling-auth-deadline"] = auth
+    idle = Seed(3).byte(2).byte(1).pick(0).pick(2).byte(3).byte(4).int_in(0, 4000, 2500).byte(3)
+    seeds["polling-idle"] = idle
+    hostile = Seed(3).byte(0).chunk(b"\x1e\x1e", 600).byte(3).byte(0).chunk(b"b\x00\x01", 600).byte(5).byte(3)
+    seeds["polling-hostile"] = hostile
     return seeds
 
 

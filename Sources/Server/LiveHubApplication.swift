@@ -151,16 +151,18 @@ public struct LiveHub: Sendable {
         WebController(assets: WebController.loadAssets(logger: logger), devTokens: devTokens).addRoutes(to: router)
         let packaging = PackagingService(streams: streams, hls: hls, logger: logger)
 
+        let webSocketsPerAddress = configuration.wsMaxConnectionsPerIP > 0
+            ? ConnectionsPerAddress(limit: configuration.wsMaxConnectionsPerIP, what: "WebSockets", logger: logger) : nil
         let realtime = RealtimeWiring.make(
             hub: hub, broker: broker, viewers: viewers,
-            rooms: rooms, live: live, notifications: notifications, verifier: verifier, configuration: configuration, logger: logger)
+            rooms: rooms, live: live, notifications: notifications, verifier: verifier, configuration: configuration,
+            webSocketsPerAddress: webSocketsPerAddress, logger: logger)
         realtime.addRoutes(router: router)
         let connectionLimits = HTTPConnectionLimits(
             idleTimeout: configuration.httpIdleTimeout.map { TimeAmount($0) },
             plainConnectionsPerAddress: configuration.httpMaxConnectionsPerIP > 0
                 ? ConnectionsPerAddress(limit: configuration.httpMaxConnectionsPerIP, what: "HTTP connections", logger: logger) : nil,
-            webSocketsPerAddress: configuration.wsMaxConnectionsPerIP > 0
-                ? ConnectionsPerAddress(limit: configuration.wsMaxConnectionsPerIP, what: "WebSockets", logger: logger) : nil)
+            webSocketsPerAddress: webSocketsPerAddress)
         let routes = router.routes.map { "\($0.method.rawValue) \($0.path)" }
         let lifecycle = LifecycleService(rooms: rooms, database: database, logger: logger)
         var services: [any Service] = [lifecycle, packaging, ingest, HubService(hub: hub)]

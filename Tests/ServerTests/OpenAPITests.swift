@@ -8,8 +8,9 @@ import Testing
 /// Issue 17 §6: `/openapi.json` describes the whole REST API and stays in sync with the router.
 @Suite struct OpenAPITests {
     /// Routes the document leaves out on purpose (its `info.description` says why): the HLS files
-    /// are a file-name grammar for players with plain-text refusals (README "HLS").
-    static let undocumentedRoutes: Set<String> = ["GET /hls/{roomId}/{file}"]
+    /// are a file-name grammar for players with plain-text refusals (README "HLS"); `/socket.io`
+    /// is Engine.IO's long-polling transport, not REST (README "Notification bell").
+    static let undocumentedRoutes: Set<String> = ["GET /hls/{roomId}/{file}", "GET /socket.io", "POST /socket.io"]
 
     static let methods = ["get", "put", "post", "delete", "patch", "head", "options", "trace"]
 

@@ -84,10 +84,14 @@ final class OutboundQueue: Sendable {
 
     /// Switches the queue to a transport-driven drain: from now on every enqueue or close that
     /// finds the queue without a pending drain calls `drain` (synchronously, outside the lock), and
-    /// the transport takes the items with `takeAll()`. Items already queued trigger it at once.
+    /// the transport takes the items with `takeAll()`. Items already queued trigger it at once
+    /// (also when they were announced to a drain this one replaces).
     func setDrain(_ drain: @escaping @Sendable () -> Void) {
         let wake = self.state.withLock { s in
             s.drain = drain
+            // A previous drain that was told and did not take (a polled connection handed over to
+            // a WebSocket) told nobody the new drain: tell it.
+            s.drainPending = false
             return Self.wakeDrain(&s)
         }
         wake?()

@@ -1,7 +1,7 @@
 /// Checks the query string of `GET /socket.io/?EIO=4&transport=websocket` before the Server
-/// upgrades (engine.io-protocol v4 "Handshake"; parameters in any order, extra ones such as
-/// python-engineio's `t=` are ignored). Only the WebSocket transport is served, so clients must
-/// use `transports: ['websocket']`.
+/// upgrades a WebSocket-only session (engine.io-protocol v4 "Handshake"; parameters in any order,
+/// extra ones such as python-engineio's `t=` are ignored). A `sid` names a long-polling session to
+/// upgrade: `EngineIOPolling.upgradeVerdict` routes those before asking here.
 public enum EngineIOHandshake {
     /// An HTTP error answer in engine.io's format: `{"code":N,"message":"…"}` with status 400.
     public struct Rejection: Sendable, Hashable, Error {
@@ -20,7 +20,7 @@ public enum EngineIOHandshake {
             return Rejection(status: 400, code: 0, message: "Transport unknown")
         }
         if let sid = query["sid"], !sid.isEmpty {
-            // An upgrade from long-polling, which this server does not offer.
+            // An upgrade from long-polling is `EngineIOPolling`'s.
             return Rejection(status: 400, code: 1, message: "Session ID unknown")
         }
         return nil

@@ -54,10 +54,11 @@ public enum EngineIOPacket: Sendable, Hashable {
         }
     }
 
-    /// The handshake packet: `0{"sid","upgrades":[],"pingInterval","pingTimeout","maxPayload"}`.
-    public static func handshake(sid: String, pingInterval: Int, pingTimeout: Int, maxPayload: Int) -> EngineIOPacket {
+    /// The handshake packet: `0{"sid","upgrades":[…],"pingInterval","pingTimeout","maxPayload"}`;
+    /// `upgrades` is `["websocket"]` on long-polling, `[]` on a WebSocket (nothing to upgrade to).
+    public static func handshake(sid: String, upgrades: [String] = [], pingInterval: Int, pingTimeout: Int, maxPayload: Int) -> EngineIOPacket {
         let json: JSONValue = [
-            "sid": .string(sid), "upgrades": [], "pingInterval": .number(Double(pingInterval)),
+            "sid": .string(sid), "upgrades": .array(upgrades.map { .string($0) }), "pingInterval": .number(Double(pingInterval)),
             "pingTimeout": .number(Double(pingTimeout)), "maxPayload": .number(Double(maxPayload)),
         ]
         return .open(json.jsonString)

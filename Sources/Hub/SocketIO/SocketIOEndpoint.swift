@@ -35,14 +35,15 @@ public struct SocketIOEndpoint: Sendable {
         ConnectionRunner.attach(session, to: channel, hub: self.hub)
     }
 
-    /// Registers a connection; nil while the hub is shutting down.
-    func open(identity: HubIdentity?, logger: Logger) -> HubSessionHandle? {
+    /// Registers a connection; nil while the hub is shutting down. `engineSid` names the Engine.IO
+    /// session (a long-polling one is found by it); `upgrades` is what its handshake offers.
+    func open(identity: HubIdentity?, logger: Logger, engineSid: String = SessionID.make(), upgrades: [String] = []) -> HubSessionHandle? {
         guard let connection = try? self.hub.register(format: .socketIO) else { return nil }
         var logger = logger
         logger[metadataKey: "hub.connection"] = "\(connection.id)"
         let session = SocketIOSession(
-            configuration: self.configuration, engineSid: SessionID.make(), socketSid: SessionID.make(),
-            identity: identity, now: self.hub.clock.now())
+            configuration: self.configuration, engineSid: engineSid, socketSid: SessionID.make(),
+            identity: identity, upgrades: upgrades, now: self.hub.clock.now())
         let proto = SocketIOProtocol(endpoint: self, connection: connection)
         let driver = HubSessionDriver(hub: self.hub, connection: connection, session: session, proto: proto, rateLimiter: self.rateLimiter, logger: logger)
         let assembler = Mutex(MessageAssembler(maxSize: self.configuration.maxPayload))

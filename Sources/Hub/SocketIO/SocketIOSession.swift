@@ -137,6 +137,8 @@ public struct SocketIOSession: Sendable {
     public let engineSid: String
     /// Socket.IO socket id (`40{"sid"}`).
     public let socketSid: String
+    /// Transports the handshake offers to upgrade to (`["websocket"]` on long-polling).
+    public let upgrades: [String]
     private(set) var state: State = .awaitingConnect
     public private(set) var identity: HubIdentity?
     private let preauthenticated: HubIdentity?
@@ -149,9 +151,13 @@ public struct SocketIOSession: Sendable {
     /// The `AUTH` event whose identity waits for `admissionDecided` (its ack id).
     private var pendingAuthEvent: (previous: HubIdentity?, identity: HubIdentity, ackId: Int?)?
 
-    public init(configuration: SocketIOConfiguration = .init(), engineSid: String, socketSid: String, identity: HubIdentity? = nil, now: Duration) {
+    public init(
+        configuration: SocketIOConfiguration = .init(), engineSid: String, socketSid: String, identity: HubIdentity? = nil, upgrades: [String] = [],
+        now: Duration
+    ) {
         self.configuration = configuration
         self.engineSid = engineSid
+        self.upgrades = upgrades
         self.socketSid = socketSid
         self.preauthenticated = identity
         self.openedAt = now
@@ -167,7 +173,7 @@ public struct SocketIOSession: Sendable {
     /// The Engine.IO handshake, to send first.
     public func open() -> [Action] {
         [.send(EngineIOPacket.handshake(
-            sid: self.engineSid, pingInterval: self.configuration.pingInterval,
+            sid: self.engineSid, upgrades: self.upgrades, pingInterval: self.configuration.pingInterval,
             pingTimeout: self.configuration.pingTimeout, maxPayload: self.configuration.maxPayload
         ).encoded)]
     }

@@ -85,6 +85,14 @@ public struct LiveHubConfiguration: Sendable {
     /// `LIVEHUB_SOCKETIO_AUTH_TIMEOUT` seconds (10): a bell socket that connected without
     /// `auth.token` must send an `AUTH {token}` event within this time.
     public var socketIOAuthTimeout: Duration = .seconds(10)
+    /// `LIVEHUB_SOCKETIO_MAX_PAYLOAD` bytes (1000000, engine.io's default; 1024…1048576): the largest
+    /// Engine.IO packet (WebSocket) or long-polling POST body; larger closes the session (a POST is
+    /// answered 413).
+    public var socketIOMaxPayload = 1_000_000
+    /// `LIVEHUB_SOCKETIO_MAX_POLLING_SESSIONS` (10000; 0 = long-polling off): bell sessions on
+    /// Engine.IO's HTTP long-polling transport open at once, all clients together; one more
+    /// handshake is answered 503. Each also counts against `LIVEHUB_WS_MAX_CONNECTIONS_PER_IP`.
+    public var socketIOMaxPollingSessions = 10_000
     /// `LIVEHUB_RTMP_PUBLISH_DEADLINE` seconds (10): from accept to an authorised `publish`
     /// (handshake, `connect`, `publish`), however many bytes the peer trickles in.
     public var rtmpPublishDeadline: Duration = .seconds(10)
@@ -314,6 +322,8 @@ public struct LiveHubConfiguration: Sendable {
         if let interval = try duration("LIVEHUB_SOCKETIO_PING_INTERVAL") { socketIOPingInterval = interval }
         if let timeout = try duration("LIVEHUB_SOCKETIO_PING_TIMEOUT") { socketIOPingTimeout = timeout }
         if let timeout = try duration("LIVEHUB_SOCKETIO_AUTH_TIMEOUT") { socketIOAuthTimeout = timeout }
+        if let bytes = try integer("LIVEHUB_SOCKETIO_MAX_PAYLOAD", 1024...(1 << 20)) { socketIOMaxPayload = bytes }
+        if let count = try integer("LIVEHUB_SOCKETIO_MAX_POLLING_SESSIONS", 0...1_000_000) { socketIOMaxPollingSessions = count }
         if let deadline = try duration("LIVEHUB_RTMP_PUBLISH_DEADLINE") { rtmpPublishDeadline = deadline }
         if let count = try integer("LIVEHUB_RTMP_MAX_CONNECTIONS", 1...1_000_000) { rtmpMaxConnections = count }
         if let count = try integer("LIVEHUB_RTMP_MAX_CONNECTIONS_PER_IP", 1...1_000_000) { rtmpMaxConnectionsPerAddress = count }

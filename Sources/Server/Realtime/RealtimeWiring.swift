@@ -14,6 +14,8 @@ import ServiceLifecycle
 struct RealtimeWiring: Sendable {
     let stomp: STOMPEndpoint
     let bell: SocketIOEndpoint
+    /// The bell's Engine.IO long-polling transport and its upgrade to WebSocket.
+    let bellPolling: EngineIOPolling
 
     static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
@@ -105,7 +107,7 @@ struct RealtimeWiring: Sendable {
     static func make(
         hub: Hub, broker: any HubBroker, viewers: ViewerTracker,
         rooms: RoomService, live: LiveRoomService, notifications: NotificationService, verifier: JWTVerifier,
-        configuration: LiveHubConfiguration, logger: Logger
+        configuration: LiveHubConfiguration, webSocketsPerAddress: ConnectionsPerAddress? = nil, logger: Logger
     ) -> RealtimeWiring {
         let authenticator = JWTHubAuthenticator(verifier: verifier, clock: hub.clock)
         let stomp = STOMPEndpoint(
@@ -117,9 +119,13 @@ struct RealtimeWiring: Sendable {
             configuration: SocketIOConfiguration(
                 pingInterval: Int(configuration.socketIOPingInterval / .milliseconds(1)),
                 pingTimeout: Int(configuration.socketIOPingTimeout / .milliseconds(1)),
+                maxPayload: configuration.socketIOMaxPayload,
                 // Clients that connect first and authenticate after send `AUTH {token}` (DESIGN.md).
                 missingToken: .requireAuthEvent(timeout: configuration.socketIOAuthTimeout)))
-        return RealtimeWiring(stomp: stomp, bell: bell)
+        // Long-polling sessions count against the same per-address limit as WebSockets.
+        let polling = EngineIOPolling(
+            endpoint: bell, limits: .init(maxSessions: configuration.socketIOMaxPollingSessions), perAddress: webSocketsPerAddress)
+        return RealtimeWiring(stomp: stomp, bell: bell, bellPolling: polling)
     }
 
     /// An order amount for the owner's bell: `900` for a whole amount, `12.5` otherwise. Never
@@ -129,7 +135,9 @@ struct RealtimeWiring: Sendable {
         return String(amount)
     }
 
-    /// SockJS's `GET /ws/live/info` (the WebSocket endpoints are `decideUpgrade`'s).
+    /// SockJS's `GET /ws/live/info`, and the bell's Engine.IO long-polling: `GET` / `POST
+    /// /socket.io/?EIO=4&transport=polling` (`EngineIOPolling`; CORS is the router's middleware).
+    /// The WebSocket endpoints are `decideUpgrade`'s.
     func addRoutes(router: Router<LiveHubRequestContext>) {
         router.get("ws/live/info") { _, _ -> Response in
             Response(
@@ -137,13 +145,42 @@ struct RealtimeWiring: Sendable {
                 headers: [.contentType: "application/json; charset=UTF-8", .cacheControl: "no-store, no-cache, must-revalidate, max-age=0"],
                 body: .init(byteBuffer: ByteBuffer(string: SockJSFraming.infoJSON())))
         }
+        let polling = self.bellPolling
+        router.get("socket.io") { request, context -> Response in
+            let address = ConnectionsPerAddress.key(for: context.remoteAddress)
+            return Self.response(await polling.get(query: Self.query(of: request.uri), address: address, logger: context.logger))
+        }
+        router.post("socket.io") { request, context -> Response in
+            let query = Self.query(of: request.uri)
+            let body: ByteBuffer
+            do {
+                body = try await request.body.collect(upTo: polling.maxPayload)
+            } catch {
+                return Self.response(polling.payloadTooLarge(query: query))
+            }
+            return Self.response(await polling.post(query: query, body: body, logger: context.logger))
+        }
+    }
+
+    static func query(of uri: URI) -> [String: String] {
+        var query: [String: String] = [:]
+        for (key, value) in uri.queryParameters { query[String(key)] = String(value) }
+        return query
+    }
+
+    static func response(_ answer: EngineIOPolling.Answer) -> Response {
+        Response(
+            status: .init(code: answer.status),
+            headers: [.contentType: answer.contentType, .cacheControl: "no-store"],
+            body: .init(byteBuffer: answer.body))
     }
 
     /// The WebSocket endpoints (the Server's `LiveHubHTTPChannel` asks on every upgrade request):
     /// - `/ws/live` and `/ws/live/websocket`: STOMP over raw WebSocket frames;
     /// - `/ws/live/{server}/{session}/websocket`: STOMP over SockJS's WebSocket transport;
-    /// - `/socket.io/?EIO=4&transport=websocket`: the bell (Engine.IO v4 handshake checked first,
-    ///   refused with engine.io's JSON error and status 400 otherwise).
+    /// - `/socket.io/?EIO=4&transport=websocket[&sid=X]`: the bell (Engine.IO v4 handshake checked
+    ///   first, refused with engine.io's JSON error and status 400 otherwise); with `sid`, the
+    ///   upgrade of that long-polling session (`EngineIOPolling`).
     ///
     /// STOMP offers the subprotocol it prefers of those offered (`v12.stomp`, …). A `token` query
     /// parameter is kept for STOMP's CONNECT (a CONNECT header wins). Any other path: 404.
@@ -153,7 +190,7 @@ struct RealtimeWiring: Sendable {
         var query: [String: String] = [:]
         for (key, value) in uri.queryParameters { query[String(key)] = String(value) }
         let segments = path.split(separator: "/", omittingEmptySubsequences: true)
-        let (stomp, bell) = (self.stomp, self.bell)
+        let (stomp, bellPolling) = (self.stomp, self.bellPolling)
         func stompUpgrade(_ framing: STOMPFraming) -> WebSocketUpgradeDecision {
             var headers = HTTPHeaders()
             if let chosen = STOMPSubprotocol.negotiate(offered: head.headers["Sec-WebSocket-Protocol"]) {
@@ -170,16 +207,22 @@ struct RealtimeWiring: Sendable {
         case 5 where segments[0] == "ws" && segments[1] == "live" && segments[4] == "websocket":
             return stompUpgrade(.sockJS)
         case 1 where segments[0] == "socket.io":
-            if let rejection = EngineIOHandshake.validate(query: query) {
+            // Without `sid` a WebSocket-only session; with one, the upgrade of a long-polling session.
+            switch bellPolling.upgradeVerdict(query: query) {
+            case .reject(let rejection):
                 return .reject(.init(code: rejection.status), contentType: "application/json", body: rejection.body)
+            case .accept(let attach):
+                return .upgrade(HTTPHeaders(), attach: attach)
             }
-            return .upgrade(HTTPHeaders()) { channel, logger in bell.attach(to: channel, logger: logger) }
         default:
             return .reject(.notFound, contentType: "text/plain; charset=utf-8", body: "no WebSocket endpoint at \(path)\n")
         }
     }
 
 }
+
+/// The per-address WebSocket count admits long-polling sessions too.
+extension ConnectionsPerAddress: HubAddressAdmission {}
 
 /// Closes every hub connection politely on shutdown (before the database closes).
 struct HubService: Service {
