@@ -14,6 +14,9 @@ import ServiceLifecycle
 struct RealtimeWiring: Sendable {
     let stomp: STOMPEndpoint
     let bell: SocketIOEndpoint
+    /// SockJS's HTTP transports over `stomp` (`SockJSHTTPRoutes`).
+    let sockJS: SockJSHTTPTransport
+    let corsOrigins: [String]
 
     static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
@@ -105,13 +108,15 @@ struct RealtimeWiring: Sendable {
     static func make(
         hub: Hub, broker: any HubBroker, viewers: ViewerTracker,
         rooms: RoomService, live: LiveRoomService, notifications: NotificationService, verifier: JWTVerifier,
-        configuration: LiveHubConfiguration, logger: Logger
+        configuration: LiveHubConfiguration, webSocketsPerAddress: ConnectionsPerAddress? = nil, logger: Logger
     ) -> RealtimeWiring {
         let authenticator = JWTHubAuthenticator(verifier: verifier, clock: hub.clock)
         let stomp = STOMPEndpoint(
             hub: hub, backend: LiveRoomHubBackend(rooms: rooms, live: live, viewers: viewers, logger: logger),
             authenticator: authenticator,
-            configuration: STOMPConfiguration(connectTimeout: configuration.stompConnectTimeout, maxSubscriptions: configuration.wsMaxSubscriptions))
+            configuration: STOMPConfiguration(
+                connectTimeout: configuration.stompConnectTimeout, maxSockJSMessageSize: configuration.sockJSMaxMessageBytes,
+                maxSubscriptions: configuration.wsMaxSubscriptions))
         let bell = SocketIOEndpoint(
             hub: hub, backend: BellHubBackend(notifications: notifications, broker: broker, logger: logger), authenticator: authenticator,
             configuration: SocketIOConfiguration(
@@ -119,7 +124,17 @@ struct RealtimeWiring: Sendable {
                 pingTimeout: Int(configuration.socketIOPingTimeout / .milliseconds(1)),
                 // Clients that connect first and authenticate after send `AUTH {token}` (DESIGN.md).
                 missingToken: .requireAuthEvent(timeout: configuration.socketIOAuthTimeout)))
-        return RealtimeWiring(stomp: stomp, bell: bell)
+        // A SockJS HTTP session counts against the per-address WebSocket limit, as its WebSocket would.
+        let admission = webSocketsPerAddress.map { counter in
+            SockJSHTTPAdmission(limitDescription: "open WebSockets and SockJS sessions", acquire: counter.acquire, release: counter.release)
+        }
+        let sockJS = SockJSHTTPTransport(
+            endpoint: stomp,
+            configuration: SockJSHTTPConfiguration(
+                disconnectDelay: configuration.sockJSDisconnectDelay, streamBytesLimit: configuration.sockJSStreamBytes,
+                maxSessions: configuration.sockJSMaxSessions),
+            admission: admission, logger: logger)
+        return RealtimeWiring(stomp: stomp, bell: bell, sockJS: sockJS, corsOrigins: configuration.corsOrigins)
     }
 
     /// An order amount for the owner's bell: `900` for a whole amount, `12.5` otherwise. Never
@@ -129,14 +144,10 @@ struct RealtimeWiring: Sendable {
         return String(amount)
     }
 
-    /// SockJS's `GET /ws/live/info` (the WebSocket endpoints are `decideUpgrade`'s).
+    /// SockJS's `GET /ws/live/info` and its HTTP transports (`SockJSHTTPRoutes`); the WebSocket
+    /// endpoints are `decideUpgrade`'s.
     func addRoutes(router: Router<LiveHubRequestContext>) {
-        router.get("ws/live/info") { _, _ -> Response in
-            Response(
-                status: .ok,
-                headers: [.contentType: "application/json; charset=UTF-8", .cacheControl: "no-store, no-cache, must-revalidate, max-age=0"],
-                body: .init(byteBuffer: ByteBuffer(string: SockJSFraming.infoJSON())))
-        }
+        SockJSHTTPRoutes(transport: self.sockJS, allowedOrigins: self.corsOrigins).add(to: router)
     }
 
     /// The WebSocket endpoints (the Server's `LiveHubHTTPChannel` asks on every upgrade request):
