@@ -302,3 +302,84 @@ def test_the_stomp_connect_deadline_holds_over_xhr_polling(make_livehub):
     assert answer.startswith('a["ERROR\\nmessage:no CONNECT frame received in time') and answer.endswith('c[3000,"Go away!"]\n')
     assert time.time() - started < 5
     assert requests.post(sockjs_url(hub, session, "xhr")).text == 'c[3000,"Go away!"]\n'
+
+
+BROWSER_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><script src="/sockjs.min.js"></script></head><body><script>
+window.events = [];
+const frame = (command, headers, body) =>
+  [command, ...Object.entries(headers).map(([k, v]) => k + ':' + v)].join('\\n') + '\\n\\n' + (body || '') + '\\u0000';
+const sock = new SockJS(__HUB__ + '/ws/live', null, {transports: [__TRANSPORT__]});
+sock.onopen = () => {
+  window.events.push({open: sock.transport});
+  sock.send(frame('CONNECT', {'accept-version': '1.2', 'heart-beat': '0,0', Authorization: 'Bearer ' + __TOKEN__}));
+  sock.send(frame('SUBSCRIBE', {id: 'sub-0', destination: __CHAT__, receipt: 'ready'}));
+};
+sock.onmessage = (m) => {
+  window.events.push({data: m.data});
+  if (m.data.startsWith('RECEIPT')) sock.send(frame('SEND', {destination: __SEND__, 'content-type': 'application/json'}, JSON.stringify({message: 'from chromium'})));
+};
+sock.onclose = (c) => window.events.push({close: c.code});
+</script></body></html>
+"""
+
+
+@pytest.mark.parametrize("transport", HTTP_TRANSPORTS)
+def test_chromium_from_another_origin_chats_over_the_http_transports(livehub, transport):
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    chromedriver = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+    script = Path(NODE_PATH) / "sockjs-client" / "dist" / "sockjs.min.js"
+    if not (Path(chromium).exists() and Path(chromedriver).exists() and script.exists()):
+        pytest.skip("chromium, chromedriver or sockjs.min.js not installed")
+    import http.server
+
+    room = livehub.create_room("from the browser")
+    t = topics(room["id"])
+    page = BROWSER_PAGE
+    for name, value in [("__HUB__", livehub.base), ("__TRANSPORT__", transport), ("__TOKEN__", livehub.tokens["viewer"]),
+                        ("__CHAT__", t["chat"]), ("__SEND__", f"/app/live/{room['id']}/chat")]:
+        page = page.replace(name, json.dumps(value))
+    files = {"/index.html": (page.encode(), "text/html; charset=utf-8"), "/sockjs.min.js": (script.read_bytes(), "application/javascript")}
+
+    class Site(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body, kind = files.get(self.path, (b"not found", "text/plain"))
+            self.send_response(200 if self.path in files else 404)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Site)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for argument in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage"]:
+        options.add_argument(argument)
+    driver = webdriver.Chrome(options=options, service=Service(chromedriver))
+    owner = StompWS(ws_url(livehub), token=livehub.tokens["owner"])
+    try:
+        owner.subscribe(t["chat"], "sub-0", receipt="ready")
+        # the page's origin (another port) is not the hub's: every XHR is a credentialed CORS request
+        driver.get(f"http://localhost:{site.server_address[1]}/index.html")
+        _, body = owner.messages(t["chat"], 1, timeout=20)[0]
+        assert body["message"] == "from chromium" and body["username"] == "Dev Viewer"
+        deadline = time.time() + 10
+        events = []
+        while time.time() < deadline:
+            events = driver.execute_script("return window.events")
+            if any("from chromium" in e.get("data", "") for e in events):
+                break
+            time.sleep(0.1)
+        assert events[0] == {"open": transport}
+        assert any(e.get("data", "").startswith("MESSAGE") and "from chromium" in e["data"] for e in events), events
+        assert not any("close" in e for e in events)
+    finally:
+        owner.close()
+        driver.quit()
+        site.shutdown()
