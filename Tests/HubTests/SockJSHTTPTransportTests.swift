@@ -199,6 +199,22 @@ struct SockJSHTTPTransportTests {
         #expect(await eventually { setup.hub.snapshot().connections == 0 })
     }
 
+    @Test func aConnectDeadlineWithNobodyPollingLeavesItsErrorForTheNextPoll() async throws {
+        let setup = Self.make(stomp: STOMPConfiguration(connectTimeout: .milliseconds(100), tickInterval: .milliseconds(20)))
+        #expect(try await Self.poll(setup.transport, "s1") == "o\n")
+        #expect(await eventually { setup.hub.snapshot().connections == 0 })
+        let body = try await Self.poll(setup.transport, "s1")
+        #expect(body.hasPrefix(#"a["ERROR\nmessage:no CONNECT frame received in time"#))
+        #expect(body.hasSuffix("\n" + #"c[3000,"Go away!"]"# + "\n"))
+        #expect(try await Self.poll(setup.transport, "s1") == #"c[3000,"Go away!"]"# + "\n")
+    }
+
+    @Test func aQuietSessionGetsTheSockJSHeartbeat() async throws {
+        let setup = Self.make(stomp: STOMPConfiguration(sockJSHeartbeatInterval: .milliseconds(200), tickInterval: .milliseconds(20)))
+        try await Self.connected(setup, "s1", topic: "/topic/live/1/chat")
+        #expect(try await Self.poll(setup.transport, "s1") == "h\n")
+    }
+
     @Test func aSessionNobodyReadsIsDroppedAtItsQueueLimit() async throws {
         let hub = Hub(configuration: HubConfiguration(outboundQueue: OutboundQueueLimits(maxFrames: 8, maxBytes: 1 << 20)))
         let setup = Self.make(hub: hub)

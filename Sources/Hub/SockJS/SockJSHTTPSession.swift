@@ -72,6 +72,9 @@ final class SockJSHTTPSession: Sendable {
         var closedAt: Duration?
         /// When a tick first saw the connection closing while a receiver held it.
         var closingSeenAt: Duration?
+        /// What a tick took from the queue when it closed the session with no receiver (the
+        /// session's last frames and its close), for the next receiver.
+        var leftover: [HubOutboundItem] = []
     }
 
     let key: String
@@ -153,6 +156,14 @@ final class SockJSHTTPSession: Sendable {
             s.receiver = ReceiverState(receiver: receiver, isConnected: isConnected, abort: abort)
             s.idleSince = nil
             return .attached(receiver)
+        }
+    }
+
+    /// The frames a closed session had queued when nobody was receiving (once; then nothing).
+    func takeLeftover() -> [HubOutboundItem] {
+        self.state.withLock { s in
+            defer { s.leftover = [] }
+            return s.leftover
         }
     }
 
@@ -284,10 +295,10 @@ final class SockJSHTTPSession: Sendable {
             let open = await self.handle.onTick()
             if !open || self.connection.isClosing {
                 if !hasReceiver {
-                    // Nobody takes the close: what waits is lost with the session (a receiver that
-                    // comes now gets the close frame).
-                    let reason = Self.closeReason(in: self.connection.queue.takeAll()) ?? .normal
-                    self.close(reason)
+                    // Nobody takes the close: the next receiver gets what waited, goodbye included.
+                    let items = self.connection.queue.takeAll()
+                    self.state.withLock { $0.leftover = items }
+                    self.close(Self.closeReason(in: items) ?? .normal)
                     return .again(notBefore: now + delay)
                 }
                 let stuck = self.state.withLock { s -> Receiver? in

@@ -193,7 +193,9 @@ public final class SockJSHTTPTransport: Sendable {
         let prelude = streaming ? ByteBuffer(string: SockJSFraming.streamingPrelude) : nil
         switch session.attach(isConnected: isConnected, abort: abort) {
         case .closed:
-            try? await emit(Self.lines([prelude, ByteBuffer(string: SockJSFraming.closeFrame())]))
+            let leftover = session.takeLeftover()
+            let goodbye = leftover.isEmpty ? ByteBuffer(string: SockJSFraming.closeFrame()) : Self.encode(leftover, handle: session.handle).0
+            try? await emit(Self.lines([prelude, goodbye]))
         case .busy:
             try? await emit(Self.lines([prelude, ByteBuffer(string: SockJSFraming.anotherConnectionStillOpen)]))
         case .attached(let receiver):
