@@ -8,8 +8,14 @@ import Testing
 /// Issue 17 §6: `/openapi.json` describes the whole REST API and stays in sync with the router.
 @Suite struct OpenAPITests {
     /// Routes the document leaves out on purpose (its `info.description` says why): the HLS files
-    /// are a file-name grammar for players with plain-text refusals (README "HLS").
-    static let undocumentedRoutes: Set<String> = ["GET /hls/{roomId}/{file}"]
+    /// are a file-name grammar for players with plain-text refusals (README "HLS"); SockJS's HTTP
+    /// transports are sockjs-protocol's, held and streamed SockJS frames (README "Live-room hub").
+    static let undocumentedRoutes: Set<String> = [
+        "GET /hls/{roomId}/{file}",
+        "POST /ws/live/{server}/{session}/xhr", "POST /ws/live/{server}/{session}/xhr_streaming", "POST /ws/live/{server}/{session}/xhr_send",
+        "OPTIONS /ws/live/{server}/{session}/xhr", "OPTIONS /ws/live/{server}/{session}/xhr_streaming",
+        "OPTIONS /ws/live/{server}/{session}/xhr_send", "OPTIONS /ws/live/info",
+    ]
 
     static let methods = ["get", "put", "post", "delete", "patch", "head", "options", "trace"]
 
