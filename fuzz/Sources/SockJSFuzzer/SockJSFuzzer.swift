@@ -1,5 +1,8 @@
 import Dispatch
 import FuzzSupport
+#if canImport(Glibc)
+import Glibc
+#endif
 @testable import Hub
 import Logging
 import NIOCore
