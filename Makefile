@@ -1,7 +1,7 @@
 # LiveHub — two commands: `make run` and `make test` (see README.md).
 SHELL := /bin/bash
 APT_PACKAGES := libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libsqlite3-dev libssl-dev pkg-config ffmpeg
-TEST_APT_PACKAGES := python3-venv chromium chromium-driver openssl obs-studio xvfb xauth
+TEST_APT_PACKAGES := python3-venv chromium chromium-driver openssl obs-studio xvfb xauth nodejs node-sockjs-client
 VENV := .venv-test
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

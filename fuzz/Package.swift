@@ -43,7 +43,7 @@ let package = Package(
         ]),
         fuzzer("STOMPFuzzer", [.product(name: "Hub", package: root)]),
         fuzzer("SocketIOFuzzer", [.product(name: "Hub", package: root)]),
-        fuzzer("SockJSFuzzer", [.product(name: "Hub", package: root)]),
+        fuzzer("SockJSFuzzer", [.product(name: "Hub", package: root), .product(name: "Logging", package: "swift-log")]),
         fuzzer("WebSocketFuzzer", [
             .product(name: "Hub", package: root), .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "NIOWebSocket", package: "swift-nio"),

@@ -329,11 +329,27 @@ def sockjs_seeds():
     messages = [json.dumps([f.decode("latin1") for f in STOMP_FRAMES[:1]]), json.dumps([f.decode("latin1") for f in STOMP_FRAMES[3:6]]),
                 json.dumps("SEND\ndestination:/app/x\n\nhi\u0000"), "[]", "  ", '["\\u2028\\ud83d\\ude00"]']
     seeds = {}
+    # mode 0: WebSocket frames assembled into client messages
     for index, message in enumerate(messages):
         data = message.encode()
-        seeds[f"message-{index}"] = Seed().pick(2).pick(0).chunk(data, 2000).bool(True)
+        seeds[f"message-{index}"] = Seed(0).pick(2).pick(0).chunk(data, 2000).bool(True)
     fragmented = messages[1].encode()
-    seeds["fragmented"] = Seed().pick(1).pick(0).chunk(fragmented[:10], 2000).bool(False).pick(2).chunk(fragmented[10:], 2000).bool(True)
+    seeds["fragmented"] = Seed(0).pick(1).pick(0).chunk(fragmented[:10], 2000).bool(False).pick(2).chunk(fragmented[10:], 2000).bool(True)
+    # mode 1: xhr_send bodies
+    for index, body in enumerate(messages[:2] + ['["x', "", "[1,2]", '"single"', '["\\u0000\\n"]']):
+        seeds[f"send-body-{index}"] = Seed(1).raw(body.encode())
+    # mode 2: an HTTP session fed bodies and publishes (queue limit, body limit, then steps:
+    # 0 = publish, else an xhr_send body)
+    connect = json.dumps(["CONNECT\naccept-version:1.2\nheart-beat:0,0\n\n\u0000"]).encode()
+    subscribe = json.dumps(["SUBSCRIBE\nid:sub-0\ndestination:/topic/live/1/chat\nreceipt:r\n\n\u0000"]).encode()
+    send = json.dumps(["SEND\ndestination:/app/live/1/chat\ncontent-type:application/json\n\n{\"message\":\"hi\"}\u0000"]).encode()
+    session = Seed(2).pick(1).pick(1).pick(1).chunk(connect, 4000).pick(1).chunk(subscribe, 4000)
+    seeds["session-chat"] = session.pick(0).byte(7).pick(1).chunk(send, 4000).pick(0).byte(8)
+    seeds["session-broken"] = Seed(2).pick(1).pick(0).pick(1).chunk(b'["x', 4000).pick(1).chunk(connect, 4000).pick(1).chunk(json.dumps(["HELLO\n\n\u0000"]).encode(), 4000)
+    slow = Seed(2).pick(0).pick(1).pick(1).chunk(connect, 4000).pick(1).chunk(subscribe, 4000)
+    for n in range(8):
+        slow.pick(0).byte(n)
+    seeds["session-slow"] = slow
     return seeds
 
 

@@ -151,18 +151,17 @@ public struct LiveHub: Sendable {
         WebController(assets: WebController.loadAssets(logger: logger), devTokens: devTokens).addRoutes(to: router)
         let packaging = PackagingService(streams: streams, hls: hls, logger: logger)
 
-        let webSocketsPerAddress = configuration.wsMaxConnectionsPerIP > 0
-            ? ConnectionsPerAddress(limit: configuration.wsMaxConnectionsPerIP, what: "WebSockets", logger: logger) : nil
-        let realtime = RealtimeWiring.make(
-            hub: hub, broker: broker, viewers: viewers,
-            rooms: rooms, live: live, notifications: notifications, verifier: verifier, configuration: configuration,
-            webSocketsPerAddress: webSocketsPerAddress, logger: logger)
-        realtime.addRoutes(router: router)
         let connectionLimits = HTTPConnectionLimits(
             idleTimeout: configuration.httpIdleTimeout.map { TimeAmount($0) },
             plainConnectionsPerAddress: configuration.httpMaxConnectionsPerIP > 0
                 ? ConnectionsPerAddress(limit: configuration.httpMaxConnectionsPerIP, what: "HTTP connections", logger: logger) : nil,
-            webSocketsPerAddress: webSocketsPerAddress)
+            webSocketsPerAddress: configuration.wsMaxConnectionsPerIP > 0
+                ? ConnectionsPerAddress(limit: configuration.wsMaxConnectionsPerIP, what: "WebSockets", logger: logger) : nil)
+        let realtime = RealtimeWiring.make(
+            hub: hub, broker: broker, viewers: viewers,
+            rooms: rooms, live: live, notifications: notifications, verifier: verifier, configuration: configuration,
+            webSocketsPerAddress: connectionLimits.webSocketsPerAddress, logger: logger)
+        realtime.addRoutes(router: router)
         let routes = router.routes.map { "\($0.method.rawValue) \($0.path)" }
         let lifecycle = LifecycleService(rooms: rooms, database: database, logger: logger)
         var services: [any Service] = [lifecycle, packaging, ingest, HubService(hub: hub)]
@@ -182,7 +181,8 @@ public struct LiveHub: Sendable {
                     responder: responder,
                     http1: .init(
                         additionalChannelHandlers: [
-                            HLSFastPathHandler(hls: hls, cors: cors, metrics: metrics, serverName: "LiveHub", logger: logger)
+                            HLSFastPathHandler(hls: hls, cors: cors, metrics: metrics, serverName: "LiveHub", logger: logger),
+                            SockJSHeldRequestWatch(),
                         ],
                         httpDecoderConfiguration: .init(
                             maxHeaderFieldSize: configuration.httpMaxHeaderBytes, maxHeaderListSize: configuration.httpMaxHeaderBytes)),

@@ -8,9 +8,15 @@ import Testing
 /// Issue 17 §6: `/openapi.json` describes the whole REST API and stays in sync with the router.
 @Suite struct OpenAPITests {
     /// Routes the document leaves out on purpose (its `info.description` says why): the HLS files
-    /// are a file-name grammar for players with plain-text refusals (README "HLS"); `/socket.io`
-    /// is Engine.IO's long-polling transport, not REST (README "Notification bell").
-    static let undocumentedRoutes: Set<String> = ["GET /hls/{roomId}/{file}", "GET /socket.io", "POST /socket.io"]
+    /// are a file-name grammar for players with plain-text refusals (README "HLS"); SockJS's HTTP
+    /// transports are sockjs-protocol's, held and streamed SockJS frames (README "Live-room hub");
+    /// `/socket.io` is Engine.IO's long-polling transport, not REST (README "Notification bell").
+    static let undocumentedRoutes: Set<String> = [
+        "GET /hls/{roomId}/{file}", "GET /socket.io", "POST /socket.io",
+        "POST /ws/live/{server}/{session}/xhr", "POST /ws/live/{server}/{session}/xhr_streaming", "POST /ws/live/{server}/{session}/xhr_send",
+        "OPTIONS /ws/live/{server}/{session}/xhr", "OPTIONS /ws/live/{server}/{session}/xhr_streaming",
+        "OPTIONS /ws/live/{server}/{session}/xhr_send", "OPTIONS /ws/live/info",
+    ]
 
     static let methods = ["get", "put", "post", "delete", "patch", "head", "options", "trace"]
 

@@ -1,7 +1,8 @@
 public import NIOCore
 
-/// SockJS protocol (sockjs-protocol 0.3.3) pieces needed for the WebSocket transport:
-/// the `/info` document and the framing of `<base>/{server}/{session}/websocket`.
+/// SockJS protocol (sockjs-protocol 0.3.3) pieces: the `/info` document, the framing of
+/// `<base>/{server}/{session}/websocket`, and that of the HTTP transports `xhr`, `xhr_streaming`
+/// and `xhr_send` (sockjs-protocol "XhrPolling", "XhrStreaming"; run by `SockJSHTTPTransport`).
 public enum SockJSFraming {
     /// `GET <base>/info` body: `{"websocket":true,"cookie_needed":false,"origins":["*:*"],"entropy":N}`.
     /// Serve it as `application/json; charset=UTF-8` with `Cache-Control: no-store, no-cache,
@@ -107,5 +108,66 @@ public enum SockJSFraming {
         default:
             throw .notStrings
         }
+    }
+
+    // MARK: HTTP transports (sockjs-protocol 0.3.3 "XhrPolling", "XhrStreaming")
+
+    /// What an `xhr_streaming` response starts with: 2048 `h` and a newline ("The transport must
+    /// first send 2KiB of `h` bytes as prelude"), so that browsers start handing over chunks.
+    public static let streamingPrelude: String = String(repeating: "h", count: 2048) + "\n"
+
+    /// The close frame a second receiving request of one session gets (sockjs-protocol
+    /// "Protocol": "The server must not allow two receiving connections to wait on a single session").
+    public static let anotherConnectionStillOpen = closeFrame(code: 2010, reason: "Another connection still open")
+
+    /// Why an `xhr_send` body was refused: answered 500 with `message` as the text body
+    /// (sockjs-protocol "XhrPolling.test_invalid_json").
+    public enum SendBodyError: Error, Sendable, Hashable {
+        /// No body, or JSON that is not an array of strings.
+        case payloadExpected
+        /// Not JSON.
+        case brokenJSON
+
+        public var message: String {
+            switch self {
+            case .payloadExpected: "Payload expected."
+            case .brokenJSON: "Broken JSON encoding."
+            }
+        }
+    }
+
+    /// An `xhr_send` body: a JSON array of strings (`["CONNECT\n…\u0000"]`). An empty body or
+    /// anything but an array of strings is `payloadExpected`, what does not parse `brokenJSON`.
+    public static func decodeSendBody<Bytes: Collection>(_ bytes: Bytes) throws(SendBodyError) -> [String] where Bytes.Element == UInt8 {
+        if bytes.isEmpty { throw .payloadExpected }
+        guard let value = try? JSONValue(parsing: bytes) else { throw .brokenJSON }
+        guard case .array(let items) = value else { throw .payloadExpected }
+        var out: [String] = []
+        out.reserveCapacity(items.count)
+        for item in items {
+            guard case .string(let s) = item else { throw .payloadExpected }
+            out.append(s)
+        }
+        return out
+    }
+
+    /// True for a `{server}` or `{session}` path segment the HTTP transports accept: 1 to
+    /// `maxLength` printable ASCII bytes without `.` (sockjs-protocol "SessionURLs": any value, "but
+    /// not an empty string, anything containing dots").
+    public static func isValidSessionSegment<S: StringProtocol>(_ segment: S, maxLength: Int) -> Bool {
+        let utf8 = segment.utf8
+        guard !utf8.isEmpty, utf8.count <= maxLength else { return false }
+        return utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ".") && $0 != UInt8(ascii: "/") }
+    }
+
+    /// True for a buffer holding the heart-beat frame `h`.
+    public static func isHeartbeatFrame(_ frame: ByteBuffer) -> Bool {
+        frame.readableBytes == 1 && frame.getInteger(at: frame.readerIndex, as: UInt8.self) == UInt8(ascii: "h")
+    }
+
+    /// True for a buffer holding a close frame `c[…]`.
+    public static func isCloseFrame(_ frame: ByteBuffer) -> Bool {
+        frame.readableBytes >= 3 && frame.getInteger(at: frame.readerIndex, as: UInt8.self) == UInt8(ascii: "c")
+            && frame.getInteger(at: frame.readerIndex + 1, as: UInt8.self) == UInt8(ascii: "[")
     }
 }

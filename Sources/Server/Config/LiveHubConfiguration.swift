@@ -138,6 +138,18 @@ public struct LiveHubConfiguration: Sendable {
     public var wsMaxInboundBytes = 256 * 1024
     /// `LIVEHUB_STOMP_CONNECT_TIMEOUT` seconds (10): a STOMP connection must send CONNECT this soon.
     public var stompConnectTimeout: Duration = .seconds(10)
+    /// `LIVEHUB_SOCKJS_MAX_SESSIONS` (10000): SockJS HTTP sessions (`xhr`, `xhr_streaming`) held
+    /// at once; each also counts against `LIVEHUB_WS_MAX_CONNECTIONS_PER_IP` as a WebSocket would.
+    public var sockJSMaxSessions = 10_000
+    /// `LIVEHUB_SOCKJS_DISCONNECT_DELAY` seconds (5, sockjs-protocol's and Spring's): a SockJS HTTP
+    /// session with no receiving request for this long is closed (its STOMP session ends).
+    public var sockJSDisconnectDelay: Duration = .seconds(5)
+    /// `LIVEHUB_SOCKJS_STREAM_BYTES` (131072, Spring's): an `xhr_streaming` response ends after
+    /// sending this many bytes; the client opens the next one.
+    public var sockJSStreamBytes = 128 * 1024
+    /// `LIVEHUB_SOCKJS_MAX_MESSAGE_BYTES` (409600): largest SockJS client message, a WebSocket
+    /// message or an `xhr_send` body (six 64 KiB STOMP frames' worth of JSON escaping).
+    public var sockJSMaxMessageBytes = 6 * 64 * 1024 + 16 * 1024
     /// `LIVEHUB_CHAT_MAX_BYTES` (2000): a chat line's UTF-8 bytes, besides its 500 characters.
     public var chatMaxBytes = 2000
     /// `LIVEHUB_IDEMPOTENCY_KEYS_PER_USER` (100) / `LIVEHUB_IDEMPOTENCY_KEYS_TOTAL` (10000):
@@ -342,6 +354,10 @@ public struct LiveHubConfiguration: Sendable {
         if let count = try integer("LIVEHUB_WS_MAX_SUBSCRIPTIONS", 1...100_000) { wsMaxSubscriptions = count }
         if let bytes = try integer("LIVEHUB_WS_MAX_INBOUND_BYTES", 1024...(1 << 30)) { wsMaxInboundBytes = bytes }
         if let timeout = try duration("LIVEHUB_STOMP_CONNECT_TIMEOUT", 0.1...3600) { stompConnectTimeout = timeout }
+        if let count = try integer("LIVEHUB_SOCKJS_MAX_SESSIONS", 1...10_000_000) { sockJSMaxSessions = count }
+        if let delay = try duration("LIVEHUB_SOCKJS_DISCONNECT_DELAY", 0.1...60) { sockJSDisconnectDelay = delay }
+        if let bytes = try integer("LIVEHUB_SOCKJS_STREAM_BYTES", 4096...(1 << 30)) { sockJSStreamBytes = bytes }
+        if let bytes = try integer("LIVEHUB_SOCKJS_MAX_MESSAGE_BYTES", 1024...(64 << 20)) { sockJSMaxMessageBytes = bytes }
         if let bytes = try integer("LIVEHUB_CHAT_MAX_BYTES", 1...65_536) { chatMaxBytes = bytes }
         if let count = try integer("LIVEHUB_IDEMPOTENCY_KEYS_PER_USER", 1...100_000) { idempotencyKeysPerUser = count }
         if let count = try integer("LIVEHUB_IDEMPOTENCY_KEYS_TOTAL", 1...10_000_000) { idempotencyKeysTotal = count }

@@ -7,6 +7,8 @@ struct CORSPolicyMiddleware: RouterMiddleware {
     let allowedOrigins: [String]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        // SockJS's routes answer CORS themselves (credentials and an echoed origin: SockJSHTTPRoutes).
+        if SockJSHTTPRoutes.ownsCORS(path: request.uri.path) { return try await next(request, context) }
         let origin = request.headers[.origin]
         if request.method == .options {
             var response = Response(status: .noContent)

@@ -7,10 +7,13 @@ import NIOCore
 public struct LiveHubRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public let remoteAddress: SocketAddress?
+    /// The request's connection (SockJS's held requests watch whether it is still open).
+    public let channel: any Channel
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         remoteAddress = source.channel.remoteAddress
+        channel = source.channel
     }
 
     /// True when the peer is on this machine (127.0.0.0/8 or ::1).

@@ -16,6 +16,9 @@ struct RealtimeWiring: Sendable {
     let bell: SocketIOEndpoint
     /// The bell's Engine.IO long-polling transport and its upgrade to WebSocket.
     let bellPolling: EngineIOPolling
+    /// SockJS's HTTP transports over `stomp` (`SockJSHTTPRoutes`).
+    let sockJS: SockJSHTTPTransport
+    let corsOrigins: [String]
 
     static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
@@ -113,7 +116,9 @@ struct RealtimeWiring: Sendable {
         let stomp = STOMPEndpoint(
             hub: hub, backend: LiveRoomHubBackend(rooms: rooms, live: live, viewers: viewers, logger: logger),
             authenticator: authenticator,
-            configuration: STOMPConfiguration(connectTimeout: configuration.stompConnectTimeout, maxSubscriptions: configuration.wsMaxSubscriptions))
+            configuration: STOMPConfiguration(
+                connectTimeout: configuration.stompConnectTimeout, maxSockJSMessageSize: configuration.sockJSMaxMessageBytes,
+                maxSubscriptions: configuration.wsMaxSubscriptions))
         let bell = SocketIOEndpoint(
             hub: hub, backend: BellHubBackend(notifications: notifications, broker: broker, logger: logger), authenticator: authenticator,
             configuration: SocketIOConfiguration(
@@ -125,7 +130,17 @@ struct RealtimeWiring: Sendable {
         // Long-polling sessions count against the same per-address limit as WebSockets.
         let polling = EngineIOPolling(
             endpoint: bell, limits: .init(maxSessions: configuration.socketIOMaxPollingSessions), perAddress: webSocketsPerAddress)
-        return RealtimeWiring(stomp: stomp, bell: bell, bellPolling: polling)
+        // A SockJS HTTP session counts against the per-address WebSocket limit, as its WebSocket would.
+        let admission = webSocketsPerAddress.map { counter in
+            SockJSHTTPAdmission(limitDescription: "open WebSockets and SockJS sessions", acquire: counter.acquire, release: counter.release)
+        }
+        let sockJS = SockJSHTTPTransport(
+            endpoint: stomp,
+            configuration: SockJSHTTPConfiguration(
+                disconnectDelay: configuration.sockJSDisconnectDelay, streamBytesLimit: configuration.sockJSStreamBytes,
+                maxSessions: configuration.sockJSMaxSessions),
+            admission: admission, logger: logger)
+        return RealtimeWiring(stomp: stomp, bell: bell, bellPolling: polling, sockJS: sockJS, corsOrigins: configuration.corsOrigins)
     }
 
     /// An order amount for the owner's bell: `900` for a whole amount, `12.5` otherwise. Never
@@ -135,16 +150,12 @@ struct RealtimeWiring: Sendable {
         return String(amount)
     }
 
-    /// SockJS's `GET /ws/live/info`, and the bell's Engine.IO long-polling: `GET` / `POST
-    /// /socket.io/?EIO=4&transport=polling` (`EngineIOPolling`; CORS is the router's middleware).
-    /// The WebSocket endpoints are `decideUpgrade`'s.
+    /// SockJS's `GET /ws/live/info` and its HTTP transports (`SockJSHTTPRoutes`, their own CORS),
+    /// and the bell's Engine.IO long-polling: `GET` / `POST /socket.io/?EIO=4&transport=polling`
+    /// (`EngineIOPolling`; CORS is the router's middleware). The WebSocket endpoints are
+    /// `decideUpgrade`'s.
     func addRoutes(router: Router<LiveHubRequestContext>) {
-        router.get("ws/live/info") { _, _ -> Response in
-            Response(
-                status: .ok,
-                headers: [.contentType: "application/json; charset=UTF-8", .cacheControl: "no-store, no-cache, must-revalidate, max-age=0"],
-                body: .init(byteBuffer: ByteBuffer(string: SockJSFraming.infoJSON())))
-        }
+        SockJSHTTPRoutes(transport: self.sockJS, allowedOrigins: self.corsOrigins).add(to: router)
         let polling = self.bellPolling
         router.get("socket.io") { request, context -> Response in
             let address = ConnectionsPerAddress.key(for: context.remoteAddress)
