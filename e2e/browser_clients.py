@@ -1,10 +1,8 @@
-"""The real browser builds of the clients existing front ends use, for the browser tests:
-
-- socket.io-client v4 (the official `socket.io.min.js` bundle, 4.8.1). No Debian package carries
-  it and npm is not reachable from CI, so it is taken from the one PyPI wheel that ships the
-  official bundle unchanged (nicegui 3.18.0, `nicegui/static/socket.io.min.js`): `pip download
-  --no-deps` into e2e/.cache/ (git-ignored; fetched once, never committed).
-- sockjs-client 1.6.1 from Debian's `node-sockjs-client` (`/usr/share/nodejs/sockjs-client/dist/`).
+"""The real browser build of socket.io-client v4 (the official `socket.io.min.js` bundle, 4.8.1),
+for the browser tests. No Debian package carries it and npm is not reachable from CI, so it is
+taken from a PyPI wheel that ships the official bundle unchanged (nicegui 3.18.0,
+`nicegui/static/socket.io.min.js`): `pip download --no-deps` into e2e/.cache/ (git-ignored;
+fetched once, never committed). (sockjs-client comes from Debian's `node-sockjs-client`.)
 
 `serve_pages(files)` serves a test page and these scripts from a second http origin (a plain
 `http.server` on a free port), so the page talks to LiveHub cross-origin, as a shop's site does.
@@ -22,7 +20,6 @@ HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache"
 SOCKET_IO_WHEEL = "nicegui==3.18.0"
 SOCKET_IO_MEMBER = "nicegui/static/socket.io.min.js"
-SOCKJS_DIST = Path("/usr/share/nodejs/sockjs-client/dist/sockjs.min.js")
 
 
 def socket_io_client_js():
@@ -40,11 +37,6 @@ def socket_io_client_js():
     target.write_bytes(data)
     wheel.unlink()
     return target
-
-
-def sockjs_client_js():
-    assert SOCKJS_DIST.exists(), "install Debian's node-sockjs-client (make test-deps)"
-    return SOCKJS_DIST
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
