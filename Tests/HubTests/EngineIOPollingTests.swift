@@ -311,7 +311,8 @@ final class TestAdmission: HubAddressAdmission {
     }
 
     @Test func aFailedProbeLeavesTheSessionPolling() async throws {
-        let rig = Rig(limits: .init(upgradeTimeout: .milliseconds(300)))
+        // Long enough that a loaded machine still delivers the wrong probe's `5` before it runs out.
+        let rig = Rig(limits: .init(upgradeTimeout: .milliseconds(1500)))
         let (sid, _) = try await rig.joined("u9")
         // A probe that sends something else is closed; the session polls on.
         let wrong = try await self.upgrade(rig, sid: sid)

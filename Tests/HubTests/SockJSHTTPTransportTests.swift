@@ -211,8 +211,18 @@ struct SockJSHTTPTransportTests {
 
     @Test func aQuietSessionGetsTheSockJSHeartbeat() async throws {
         let setup = Self.make(stomp: STOMPConfiguration(sockJSHeartbeatInterval: .milliseconds(200), tickInterval: .milliseconds(20)))
-        try await Self.connected(setup, "s1", topic: "/topic/live/1/chat")
-        #expect(try await Self.poll(setup.transport, "s1") == "h\n")
+        #expect(try await Self.poll(setup.transport, "s1") == "o\n")
+        #expect(Self.send(setup.transport, "s1", Self.connect) == .accepted)
+        // On a loaded machine a heart-beat may come before CONNECTED (200 ms without a write); the
+        // session then goes quiet and its polls get `h`, nothing else.
+        var answers: [String] = []
+        for _ in 0..<5 {
+            answers.append(try await Self.poll(setup.transport, "s1"))
+            if answers.last == "h\n", answers.contains(where: { $0.hasPrefix(#"a["CONNECTED"#) }) { break }
+        }
+        #expect(answers.filter { $0 != "h\n" }.count == 1, "\(answers)")
+        #expect(answers.first { $0 != "h\n" }?.hasPrefix(#"a["CONNECTED\nversion:1.2\n"#) == true)
+        #expect(answers.last == "h\n")
     }
 
     @Test func aSessionNobodyReadsIsDroppedAtItsQueueLimit() async throws {

@@ -252,11 +252,24 @@ private func withServices(
     actor CountingDirectory: UserDirectory {
         var asked: [String] = []
         let delay: Duration
-        init(delay: Duration = .zero) { self.delay = delay }
+        /// While true, lookups wait for `release()`: a lookup in flight for as long as the test needs,
+        /// however slow the machine is.
+        private var held: Bool
+        private var waiting: [CheckedContinuation<Void, Never>] = []
+        init(delay: Duration = .zero, held: Bool = false) {
+            self.delay = delay
+            self.held = held
+        }
         func profile(userId: String) async -> UserProfile? {
             asked.append(userId)
+            if held { await withCheckedContinuation { waiting.append($0) } }
             if delay > .zero { try? await Task.sleep(for: delay) }
             return userId.hasPrefix("gone") ? nil : UserProfile(username: "name of \(userId)", avatarUrl: nil)
+        }
+        func release() {
+            held = false
+            for continuation in waiting { continuation.resume() }
+            waiting = []
         }
     }
 
@@ -295,7 +308,7 @@ private func withServices(
     }
 
     @Test func lookupsInFlightAreBounded() async throws {
-        let directory = CountingDirectory(delay: .milliseconds(300))
+        let directory = CountingDirectory(held: true)
         let cache = UserProfileCache(directory: directory, limits: .init(entries: 100, ttl: .seconds(60), maxInFlight: 2))
         for index in 0..<10 {
             let user = AuthUser(userId: "u\(index)", username: "u\(index)")
@@ -303,6 +316,7 @@ private func withServices(
             _ = await cache.fill(user)
         }
         #expect(await cache.lookupsInFlight == 2)
+        await directory.release()
         try await settle(cache)
         #expect(await directory.asked.count == 2)
         #expect(await cache.lookupsStarted == 2)
