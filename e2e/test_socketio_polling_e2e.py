@@ -186,6 +186,20 @@ def test_an_abandoned_polling_session_is_cleaned_up(make_livehub):
     assert r.status_code == 400 and r.json() == {"code": 1, "message": "Session ID unknown"}
 
 
+def test_a_handshake_that_never_joins_is_closed_at_the_connect_timeout(make_livehub):
+    hub = make_livehub(env={"LIVEHUB_SOCKETIO_CONNECT_TIMEOUT": "1"}).start()
+    idle = Raw(hub)
+    joined = Raw(hub)
+    joined.join(hub.tokens["viewer"])
+    hub.wait_for(lambda: metric(hub, "livehub_hub_connections") == 1, timeout=10, interval=0.1,
+                 what="the session that never sent 40 to be closed")
+    r = idle.get(timeout=10)
+    assert r.status_code == 400 or r.text.split(SEP)[-1] == "1", (r.status_code, r.text)
+    # The session next to it, which joined, is untouched.
+    create(hub, "dev-viewer", "still here")
+    assert any("still here" in p for p in joined.packets())
+
+
 def test_a_polling_session_that_answers_pings_stays(make_livehub):
     hub = make_livehub(env={"LIVEHUB_SOCKETIO_PING_INTERVAL": "1", "LIVEHUB_SOCKETIO_PING_TIMEOUT": "1"}).start()
     raw = Raw(hub)

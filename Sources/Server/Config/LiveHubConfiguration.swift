@@ -85,6 +85,10 @@ public struct LiveHubConfiguration: Sendable {
     /// `LIVEHUB_SOCKETIO_AUTH_TIMEOUT` seconds (10): a bell socket that connected without
     /// `auth.token` must send an `AUTH {token}` event within this time.
     public var socketIOAuthTimeout: Duration = .seconds(10)
+    /// `LIVEHUB_SOCKETIO_CONNECT_TIMEOUT` seconds (45, socket.io's `connectTimeout`; 0.1…600): an
+    /// Engine.IO session (WebSocket or long-polling) that has not joined the namespace (`40`) by
+    /// then is closed, so a handshake alone holds nothing longer.
+    public var socketIOConnectTimeout: Duration = .seconds(45)
     /// `LIVEHUB_SOCKETIO_MAX_PAYLOAD` bytes (1000000, engine.io's default; 1024…1048576): the largest
     /// Engine.IO packet (WebSocket) or long-polling POST body; larger closes the session (a POST is
     /// answered 413).
@@ -334,6 +338,7 @@ public struct LiveHubConfiguration: Sendable {
         if let interval = try duration("LIVEHUB_SOCKETIO_PING_INTERVAL") { socketIOPingInterval = interval }
         if let timeout = try duration("LIVEHUB_SOCKETIO_PING_TIMEOUT") { socketIOPingTimeout = timeout }
         if let timeout = try duration("LIVEHUB_SOCKETIO_AUTH_TIMEOUT") { socketIOAuthTimeout = timeout }
+        if let timeout = try duration("LIVEHUB_SOCKETIO_CONNECT_TIMEOUT", 0.1...600) { socketIOConnectTimeout = timeout }
         if let bytes = try integer("LIVEHUB_SOCKETIO_MAX_PAYLOAD", 1024...(1 << 20)) { socketIOMaxPayload = bytes }
         if let count = try integer("LIVEHUB_SOCKETIO_MAX_POLLING_SESSIONS", 0...1_000_000) { socketIOMaxPollingSessions = count }
         if let deadline = try duration("LIVEHUB_RTMP_PUBLISH_DEADLINE") { rtmpPublishDeadline = deadline }

@@ -125,6 +125,7 @@ struct RealtimeWiring: Sendable {
                 pingInterval: Int(configuration.socketIOPingInterval / .milliseconds(1)),
                 pingTimeout: Int(configuration.socketIOPingTimeout / .milliseconds(1)),
                 maxPayload: configuration.socketIOMaxPayload,
+                connectTimeout: configuration.socketIOConnectTimeout,
                 // Clients that connect first and authenticate after send `AUTH {token}` (DESIGN.md).
                 missingToken: .requireAuthEvent(timeout: configuration.socketIOAuthTimeout)))
         // Long-polling sessions count against the same per-address limit as WebSockets.
