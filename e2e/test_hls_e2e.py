@@ -486,7 +486,7 @@ def expected_listing(playlist, msn, index):
 def test_blocking_reload_waits_for_the_hinted_part(live):
     """`media.m3u8?_HLS_msn=M&_HLS_part=P` for the part named by EXT-X-PRELOAD-HINT (not yet listed)
     is held until that part exists: the answer is 200, lists the part, and took > 50 ms (the part
-    was still being produced) but well under 3× the target duration. Then a GET of a hinted part
+    was still being produced; at least 4 of 5) but well under 3× the target duration. Then a GET of a hinted part
     URI is held until the part is complete and returns its bytes (200, video/mp4, a moof)."""
     session = requests.Session()
     playlist = live.media()
@@ -506,8 +506,12 @@ def test_blocking_reload_waits_for_the_hinted_part(live):
         assert response.headers["Content-Type"] == "application/vnd.apple.mpegurl"
         after = parse_media_playlist(response.text)
         assert expected_listing(after, msn, index), f"answer does not list part {msn}.{index}:\n{response.text}"
-        assert 0.05 < waited < 1.5, f"blocking reload for part {msn}.{index} took {waited:.3f} s"
+        assert waited < 1.5, f"blocking reload for part {msn}.{index} took {waited:.3f} s"
         waits.append(round(waited, 3))
+    # Each request was held while its part was produced. One may be answered at once: on a loaded
+    # machine the previous answer can reach us late, after the hinted part (or, at a keyframe, the
+    # next segment's first part, which a part index past a closed segment names) already exists.
+    assert sum(1 for wait in waits if wait > 0.05) >= 4, f"blocking reloads were not held: {waits}"
     MEASUREMENTS["blocking reload _HLS_msn/_HLS_part: request → answer (s)"] = waits
 
     # A request for the hinted part itself. Parts 0 and 1 of a 2 s segment always come; a hint for

@@ -214,7 +214,9 @@ def test_a_polling_session_that_answers_pings_stays(make_livehub):
     assert pings >= 3
     assert metric(hub, "livehub_hub_users_online") == 1
     assert raw.post("41", "1").text == "ok"
-    assert raw.packets() == ["1"]
+    # A ping queued just before the close may come with it; the close is last.
+    last = raw.packets()
+    assert last[-1] == "1" and set(last[:-1]) <= {"2"}, last
 
 
 def test_an_oversized_post_gets_413_and_the_session_next_to_it_is_unharmed(make_livehub):

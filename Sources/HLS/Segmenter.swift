@@ -189,7 +189,8 @@ public struct Segmenter: Sendable {
     private mutating func segmentEnded(_ span: Span) {
         segmentsEnded += 1
         guard targetDuration == nil else { return }
-        targetDuration = max(configuration.declaredTargetDuration, Int(span.duration.rounded()))
+        // Bounded like the configured target (a day), so that no span's length can trap the conversion.
+        targetDuration = max(configuration.declaredTargetDuration, Int(min(max(span.duration, 0), 86_400).rounded()))
     }
 }
 
