@@ -11,9 +11,7 @@ struct HLSController {
         router.get("hls/:roomId/:file") { request, context -> Response in
             let roomId = try context.parameters.require("roomId")
             let file = try context.parameters.require("file")
-            var query: [String: String] = [:]
-            for (key, value) in request.uri.queryParameters { query[String(key)] = String(value) }
-            let answer = await hls.handle(roomId: roomId, file: file, query: query)
+            let answer = await hls.handle(roomId: roomId, file: file, query: request.uri.queryDictionary)
             var headers = HTTPFields()
             for (name, value) in answer.headers {
                 if let field = HTTPField.Name(name) { headers[field] = value }

@@ -160,10 +160,10 @@ struct RealtimeWiring: Sendable {
         let polling = self.bellPolling
         router.get("socket.io") { request, context -> Response in
             let address = ConnectionsPerAddress.key(for: context.remoteAddress)
-            return Self.response(await polling.get(query: Self.query(of: request.uri), address: address, logger: context.logger))
+            return Self.response(await polling.get(query: request.uri.queryDictionary, address: address, logger: context.logger))
         }
         router.post("socket.io") { request, context -> Response in
-            let query = Self.query(of: request.uri)
+            let query = request.uri.queryDictionary
             let body: ByteBuffer
             do {
                 body = try await request.body.collect(upTo: polling.maxPayload)
@@ -172,12 +172,6 @@ struct RealtimeWiring: Sendable {
             }
             return Self.response(await polling.post(query: query, body: body, logger: context.logger))
         }
-    }
-
-    static func query(of uri: URI) -> [String: String] {
-        var query: [String: String] = [:]
-        for (key, value) in uri.queryParameters { query[String(key)] = String(value) }
-        return query
     }
 
     static func response(_ answer: EngineIOPolling.Answer) -> Response {
@@ -199,8 +193,7 @@ struct RealtimeWiring: Sendable {
     func decideUpgrade(_ head: HTTPRequestHead) -> WebSocketUpgradeDecision {
         let uri = URI(head.uri)
         let path = uri.path
-        var query: [String: String] = [:]
-        for (key, value) in uri.queryParameters { query[String(key)] = String(value) }
+        let query = uri.queryDictionary
         let segments = path.split(separator: "/", omittingEmptySubsequences: true)
         let (stomp, bellPolling) = (self.stomp, self.bellPolling)
         func stompUpgrade(_ framing: STOMPFraming) -> WebSocketUpgradeDecision {
