@@ -187,8 +187,33 @@ public struct LiveHubConfiguration: Sendable {
     public var orderEventTimeZone = TimeZone(identifier: "UTC") ?? .gmt
     /// `LIVEHUB_LOG_LEVEL` (info).
     public var logLevel = "info"
+    /// `LIVEHUB_DATABASE_URL` (`postgres://user:pass@host:port/db`): storage on PostgreSQL and
+    /// cluster mode (issue 20). Unset: the embedded SQLite file, one node.
+    public var databaseURL: PostgresURL?
+    /// `LIVEHUB_DATABASE_POOL_SIZE` (10): PostgreSQL connections this node keeps at most (the
+    /// broker's listener has its own, on top).
+    public var databasePoolSize = 10
+    /// `LIVEHUB_NODE_ID`: this node's unique name in the cluster (default: the host name and the
+    /// HTTP port). Letters, digits, `.`, `_`, `-`; at most 64 characters.
+    public var nodeId: String?
+    /// `LIVEHUB_NODE_ADVERTISE_URL`: the base HTTP URL other nodes reach this one at (default
+    /// `http://127.0.0.1:{LIVEHUB_HTTP_PORT}`).
+    public var nodeAdvertiseURL: String?
 
     public init() {}
+
+    /// Whether several nodes may share this node's database (PostgreSQL).
+    public var isClusterMode: Bool { databaseURL != nil }
+
+    /// This node's name: `LIVEHUB_NODE_ID`, or the host name and HTTP port.
+    public var effectiveNodeId: String {
+        if let nodeId { return nodeId }
+        let host = ProcessInfo.processInfo.hostName.filter { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" || $0 == "_" }
+        return String("\(host.isEmpty ? "node" : host)-\(httpPort)".prefix(64))
+    }
+
+    /// The base URL other nodes reach this one at, without a trailing slash.
+    public var effectiveAdvertiseURL: String { nodeAdvertiseURL ?? "http://127.0.0.1:\(httpPort)" }
 
     public var databasePath: String { (dataDirectory as NSString).appendingPathComponent("livehub.sqlite") }
 
@@ -392,6 +417,29 @@ public struct LiveHubConfiguration: Sendable {
             orderEventTimeZone = zone
         }
         if let level = value("LIVEHUB_LOG_LEVEL") { logLevel = level }
+        if let raw = value("LIVEHUB_DATABASE_URL") {
+            do {
+                databaseURL = try PostgresURL(parsing: raw)
+            } catch {
+                throw ConfigurationError(variable: "LIVEHUB_DATABASE_URL", value: PostgresURL.redacted(raw), expected: "\(error)")
+            }
+        }
+        if let size = try integer("LIVEHUB_DATABASE_POOL_SIZE", 1...1000) { databasePoolSize = size }
+        if let raw = value("LIVEHUB_NODE_ID") {
+            guard raw.utf8.count <= 64, raw.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "._-".unicodeScalars.contains($0)) })
+            else {
+                throw ConfigurationError(variable: "LIVEHUB_NODE_ID", value: raw, expected: "at most 64 letters, digits, '.', '_' or '-'")
+            }
+            nodeId = raw
+        }
+        if let raw = value("LIVEHUB_NODE_ADVERTISE_URL") {
+            guard let url = URLComponents(string: raw), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
+                let host = url.host, !host.isEmpty, url.query == nil, url.fragment == nil
+            else {
+                throw ConfigurationError(variable: "LIVEHUB_NODE_ADVERTISE_URL", value: raw, expected: "an absolute http(s) URL such as http://10.0.0.5:8080")
+            }
+            nodeAdvertiseURL = raw.hasSuffix("/") ? String(raw.dropLast()) : raw
+        }
     }
 }
 
