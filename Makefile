@@ -1,7 +1,7 @@
 # LiveHub — two commands: `make run` and `make test` (see README.md).
 SHELL := /bin/bash
 APT_PACKAGES := libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libsqlite3-dev libssl-dev pkg-config ffmpeg
-TEST_APT_PACKAGES := python3-venv chromium chromium-driver openssl obs-studio xvfb xauth nodejs node-sockjs-client
+TEST_APT_PACKAGES := python3-venv chromium chromium-driver openssl obs-studio xvfb xauth nodejs node-sockjs-client postgresql
 VENV := .venv-test
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -27,12 +27,21 @@ test-deps: deps
 	@[ -x $(PY) ] || python3 -m venv $(VENV)
 	@$(PY) -m pip install -q --disable-pip-version-check -r e2e/requirements.txt
 
-## The whole test suite: Swift unit/integration tests, then end-to-end tests with real clients.
-test: test-deps swift-test e2e-test
+## The whole test suite: Swift unit/integration tests, then end-to-end tests with real clients, on
+## SQLite and again on PostgreSQL. A throw-away PostgreSQL cluster (tools/pg-temp.sh) runs for the
+## duration, in a temporary directory; LIVEHUB_TEST_DATABASE_URL points the tests at it.
+test: test-deps
+	@dir=$$(mktemp -d /tmp/livehub-pg.XXXXXX); chmod 755 $$dir; \
+	port=$$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'); \
+	url=$$(tools/pg-temp.sh start $$dir/cluster $$port) || exit 1; \
+	trap "tools/pg-temp.sh stop $$dir/cluster; rm -rf $$dir" EXIT; \
+	echo "PostgreSQL for the tests: $$url"; \
+	LIVEHUB_TEST_DATABASE_URL=$$url LIVEHUB_REQUIRE_POSTGRES=1 $(MAKE) --no-print-directory swift-test e2e-test
 
 swift-test:
 	swift test
 
+## Without LIVEHUB_TEST_DATABASE_URL (a PostgreSQL server), only the SQLite pass runs.
 e2e-test:
 	swift build --product livehub
 	LIVEHUB_BIN=$(CURDIR)/.build/debug/livehub $(PY) -m pytest -q e2e

@@ -27,7 +27,7 @@ start)
     # three nodes and the tests' own clients.
     as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
         -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c max_connections=300 -c shared_buffers=64MB" \
-        start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
+        start </dev/null >"$dir/pg_ctl.log" 2>&1 || { cat "$dir/server.log" >&2; exit 1; }
     as_owner "$bindir/psql" -h "$dir" -p "$port" -U livehub -d postgres -qtAc "SELECT 1 FROM pg_database WHERE datname = 'livehub'" | grep -q 1 \
         || as_owner "$bindir/createdb" -h "$dir" -p "$port" -U livehub livehub
     echo "postgres://livehub@127.0.0.1:$port/livehub"
