@@ -41,10 +41,15 @@ test: test-deps
 swift-test:
 	swift test
 
-## Without LIVEHUB_TEST_DATABASE_URL (a PostgreSQL server), only the SQLite pass runs.
+## Without LIVEHUB_TEST_DATABASE_URL (a PostgreSQL server), only the SQLite pass runs; with it,
+## the suite runs again with every server on PostgreSQL (LIVEHUB_E2E_BACKEND=postgres).
 e2e-test:
 	swift build --product livehub
-	LIVEHUB_BIN=$(CURDIR)/.build/debug/livehub $(PY) -m pytest -q e2e
+	LIVEHUB_BIN=$(CURDIR)/.build/debug/livehub LIVEHUB_E2E_BACKEND=sqlite $(PY) -m pytest -q e2e
+	@if [ -n "$$LIVEHUB_TEST_DATABASE_URL" ]; then \
+		echo "e2e on PostgreSQL ($$LIVEHUB_TEST_DATABASE_URL)"; \
+		LIVEHUB_BIN=$(CURDIR)/.build/debug/livehub LIVEHUB_E2E_BACKEND=postgres $(PY) -m pytest -q e2e; \
+	fi
 
 fixtures:
 	bash media-fixtures/generate.sh

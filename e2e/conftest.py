@@ -1,12 +1,15 @@
 """End-to-end fixtures: run the real `livehub` binary on free ports with a temporary data dir."""
+import hashlib
 import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import requests
@@ -14,6 +17,62 @@ import requests
 REPO = Path(__file__).resolve().parent.parent
 BIN = os.environ.get("LIVEHUB_BIN", str(REPO / ".build" / "debug" / "livehub"))
 FIXTURES = REPO / "media-fixtures"
+
+# Storage backend of the servers (issue 20): `sqlite` (the default: a file in the data dir) or
+# `postgres`, where every data dir gets its own database on the server at LIVEHUB_TEST_DATABASE_URL
+# (a restart on the same data dir reuses it). `make e2e-test` runs the suite once for each.
+BACKEND = os.environ.get("LIVEHUB_E2E_BACKEND", "sqlite")
+if BACKEND not in ("sqlite", "postgres"):
+    raise RuntimeError(f"LIVEHUB_E2E_BACKEND must be sqlite or postgres, not {BACKEND!r}")
+if BACKEND == "postgres" and not os.environ.get("LIVEHUB_TEST_DATABASE_URL"):
+    raise RuntimeError("LIVEHUB_E2E_BACKEND=postgres needs LIVEHUB_TEST_DATABASE_URL (tools/pg-temp.sh start prints one)")
+sqlite_only = pytest.mark.skipif(BACKEND != "sqlite", reason="about the SQLite file itself")
+_created_databases = set()
+
+
+def with_database(url, name):
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def psql(url, sql):
+    """Runs `sql` with the `psql` client; returns the rows, `|`-separated."""
+    done = subprocess.run(["psql", url, "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                          capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        raise RuntimeError(f"psql failed: {done.stderr}")
+    return [line.split("|") for line in done.stdout.splitlines() if line]
+
+
+def database_url_for(data_dir):
+    """The PostgreSQL database of `data_dir`, created on first use."""
+    name = "e2e_" + hashlib.sha1(str(Path(data_dir).resolve()).encode()).hexdigest()[:20]
+    server = os.environ["LIVEHUB_TEST_DATABASE_URL"]
+    if name not in _created_databases:
+        psql(with_database(server, "postgres"), f"CREATE DATABASE {name}")
+        _created_databases.add(name)
+    return with_database(server, name)
+
+
+def db_rows(data_dir, sql):
+    """Rows of `sql` on the database the servers of `data_dir` use, whichever the backend (the
+    same table names on both; columns differ: camelCase on SQLite, snake_case on PostgreSQL)."""
+    if BACKEND == "postgres":
+        return psql(database_url_for(data_dir), sql)
+    with sqlite3.connect(Path(data_dir) / "livehub.sqlite") as db:
+        return [[str(value) for value in row] for row in db.execute(sql).fetchall()]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_e2e_databases():
+    yield
+    if BACKEND == "postgres":
+        admin = with_database(os.environ["LIVEHUB_TEST_DATABASE_URL"], "postgres")
+        for name in sorted(_created_databases):
+            try:
+                psql(admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            except Exception:
+                pass
 
 
 def free_port():
@@ -53,6 +112,8 @@ class LiveHubProcess:
             self.env["LIVEHUB_DEV"] = "1"
         if env:
             self.env.update(env)
+        if BACKEND == "postgres" and not (env and "LIVEHUB_DATABASE_URL" in env):
+            self.env["LIVEHUB_DATABASE_URL"] = database_url_for(self.data_dir)
         self.log_path = self.data_dir.parent / f"livehub-{self.http_port}.log"
         self.args = list(args)
         self.proc = None

@@ -6,13 +6,15 @@ import time
 
 import requests
 
+from conftest import BACKEND
 from media import publish, stop
 from stomp_client import StompWS
 
 
 def test_an_order_answered_201_and_a_broadcast_chat_survive_kill_9(make_livehub):
     first = make_livehub().start()
-    assert "synchronous=FULL" in first.output(), "the banner names the durability setting"
+    durability = "synchronous=FULL" if BACKEND == "sqlite" else "(PostgreSQL, pool of"
+    assert durability in first.output(), "the banner names the storage and its durability setting"
     room = first.create_room("durable shop")
     api = f"{first.api}/rooms/{room['id']}"
     product = requests.post(f"{api}/products", json={"productId": "tea", "livePrice": 9.5, "productName": "Tea"}, headers=first.headers())

@@ -1,16 +1,15 @@
 """Issue 4 end to end: real ffmpeg publishing RTMP to the real binary, rooms in a real SQLite file."""
-import sqlite3
 import subprocess
 import time
 
 import requests
 
+from conftest import db_rows
 from media import publish, stop
 
 
 def snapshot(data_dir):
-    with sqlite3.connect(data_dir / "livehub.sqlite") as db:
-        return db.execute("SELECT * FROM room ORDER BY id").fetchall()
+    return db_rows(data_dir, "SELECT * FROM room ORDER BY id")
 
 
 def test_a_publisher_makes_the_room_live_and_the_grace_then_ends_it(make_livehub):

@@ -1,12 +1,12 @@
 """Issue 6 end to end: the live-room hub with real WebSocket STOMP clients (hand-written over
 websocket-client, stomp.py, and the SockJS framed transport) against the real binary."""
 import json
-import sqlite3
 import time
 
 import requests
 import stomp
 
+from conftest import db_rows
 from stomp_client import StompWS
 
 
@@ -92,8 +92,7 @@ def test_a_guest_chat_is_refused_on_the_error_queue_and_the_connection_stays(liv
         assert not guest.closed.is_set()
     finally:
         guest.close()
-    with sqlite3.connect(data_dir / "livehub.sqlite") as db:
-        assert db.execute("SELECT COUNT(*) FROM live_chat").fetchone()[0] == 0
+    assert db_rows(data_dir, "SELECT COUNT(*) FROM live_chat") == [["0"]]
 
 
 def test_the_chat_rate_limit_triggers_and_the_connection_stays(livehub):
@@ -247,8 +246,7 @@ def test_bad_frames_get_errors_store_nothing_and_leave_others_untouched(livehub,
         app.subscribe("/topic/live/no-such-room/chat", "bad")
         app.expect("MESSAGE", where=lambda h, b: h.get("destination") == "/user/queue/errors")
         app.close()
-        with sqlite3.connect(data_dir / "livehub.sqlite") as db:
-            assert db.execute("SELECT COUNT(*) FROM live_chat").fetchone()[0] == 0
+        assert db_rows(data_dir, "SELECT COUNT(*) FROM live_chat") == [["0"]]
         # The bystander is unaffected.
         bystander.send_json(f"/app/live/{room['id']}/chat", {"message": "still fine"})
         assert bystander.messages(t["chat"], 1)[0][1]["message"] == "still fine"

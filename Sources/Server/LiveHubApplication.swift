@@ -15,7 +15,10 @@ import UnixSignals
 /// the `livehub` executable and by the tests.
 public struct LiveHub: Sendable {
     public let configuration: LiveHubConfiguration
-    public let database: AppDatabase
+    /// The SQLite database; nil when the node stores on PostgreSQL (`LIVEHUB_DATABASE_URL`).
+    public let database: AppDatabase?
+    /// The cluster's PostgreSQL database (its pool running); nil on SQLite.
+    public let postgres: PostgresDatabase?
     public let rooms: RoomService
     public let live: LiveRoomService
     public let notifications: NotificationService
@@ -71,7 +74,7 @@ public struct LiveHub: Sendable {
         } catch {
             throw LiveHubStartupError(message: error.description)
         }
-        let database = try AppDatabase.open(path: configuration.databasePath, synchronous: configuration.sqliteSynchronous)
+        let storage = try await LiveHubStorage.open(configuration: configuration, logger: logger)
         let auth = Authenticator(
             verifier: verifier, internalToken: internalToken,
             trustsLoopbackCallbacks: configuration.isDevMode || configuration.callbackTrustsLoopback)
@@ -79,18 +82,18 @@ public struct LiveHub: Sendable {
         let hls = HLSService(configuration: HLSConfiguration(configuration), metricsFactory: metrics.factory, logger: logger)
         // The domain, each service made with its event sinks: the hub and its broker first, then
         // every service before the ones whose events reach it.
-        let roomStore = SQLiteRoomStore(database: database)
+        let roomStore = storage.rooms
         let streams = StreamRegistry(metricsFactory: metrics.factory)
         let hub = RealtimeWiring.makeHub(configuration: configuration, metrics: metrics)
         let broker: any HubBroker = InProcessHubBroker(hub: hub)
         let viewers = ViewerTracker(store: roomStore, logger: logger, announce: RealtimeWiring.announceViewers(through: broker))
         let notifications = NotificationService(
-            store: SQLiteNotificationStore(database: database),
+            store: storage.notifications,
             idempotencyLimits: .init(perUser: configuration.idempotencyKeysPerUser, total: configuration.idempotencyKeysTotal),
             logger: logger, push: RealtimeWiring.bellPush(broker: broker))
         let lookups = ServiceLookups(configuration: configuration, internalToken: internalToken, logger: logger)
         let live = LiveRoomService(
-            rooms: roomStore, store: SQLiteLiveRoomStore(database: database),
+            rooms: roomStore, store: storage.live,
             events: RealtimeWiring.liveRoomEvents(broker: broker, notifications: notifications),
             maxChatBytes: configuration.chatMaxBytes, stockCatalog: lookups.stock, userProfiles: lookups.userProfiles,
             orderEventTimeZone: configuration.orderEventTimeZone, logger: logger)
@@ -104,7 +107,7 @@ public struct LiveHub: Sendable {
         let cors = CORSPolicyMiddleware(allowedOrigins: configuration.corsOrigins)
         router.add(middleware: cors)
         router.add(middleware: JSONErrorMiddleware())
-        SystemController(metrics: metrics, database: database, rooms: roomStore).addRoutes(to: router)
+        SystemController(metrics: metrics, storage: storage.health, rooms: roomStore).addRoutes(to: router)
         OpenAPIController(document: OpenAPIController.loadDocument(logger: logger)).addRoutes(to: router)
         let urls = PublicURLs(publicHost: configuration.publicHost, rtmpPort: configuration.rtmpPort)
         let liveAPI = router.group("v1/notifications/live")
@@ -163,7 +166,7 @@ public struct LiveHub: Sendable {
             webSocketsPerAddress: connectionLimits.webSocketsPerAddress, logger: logger)
         realtime.addRoutes(router: router)
         let routes = router.routes.map { "\($0.method.rawValue) \($0.path)" }
-        let lifecycle = LifecycleService(rooms: rooms, database: database, logger: logger)
+        let lifecycle = LifecycleService(rooms: rooms, storage: storage, logger: logger)
         var services: [any Service] = [lifecycle, packaging, ingest, HubService(hub: hub)]
         if keySources.hasFiles {
             services.append(JWTKeyReloadService(sources: keySources, verifier: verifier, logger: logger))
@@ -195,7 +198,7 @@ public struct LiveHub: Sendable {
             onServerRunning: { channel in await onHTTPReady(channel.localAddress?.port ?? configuration.httpPort) },
             logger: logger)
         return LiveHub(
-            configuration: configuration, database: database, rooms: rooms, live: live, notifications: notifications, streams: streams, rtmp: rtmp, hls: hls, hub: hub, verifier: verifier, devTokenIssuer: devTokenIssuer, internalToken: internalToken,
+            configuration: configuration, database: storage.sqlite, postgres: storage.postgres, rooms: rooms, live: live, notifications: notifications, streams: streams, rtmp: rtmp, hls: hls, hub: hub, verifier: verifier, devTokenIssuer: devTokenIssuer, internalToken: internalToken,
             metrics: metrics, logger: logger, application: application, routes: routes)
     }
 
@@ -239,11 +242,11 @@ struct JWTKeyReloadService: Service {
 }
 
 /// Start-up recovery before traffic, and an orderly close after the HTTP server has drained:
-/// grace timers stop, the WAL is checkpointed and the database closed. It runs before the HTTP
+/// grace timers stop, the WAL is checkpointed and the database closed (or the PostgreSQL pool stopped). It runs before the HTTP
 /// server in the service group, so it is shut down after it.
 struct LifecycleService: Service {
     let rooms: RoomService
-    let database: AppDatabase
+    let storage: LiveHubStorage
     let logger: Logger
 
     func run() async throws {
@@ -253,11 +256,6 @@ struct LifecycleService: Service {
         }
         try? await gracefulShutdown()
         await rooms.shutdown()
-        do {
-            try database.close()
-            logger.info("database closed")
-        } catch {
-            logger.error("database close failed", metadata: ["error": "\(error)"])
-        }
+        storage.close(logger: logger)
     }
 }

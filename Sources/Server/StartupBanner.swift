@@ -9,7 +9,11 @@ public enum StartupBanner {
 
     public static func printHeader(configuration: LiveHubConfiguration, acceptedAlgorithms: [String]) {
         line(LiveHubVersion.description)
-        line("data      \(configuration.databasePath) (SQLite, WAL, synchronous=\(configuration.sqliteSynchronous.rawValue))")
+        if let url = configuration.databaseURL {
+            line("data      \(url) (PostgreSQL, pool of \(configuration.databasePoolSize))")
+        } else {
+            line("data      \(configuration.databasePath) (SQLite, WAL, synchronous=\(configuration.sqliteSynchronous.rawValue))")
+        }
         line("auth      \(authSummary(configuration: configuration, acceptedAlgorithms: acceptedAlgorithms))")
     }
 

@@ -11,11 +11,11 @@ import Testing
 @Suite struct DurabilityTests {
     @Test func theWriterCommitsWithSynchronousFullInWALMode() async throws {
         let t = try await TestHub.make()
-        #expect(try t.hub.database.journalMode == "wal")
-        #expect(try t.hub.database.writerSynchronous == SQLiteSynchronous.full.pragmaValue)
+        #expect(try t.hub.database!.journalMode == "wal")
+        #expect(try t.hub.database!.writerSynchronous == SQLiteSynchronous.full.pragmaValue)
         #expect(t.hub.configuration.sqliteSynchronous == .full, "FULL is the default")
         // Through a fresh open of the same file too (the setting is per connection, not stored).
-        try t.hub.database.close()
+        try t.hub.database!.close()
         let reopened = try AppDatabase.open(path: t.hub.configuration.databasePath)
         #expect(try reopened.writerSynchronous == 2)
         try reopened.close()
@@ -23,7 +23,7 @@ import Testing
 
     @Test func normalIsAvailableForTheBenchmarkOnly() async throws {
         let t = try await TestHub.make { $0.sqliteSynchronous = .normal }
-        #expect(try t.hub.database.writerSynchronous == SQLiteSynchronous.normal.pragmaValue)
+        #expect(try t.hub.database!.writerSynchronous == SQLiteSynchronous.normal.pragmaValue)
     }
 
     @Test func theSynchronousVariableIsReadAndCheckedAtStartUp() throws {

@@ -32,7 +32,7 @@ private let internalHeaders: HTTPFields = [.authorization: "Bearer \(TestHub.int
             // LIVE 2 h 30 min 10 s ago (the room's stored start moved back).
             try await client.execute(uri: "\(base)/callback/start?name=\(r.streamKey!)", method: .post, headers: [.authorization: "Bearer \(TestHub.internalToken)"]) { #expect($0.status == .ok) }
             let startedAt = Date().addingTimeInterval(-(2 * 3600 + 30 * 60 + 10))
-            try await t.hub.database.writer.write { db in
+            try await t.hub.database!.writer.write { db in
                 try db.execute(sql: "UPDATE room SET startedAt = ? WHERE id = ?", arguments: [ISOTime.string(startedAt), r.id])
             }
             try await client.execute(uri: "\(base)/rooms/\(r.id)/end", method: .put, headers: bearer(t.ownerToken)) { response in
@@ -116,7 +116,7 @@ private let internalHeaders: HTTPFields = [.authorization: "Bearer \(TestHub.int
             #expect(list.count == 1)
             #expect(list[0].discountPercent == 50.17, "derived from the prices, not the stored whole number")
             #expect(list[0].createdAt == "2026-01-02T03:04:05.678Z")
-            let order = try await t.hub.database.writer.read { db in try ProcessedOrderRecord.fetchOne(db, key: "o1") }
+            let order = try await t.hub.database!.writer.read { db in try ProcessedOrderRecord.fetchOne(db, key: "o1") }
             #expect(order?.amount == 5 && order?.orderedAt == nil)
         }
     }
@@ -189,7 +189,7 @@ private let internalHeaders: HTTPFields = [.authorization: "Bearer \(TestHub.int
                 let outcome = try decode(OrderOutcome.self, response)
                 #expect(outcome.totalOrders == 2 && outcome.totalRevenue == 298_000 && outcome.orderedAt == "2026-12-07T05:03:22.123Z")
             }
-            let stored = try await t.hub.database.writer.read { db in try ProcessedOrderRecord.fetchOne(db, key: "9002") }
+            let stored = try await t.hub.database!.writer.read { db in try ProcessedOrderRecord.fetchOne(db, key: "9002") }
             #expect(stored.flatMap { $0.orderedAt.map(ISOTime.string) } == "2026-12-07T05:03:22.123Z")
             let products = try await client.execute(uri: "\(base)/rooms/\(r.id)/products", method: .get) { try decode([LiveProductView].self, $0) }
             #expect(products[0].soldCount == 2)

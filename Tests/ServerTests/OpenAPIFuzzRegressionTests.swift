@@ -70,7 +70,7 @@ private let base = "/v1/notifications/live"
                 }
             }
             // A row as an older version could store it.
-            try await t.hub.database.writer.write { db in
+            try await t.hub.database!.writer.write { db in
                 try db.execute(
                     sql: "INSERT INTO live_product (id, liveRoomId, productId, livePrice, displayOrder, createdAt) VALUES ('legacy', ?, 'legacy', 1, ?, '2026-01-01T00:00:00.000Z')",
                     arguments: [r.id, Int.max])

@@ -133,7 +133,7 @@ import Testing
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("dev-\(UUID().uuidString)").path
         let first = try await TestHub.make(directory: directory) { $0.jwtSecret = nil; $0.internalToken = nil; $0.isDevMode = true }
         let token = try #require(try await first.hub.devTokens()).owner
-        try first.hub.database.close()
+        try first.hub.database!.close()
         let second = try await TestHub.make(directory: directory) { $0.jwtSecret = nil; $0.internalToken = nil; $0.isDevMode = true }
         #expect(try second.hub.verifier.verify(token).isShopOwner)
         #expect(first.hub.internalToken == second.hub.internalToken)

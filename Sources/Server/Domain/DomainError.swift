@@ -12,10 +12,14 @@ public enum DomainError: Error, Equatable, Sendable, CustomStringConvertible {
     case forbidden(String)
     /// The resource's state refuses the change, e.g. a LIVE room's key (HTTP 409).
     case conflict(String)
+    /// The storage cannot be reached now, e.g. a node that lost its PostgreSQL (HTTP 503
+    /// `DATABASE_UNAVAILABLE`); the same request may succeed once it is back.
+    case unavailable(String)
 
     public var message: String {
         switch self {
-        case .invalid(let message), .malformed(let message), .notFound(let message), .forbidden(let message), .conflict(let message):
+        case .invalid(let message), .malformed(let message), .notFound(let message), .forbidden(let message), .conflict(let message),
+             .unavailable(let message):
             return message
         }
     }

@@ -25,6 +25,7 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
         case .notFound(let message): self = .notFound(message)
         case .forbidden(let message): self = .forbidden(message)
         case .conflict(let message): self = .conflict(message)
+        case .unavailable(let message): self = APIError(.serviceUnavailable, "DATABASE_UNAVAILABLE", message)
         }
     }
 

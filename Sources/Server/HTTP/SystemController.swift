@@ -3,12 +3,12 @@ import Hummingbird
 /// `GET /healthz` and `GET /metrics` (Prometheus text format 0.0.4).
 struct SystemController {
     let metrics: LiveHubMetrics
-    let database: AppDatabase
+    let storage: any StorageHealth
     let rooms: any RoomStore
 
     func addRoutes(to router: Router<LiveHubRequestContext>) {
         router.get("healthz") { _, _ -> Response in
-            let healthy = (try? await database.writer.read { db in try Int.fetchOne(db, sql: "SELECT 1") }) == 1
+            let healthy = await storage.isHealthy()
             return try JSONBody.response(
                 ["status": healthy ? "ok" : "database unavailable", "version": LiveHubVersion.string],
                 status: healthy ? .ok : .serviceUnavailable)
