@@ -82,7 +82,20 @@ public struct LiveHub: Sendable {
         let roomStore = SQLiteRoomStore(database: database)
         let streams = StreamRegistry(metricsFactory: metrics.factory)
         let hub = RealtimeWiring.makeHub(configuration: configuration, metrics: metrics)
-        let broker: any HubBroker = InProcessHubBroker(hub: hub)
+        // Issue 20, the broker part: in cluster mode the hub's broadcasts go through PostgreSQL
+        // (Sources/Server/Cluster). `clusterDatabase` is this block's own pool until it is merged
+        // with the PostgreSQL stores' one; its services start first and so stop last.
+        var clusterServices: [any Service] = []
+        let broker: any HubBroker
+        if let databaseURL = configuration.databaseURL {
+            let clusterDatabase = PostgresDatabase(url: databaseURL, poolSize: configuration.databasePoolSize, logger: logger)
+            let postgresBroker = PostgresHubBroker(
+                hub: hub, database: clusterDatabase, configuration: .init(configuration), metricsFactory: metrics.factory, logger: logger)
+            clusterServices = [PostgresClientService(database: clusterDatabase), postgresBroker]
+            broker = postgresBroker
+        } else {
+            broker = InProcessHubBroker(hub: hub)
+        }
         let viewers = ViewerTracker(store: roomStore, logger: logger, announce: RealtimeWiring.announceViewers(through: broker))
         let notifications = NotificationService(
             store: SQLiteNotificationStore(database: database),
@@ -164,7 +177,7 @@ public struct LiveHub: Sendable {
         realtime.addRoutes(router: router)
         let routes = router.routes.map { "\($0.method.rawValue) \($0.path)" }
         let lifecycle = LifecycleService(rooms: rooms, database: database, logger: logger)
-        var services: [any Service] = [lifecycle, packaging, ingest, HubService(hub: hub)]
+        var services: [any Service] = clusterServices + [lifecycle, packaging, ingest, HubService(hub: hub)]
         if keySources.hasFiles {
             services.append(JWTKeyReloadService(sources: keySources, verifier: verifier, logger: logger))
         }

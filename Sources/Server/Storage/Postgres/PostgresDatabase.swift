@@ -140,6 +140,7 @@ struct PostgresClientService: Service {
     let database: PostgresDatabase
 
     func run() async throws {
-        await database.client.run()
+        // Ends on graceful shutdown too (it is among the first services, so it stops last).
+        try await cancelWhenGracefulShutdown { await database.client.run() }
     }
 }
