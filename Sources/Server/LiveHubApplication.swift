@@ -85,7 +85,18 @@ public struct LiveHub: Sendable {
         let roomStore = storage.rooms
         let streams = StreamRegistry(metricsFactory: metrics.factory)
         let hub = RealtimeWiring.makeHub(configuration: configuration, metrics: metrics)
-        let broker: any HubBroker = InProcessHubBroker(hub: hub)
+        // Issue 20: in cluster mode the hub's broadcasts go through PostgreSQL (Sources/Server/Cluster),
+        // on the stores' pool.
+        var clusterServices: [any Service] = []
+        let broker: any HubBroker
+        if let postgres = storage.postgres {
+            let postgresBroker = PostgresHubBroker(
+                hub: hub, database: postgres, configuration: .init(configuration), metricsFactory: metrics.factory, logger: logger)
+            clusterServices = [postgresBroker]
+            broker = postgresBroker
+        } else {
+            broker = InProcessHubBroker(hub: hub)
+        }
         let viewers = ViewerTracker(store: roomStore, logger: logger, announce: RealtimeWiring.announceViewers(through: broker))
         let notifications = NotificationService(
             store: storage.notifications,
@@ -167,7 +178,8 @@ public struct LiveHub: Sendable {
         realtime.addRoutes(router: router)
         let routes = router.routes.map { "\($0.method.rawValue) \($0.path)" }
         let lifecycle = LifecycleService(rooms: rooms, storage: storage, logger: logger)
-        var services: [any Service] = [lifecycle, packaging, ingest, HubService(hub: hub)]
+        // Services stop in reverse order: the cluster's stop before the lifecycle closes the pool.
+        var services: [any Service] = [lifecycle] + clusterServices + [packaging, ingest, HubService(hub: hub)]
         if keySources.hasFiles {
             services.append(JWTKeyReloadService(sources: keySources, verifier: verifier, logger: logger))
         }

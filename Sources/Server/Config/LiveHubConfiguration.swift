@@ -199,6 +199,18 @@ public struct LiveHubConfiguration: Sendable {
     /// `LIVEHUB_NODE_ADVERTISE_URL`: the base HTTP URL other nodes reach this one at (default
     /// `http://127.0.0.1:{LIVEHUB_HTTP_PORT}`).
     public var nodeAdvertiseURL: String?
+    /// `LIVEHUB_BROKER_SHARDS` (16): hub broker outbox shards (cluster mode); the same on every node.
+    public var brokerShards = 16
+    /// `LIVEHUB_BROKER_RETENTION` (60 s): how long the broker's outbox keeps a broadcast.
+    public var brokerRetention: Duration = .seconds(60)
+    /// `LIVEHUB_BROKER_POLL_INTERVAL` (0.25 s): the broker reads the outbox this often without a NOTIFY.
+    public var brokerPollInterval: Duration = .milliseconds(250)
+    /// `LIVEHUB_BROKER_PUBLISH_TIMEOUT` (5 s): a broadcast not committed by then is dropped (counted).
+    public var brokerPublishTimeout: Duration = .seconds(5)
+    /// `LIVEHUB_BROKER_MAX_PENDING` (10000): broadcasts waiting for their batch at most.
+    public var brokerMaxPending = 10_000
+    /// `LIVEHUB_BROKER_MAX_BATCH` (500): broadcasts per outbox transaction at most.
+    public var brokerMaxBatch = 500
 
     public init() {}
 
@@ -425,6 +437,12 @@ public struct LiveHubConfiguration: Sendable {
             }
         }
         if let size = try integer("LIVEHUB_DATABASE_POOL_SIZE", 1...1000) { databasePoolSize = size }
+        if let count = try integer("LIVEHUB_BROKER_SHARDS", 1...1024) { brokerShards = count }
+        if let retention = try duration("LIVEHUB_BROKER_RETENTION", 1...86_400) { brokerRetention = retention }
+        if let interval = try duration("LIVEHUB_BROKER_POLL_INTERVAL", 0.01...60) { brokerPollInterval = interval }
+        if let timeout = try duration("LIVEHUB_BROKER_PUBLISH_TIMEOUT", 0.1...600) { brokerPublishTimeout = timeout }
+        if let count = try integer("LIVEHUB_BROKER_MAX_PENDING", 1...10_000_000) { brokerMaxPending = count }
+        if let count = try integer("LIVEHUB_BROKER_MAX_BATCH", 1...10_000) { brokerMaxBatch = count }
         if let raw = value("LIVEHUB_NODE_ID") {
             guard raw.utf8.count <= 64, raw.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "._-".unicodeScalars.contains($0)) })
             else {

@@ -3,7 +3,6 @@ import Logging
 import NIOCore
 import NIOPosix
 import PostgresNIO
-import ServiceLifecycle
 
 /// `LIVEHUB_DATABASE_URL`, read once at start-up: `postgres://user:pass@host:port/db?sslmode=…`
 /// (libpq's URI form, postgresql.org/docs/15/libpq-connect.html §34.1.1.2). `host` may be a
@@ -132,14 +131,5 @@ public final class PostgresDatabase: Sendable {
     public func connectDedicated(logger: Logger) async throws -> PostgresConnection {
         try await PostgresConnection.connect(
             on: MultiThreadedEventLoopGroup.singleton.any(), configuration: url.connectionConfiguration(), id: 1, logger: logger)
-    }
-}
-
-/// Runs the PostgreSQL client's connection pool for the application's lifetime.
-struct PostgresClientService: Service {
-    let database: PostgresDatabase
-
-    func run() async throws {
-        await database.client.run()
     }
 }
