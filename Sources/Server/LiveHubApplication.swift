@@ -163,8 +163,22 @@ public struct LiveHub: Sendable {
             webSocketsPerAddress: connectionLimits.webSocketsPerAddress, logger: logger)
         realtime.addRoutes(router: router)
         let routes = router.routes.map { "\($0.method.rawValue) \($0.path)" }
+        // Cluster-wide state in PostgreSQL (issue 20): node heartbeat, viewer totals, stream leases,
+        // cross-node chat limit, shared Idempotency-Key answers. Cluster mode only.
+        var clusterServices: [any Service] = []
+        if configuration.isClusterMode, let databaseURL = configuration.databaseURL {
+            let postgres = PostgresDatabase(url: databaseURL, poolSize: configuration.databasePoolSize, logger: logger)
+            let cluster = ClusterState(client: postgres.client, configuration: configuration, logger: logger)
+            await cluster.attach(rooms: rooms, live: live, notifications: notifications, hls: hls) { roomId in
+                await rtmp.disconnectPublisher(roomId: roomId, reason: .takenOver)
+            }
+            clusterServices = [
+                PostgresClientService(database: postgres),
+                ClusterHeartbeatService(state: cluster, viewers: viewers, interval: configuration.clusterHeartbeat),
+            ]
+        }
         let lifecycle = LifecycleService(rooms: rooms, database: database, logger: logger)
-        var services: [any Service] = [lifecycle, packaging, ingest, HubService(hub: hub)]
+        var services: [any Service] = clusterServices + [lifecycle, packaging, ingest, HubService(hub: hub)]
         if keySources.hasFiles {
             services.append(JWTKeyReloadService(sources: keySources, verifier: verifier, logger: logger))
         }
