@@ -48,6 +48,7 @@ import Testing
         await cluster.leases.attach(rooms: rooms) { disconnected.append($0) }
         await rooms.attachOwnership(cluster.leases)
         try? await cluster.registry.register()
+        await cluster.leases.markReady()
         return Node(
             cluster: cluster, rooms: rooms, viewers: viewers, announcedCounts: announcedCounts, statusMessages: statusMessages,
             disconnected: disconnected, clock: clock)

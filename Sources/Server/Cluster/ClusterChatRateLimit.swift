@@ -34,7 +34,7 @@ struct ClusterChatRateLimit: ChatRateGate {
             for try await count in rows.decode(Int32.self) { return Int(count) <= perSecond }
             return true
         } catch {
-            logger.warning("cluster chat rate check failed; allowed", metadata: ["error": "\(error)"])
+            logger.warning("cluster chat rate check failed; allowed", metadata: ["error": "\(String(reflecting: error))"])
             return true
         }
     }

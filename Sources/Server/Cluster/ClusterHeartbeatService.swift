@@ -46,13 +46,13 @@ struct ClusterState: Sendable {
     /// dead nodes and prunes old rows. Each step's failure is logged and the next one runs.
     func beat(viewers: ViewerTracker) async {
         let logger = registry.logger
-        do { try await registry.heartbeat() } catch { logger.warning("cluster heartbeat failed", metadata: ["error": "\(error)"]) }
+        do { try await registry.heartbeat() } catch { logger.warning("cluster heartbeat failed", metadata: ["error": "\(String(reflecting: error))"]) }
         let coordinator = (try? await registry.isCoordinator()) ?? false
         do {
             try await viewerCounts.report(await viewers.localCounts())
             await viewers.updateRemoteCounts(try await viewerCounts.otherNodesCounts(), announceChanges: coordinator)
         } catch {
-            logger.warning("cluster viewer counts failed", metadata: ["error": "\(error)"])
+            logger.warning("cluster viewer counts failed", metadata: ["error": "\(String(reflecting: error))"])
         }
         await leases.renewAll()
         guard coordinator else { return }
@@ -62,7 +62,7 @@ struct ClusterState: Sendable {
             try await chatRate.prune()
             try await idempotency.prune()
         } catch {
-            logger.warning("cluster sweep failed", metadata: ["error": "\(error)"])
+            logger.warning("cluster sweep failed", metadata: ["error": "\(String(reflecting: error))"])
         }
     }
 }
@@ -78,6 +78,7 @@ struct ClusterHeartbeatService: Service {
         // Idempotent under the migrator's advisory lock; here until the stores' wiring migrates first.
         try await PostgresMigrator.migrate(state.registry.client, logger: state.registry.logger)
         try await state.registry.register()
+        await state.leases.markReady()
         let (state, viewers, interval) = (state, viewers, interval)
         try? await cancelWhenGracefulShutdown {
             while !Task.isCancelled {

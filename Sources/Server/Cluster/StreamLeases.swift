@@ -176,6 +176,10 @@ actor ClusterStreamLeases: StreamOwnership {
     /// another origin's (`HLSService.position` / `continueNumbering`).
     private var hlsPosition: @Sendable (String) -> HLSPosition? = { _ in nil }
     private var continueNumbering: @Sendable (String, HLSPosition) -> Void = { _, _ in }
+    /// Set once the schema is migrated and this node registered (`ClusterHeartbeatService`):
+    /// start-up recovery waits for it.
+    private var ready = false
+    private var readyWaiters: [CheckedContinuation<Void, Never>] = []
     /// LIVE rooms the coordinator found without any lease, and since when (in-memory: a new
     /// coordinator starts counting again, which only lengthens the grace).
     private var unleasedSince: [String: ContinuousClock.Instant] = [:]
@@ -210,20 +214,27 @@ actor ClusterStreamLeases: StreamOwnership {
             }
             return true
         } catch {
-            logger.error("could not take the stream lease", metadata: ["room": "\(roomId)", "error": "\(error)"])
+            logger.error("could not take the stream lease", metadata: ["room": "\(roomId)", "error": "\(String(reflecting: error))"])
             return false
         }
     }
 
+    func markReady() {
+        ready = true
+        for waiter in readyWaiters { waiter.resume() }
+        readyWaiters.removeAll()
+    }
+
     /// Takes back the leases of this node's previous run: those rooms get the grace here.
     func recoverable(_ live: [RoomRecord]) async -> [RoomRecord] {
+        if !ready { await withCheckedContinuation { readyWaiters.append($0) } }
         do {
             let mine = try await leases.heldByThisNode()
             for lease in mine { held[lease.roomId] = lease.publisherSession }
             let ids = Set(mine.map(\.roomId))
             return live.filter { ids.contains($0.id) }
         } catch {
-            logger.error("could not read this node's stream leases", metadata: ["error": "\(error)"])
+            logger.error("could not read this node's stream leases", metadata: ["error": "\(String(reflecting: error))"])
             return []
         }
     }
@@ -233,7 +244,7 @@ actor ClusterStreamLeases: StreamOwnership {
         do {
             return try await leases.releaseIfMine(roomId: roomId, session: session)
         } catch {
-            logger.error("could not release the stream lease", metadata: ["room": "\(roomId)", "error": "\(error)"])
+            logger.error("could not release the stream lease", metadata: ["room": "\(roomId)", "error": "\(String(reflecting: error))"])
             return false
         }
     }
@@ -242,7 +253,7 @@ actor ClusterStreamLeases: StreamOwnership {
         held.removeValue(forKey: roomId)
         unleasedSince.removeValue(forKey: roomId)
         do { try await leases.delete(roomId: roomId) } catch {
-            logger.error("could not delete the stream lease", metadata: ["room": "\(roomId)", "error": "\(error)"])
+            logger.error("could not delete the stream lease", metadata: ["room": "\(roomId)", "error": "\(String(reflecting: error))"])
         }
     }
 
@@ -254,7 +265,7 @@ actor ClusterStreamLeases: StreamOwnership {
             do {
                 guard try await !leases.renew(roomId: roomId, session: session, position: hlsPosition(roomId)) else { continue }
             } catch {
-                logger.warning("stream lease renewal failed", metadata: ["room": "\(roomId)", "error": "\(error)"])
+                logger.warning("stream lease renewal failed", metadata: ["room": "\(roomId)", "error": "\(String(reflecting: error))"])
                 continue
             }
             guard held[roomId] == session else { continue }  // a new publisher here meanwhile
