@@ -211,3 +211,21 @@ import Testing
         }
     }
 }
+
+@Suite struct ClusterConfigurationTests {
+    @Test func theClusterTimingsAndChatRateAreReadAndRangeChecked() throws {
+        let defaults = try LiveHubConfiguration.fromEnvironment([:])
+        #expect(defaults.clusterHeartbeat == .seconds(1) && defaults.clusterNodeTimeout == .seconds(5) && defaults.clusterChatRatePerSecond == 10)
+        let set = try LiveHubConfiguration.fromEnvironment([
+            "LIVEHUB_CLUSTER_HEARTBEAT": "0.5", "LIVEHUB_CLUSTER_NODE_TIMEOUT": "3", "LIVEHUB_CLUSTER_CHAT_RATE": "20",
+        ])
+        #expect(set.clusterHeartbeat == .milliseconds(500) && set.clusterNodeTimeout == .seconds(3) && set.clusterChatRatePerSecond == 20)
+        for bad in [
+            ["LIVEHUB_CLUSTER_HEARTBEAT": "0"], ["LIVEHUB_CLUSTER_HEARTBEAT": "1e300"], ["LIVEHUB_CLUSTER_NODE_TIMEOUT": "nan"],
+            ["LIVEHUB_CLUSTER_CHAT_RATE": "0"], ["LIVEHUB_CLUSTER_CHAT_RATE": "99999999999999999999"],
+            ["LIVEHUB_CLUSTER_HEARTBEAT": "2", "LIVEHUB_CLUSTER_NODE_TIMEOUT": "3"],  // not more than twice the heartbeat
+        ] {
+            #expect(throws: ConfigurationError.self) { try LiveHubConfiguration.fromEnvironment(bad) }
+        }
+    }
+}
