@@ -70,6 +70,9 @@ public final class HLSService: Sendable {
     private let logger: Logger
     private let wallClock: @Sendable () -> Int64
     private let rooms = Mutex<[String: Room]>([:])
+    /// Numbering to continue for rooms whose packager is not attached yet (`continueNumbering`);
+    /// taken by `attach`, always under `rooms`' lock.
+    private let continuations = Mutex<[String: HLSPosition]>([:])
     private let tokens = Atomic<Int>(0)
 
     /// - Parameters:
@@ -125,10 +128,34 @@ public final class HLSService: Sendable {
         let previous = rooms.withLock { rooms in
             let previous = rooms[stream.id]
             rooms[stream.id] = Room(token: token, store: store, stream: stream, sink: sink)
+            if let position = continuations.withLock({ $0.removeValue(forKey: stream.id) }) {
+                _ = store.continueNumbering(after: position)
+            }
             return previous
         }
         if let previous { stop(previous) }
         stream.attachSink(sink)
+    }
+
+    /// Cluster mode (issue 20): the room was packaged by another origin before, up to `position`;
+    /// this origin's playlist goes on after it, with `EXT-X-DISCONTINUITY`. Applies to a packager
+    /// that has produced nothing yet, or to the next one attached; false when the room's current
+    /// packager has already numbered segments (it keeps its own numbering).
+    @discardableResult
+    public func continueNumbering(roomId: String, after position: HLSPosition) -> Bool {
+        rooms.withLock { rooms in
+            guard let room = rooms[roomId] else {
+                continuations.withLock { $0[roomId] = position }
+                return true
+            }
+            return room.store.continueNumbering(after: position)
+        }
+    }
+
+    /// Where the room's numbering stands (what a next origin would continue after); nil without
+    /// HLS output.
+    public func position(roomId: String) -> HLSPosition? {
+        store(for: roomId)?.position
     }
 
     /// True while the room has HLS output (live, or ended but within `retainAfterEnd`).
@@ -155,6 +182,7 @@ public final class HLSService: Sendable {
 
     private func remove(roomId: String, token: Int) {
         let room = rooms.withLock { rooms -> Room? in
+            continuations.withLock { _ = $0.removeValue(forKey: roomId) }
             guard rooms[roomId]?.token == token else { return nil }
             return rooms.removeValue(forKey: roomId)
         }

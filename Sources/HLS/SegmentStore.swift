@@ -45,6 +45,15 @@ final class SegmentStore: Sendable {
         change { $0.markDiscontinuity() }
     }
 
+    /// `SegmentWindow.continueNumbering`.
+    func continueNumbering(after position: HLSPosition) -> Bool {
+        var applied = false
+        change { applied = $0.continueNumbering(after: position) }
+        return applied
+    }
+
+    var position: HLSPosition { state.withLock { $0.window.position } }
+
     func setStreamInfo(_ info: StreamInfo) {
         change { $0.info = info }
     }

@@ -68,6 +68,9 @@ struct SegmentWindow: Sendable {
     private(set) var open: OpenSegment?
     private(set) var nextMSN = 0
     private(set) var lastCompleteMSN = -1
+    /// The media sequence number this window's first segment has: 0, or where another origin's
+    /// numbering of the room stopped (`continueNumbering`).
+    private(set) var firstMSN = 0
     private(set) var discontinuitySequence = 0
     private var pendingDiscontinuity = false
     private(set) var ended = false
@@ -90,7 +93,29 @@ struct SegmentWindow: Sendable {
 
     /// The next segment is preceded by `EXT-X-DISCONTINUITY` (publisher reconnect, codec change).
     mutating func markDiscontinuity() {
-        if lastCompleteMSN >= 0 || open != nil { pendingDiscontinuity = true }
+        if lastCompleteMSN >= firstMSN || open != nil { pendingDiscontinuity = true }
+    }
+
+    /// Where the numbering stands: the next segment's media sequence number, and the discontinuity
+    /// sequence number a playlist starting at it would declare (every discontinuity listed so far
+    /// counted, RFC 8216bis §4.4.3.3).
+    var position: HLSPosition {
+        let listed = segments.filter(\.discontinuity).count + (open?.discontinuity == true ? 1 : 0)
+        return HLSPosition(nextMediaSequence: open.map { $0.msn + 1 } ?? nextMSN, discontinuitySequence: discontinuitySequence + listed)
+    }
+
+    /// Continues the numbering of a room another origin packaged before (issue 20): the first
+    /// segment here gets `after.nextMediaSequence` and is preceded by `EXT-X-DISCONTINUITY`
+    /// (RFC 8216bis §6.2.2: a client switching origins sees sequence numbers go on). Only a window
+    /// that has produced nothing yet can be renumbered; false otherwise.
+    mutating func continueNumbering(after: HLSPosition) -> Bool {
+        guard open == nil, segments.isEmpty, retired.isEmpty, nextMSN == firstMSN, after.nextMediaSequence > 0 else { return false }
+        firstMSN = after.nextMediaSequence
+        nextMSN = after.nextMediaSequence
+        lastCompleteMSN = after.nextMediaSequence - 1
+        discontinuitySequence = max(0, after.discontinuitySequence)
+        pendingDiscontinuity = true
+        return true
     }
 
     /// Appends a completed part to the open segment (opening it if needed). A `targetDuration`
@@ -215,7 +240,7 @@ struct SegmentWindow: Sendable {
         if ended { return true }
         switch condition {
         case .ready:
-            return lastCompleteMSN >= 0
+            return lastCompleteMSN >= firstMSN
         case .segment(let msn):
             return lastCompleteMSN >= msn
         case .part(let msn, let index):
@@ -290,7 +315,7 @@ struct SegmentWindow: Sendable {
     /// The multivariant playlist (RFC 8216bis §4.4.6.2) with BANDWIDTH measured over the window;
     /// nil before the first segment is complete (its BANDWIDTH is measured on segments).
     func multivariantPlaylist(variant: HLSVariant) -> MultivariantPlaylist? {
-        guard lastCompleteMSN >= 0 else { return nil }
+        guard lastCompleteMSN >= firstMSN else { return nil }
         var peak = 0.0
         var totalBits = 0.0
         var totalSeconds = 0.0
@@ -309,5 +334,17 @@ struct SegmentWindow: Sendable {
             resolution: info.resolution,
             frameRate: info.frameRate,
             uri: HLSFileName.media.description)
+    }
+}
+
+/// Where a room's HLS numbering stands (`SegmentWindow.position`), for a new origin to go on from
+/// (issue 20: the cluster's stream lease carries it).
+public struct HLSPosition: Sendable, Hashable {
+    public var nextMediaSequence: Int
+    public var discontinuitySequence: Int
+
+    public init(nextMediaSequence: Int, discontinuitySequence: Int) {
+        self.nextMediaSequence = nextMediaSequence
+        self.discontinuitySequence = discontinuitySequence
     }
 }

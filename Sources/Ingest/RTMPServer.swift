@@ -167,10 +167,11 @@ public final class RTMPServer: Sendable {
         state.withLock { $0.publishers[roomId] != nil }
     }
 
-    /// The owner ended the room: close that publisher's connection (`.endedByOwner`).
-    public func disconnectPublisher(roomId: String) async {
+    /// The owner ended the room: close that publisher's connection (`.endedByOwner`); or, in a
+    /// cluster, another node's publisher took the room (`.takenOver`).
+    public func disconnectPublisher(roomId: String, reason: PublisherStopReason = .endedByOwner) async {
         let record = state.withLock { $0.publishers[roomId] }
-        await record?.stop(reason: .endedByOwner)
+        await record?.stop(reason: reason)
     }
 
     /// Close the listeners and every connection; publishers stop with `.shutdown`.

@@ -177,6 +177,15 @@ public struct LiveHub: Sendable {
             webSocketsPerAddress: connectionLimits.webSocketsPerAddress, logger: logger)
         realtime.addRoutes(router: router)
         let routes = router.routes.map { "\($0.method.rawValue) \($0.path)" }
+        // Cluster-wide state in PostgreSQL (issue 20): node heartbeat, viewer totals, stream leases,
+        // cross-node chat limit, shared Idempotency-Key answers. Cluster mode only.
+        if let postgres = storage.postgres {
+            let cluster = ClusterState(client: postgres.client, configuration: configuration, logger: logger)
+            await cluster.attach(rooms: rooms, live: live, notifications: notifications, hls: hls) { roomId in
+                await rtmp.disconnectPublisher(roomId: roomId, reason: .takenOver)
+            }
+            clusterServices.append(ClusterHeartbeatService(state: cluster, viewers: viewers, interval: configuration.clusterHeartbeat))
+        }
         let lifecycle = LifecycleService(rooms: rooms, storage: storage, logger: logger)
         // Services stop in reverse order: the cluster's stop before the lifecycle closes the pool.
         var services: [any Service] = [lifecycle] + clusterServices + [packaging, ingest, HubService(hub: hub)]

@@ -312,6 +312,33 @@ func videoTimes(fps: Double, seconds: Double, start: Int64 = 0) -> [Int64] {
         #expect(window.targetDuration == 2)
     }
 
+    /// Issue 20: a new origin of a room goes on from the previous origin's numbering, with a
+    /// discontinuity, and tells where its own stands.
+    @Test func aWindowContinuesAnotherOriginsNumberingAfterADiscontinuity() throws {
+        var previous = SegmentWindow(windowSegments: 3, maxRetiredSegments: 8)
+        for _ in 0..<2 { closed(&previous, at: .now) }
+        previous.markDiscontinuity()
+        for _ in 0..<5 { closed(&previous, at: .now) }
+        let position = previous.position
+        #expect(position == HLSPosition(nextMediaSequence: 7, discontinuitySequence: 1), "the discontinuity before segment 2 has been counted")
+
+        var window = SegmentWindow(windowSegments: 3, maxRetiredSegments: 8)
+        let continued = window.continueNumbering(after: position)
+        #expect(continued)
+        #expect(!window.isSatisfied(.ready), "nothing to serve before the first segment here")
+        #expect(window.isSatisfied(.segment(6)) && !window.isSatisfied(.segment(7)))
+        closed(&window, at: .now)
+        let playlist = try #require(window.mediaPlaylist(variant: .fmp4LowLatency, partTargetDuration: 0.5)).render()
+        #expect(playlist.contains("#EXT-X-MEDIA-SEQUENCE:7\n"))
+        #expect(playlist.contains("#EXT-X-DISCONTINUITY-SEQUENCE:1\n"))
+        #expect(playlist.contains("#EXT-X-DISCONTINUITY\n"))
+        #expect(playlist.contains("seg-7.m4s"))
+        #expect(window.isSatisfied(.ready))
+        #expect(window.position == HLSPosition(nextMediaSequence: 8, discontinuitySequence: 2))
+        let renumbered = window.continueNumbering(after: position)
+        #expect(!renumbered, "a window that numbered segments keeps its numbering")
+    }
+
     @Test func theMediaPlaylistListsHLSFileNames() throws {
         var window = SegmentWindow(windowSegments: 3, maxRetiredSegments: 8)
         closed(&window, at: .now)

@@ -211,6 +211,15 @@ public struct LiveHubConfiguration: Sendable {
     public var brokerMaxPending = 10_000
     /// `LIVEHUB_BROKER_MAX_BATCH` (500): broadcasts per outbox transaction at most.
     public var brokerMaxBatch = 500
+    /// `LIVEHUB_CLUSTER_HEARTBEAT` (1 s): how often a node writes its heartbeat, its viewer counts
+    /// and renews its stream leases (cluster mode).
+    public var clusterHeartbeat: Duration = .seconds(1)
+    /// `LIVEHUB_CLUSTER_NODE_TIMEOUT` (5 s): a node whose heartbeat is older is dead: its viewer
+    /// counts stop counting and its LIVE rooms get the reconnect grace from the survivors.
+    public var clusterNodeTimeout: Duration = .seconds(5)
+    /// `LIVEHUB_CLUSTER_CHAT_RATE` (10): chat lines per user per second across all nodes
+    /// (a fixed one-second window in PostgreSQL), on top of each node's token bucket.
+    public var clusterChatRatePerSecond = 10
 
     public init() {}
 
@@ -457,6 +466,13 @@ public struct LiveHubConfiguration: Sendable {
                 throw ConfigurationError(variable: "LIVEHUB_NODE_ADVERTISE_URL", value: raw, expected: "an absolute http(s) URL such as http://10.0.0.5:8080")
             }
             nodeAdvertiseURL = raw.hasSuffix("/") ? String(raw.dropLast()) : raw
+        }
+        if let beat = try duration("LIVEHUB_CLUSTER_HEARTBEAT", 0.05...60) { clusterHeartbeat = beat }
+        if let timeout = try duration("LIVEHUB_CLUSTER_NODE_TIMEOUT", 0.2...600) { clusterNodeTimeout = timeout }
+        if let rate = try integer("LIVEHUB_CLUSTER_CHAT_RATE", 1...10_000) { clusterChatRatePerSecond = rate }
+        if clusterNodeTimeout <= clusterHeartbeat * 2 {
+            throw ConfigurationError(
+                variable: "LIVEHUB_CLUSTER_NODE_TIMEOUT", value: "\(clusterNodeTimeout)", expected: "more than twice LIVEHUB_CLUSTER_HEARTBEAT")
         }
     }
 }

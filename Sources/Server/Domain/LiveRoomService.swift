@@ -69,6 +69,9 @@ public actor LiveRoomService {
     /// The last `historySize` lines per room not ended, loaded from SQLite on first use and dropped
     /// when the room ends (`roomEnded`); an ended room's history is read from SQLite.
     private var recent: [String: [LiveChatView]] = [:]
+    /// Cluster mode (issue 20): a per-user chat limit across nodes (`ClusterChatRateLimit`); nil
+    /// on one node, where the hub's token buckets are the limit.
+    private var chatRateGate: (any ChatRateGate)?
 
     public init(
         rooms: any RoomStore, store: any LiveRoomStore, events: LiveRoomEvents, maxChatBytes: Int = 2000,
@@ -84,6 +87,11 @@ public actor LiveRoomService {
         self.committer = ChatCommitter(store: store)
         self.maxChatBytes = maxChatBytes
         self.logger = logger
+    }
+
+    /// Cluster mode: chat lines are also counted per user across nodes.
+    func attachChatRateGate(_ gate: any ChatRateGate) {
+        chatRateGate = gate
     }
 
     /// Forgets what was kept for a room that ended (its history ring).
@@ -167,6 +175,7 @@ public actor LiveRoomService {
         let room: RoomRecord
         do { room = try await rooms.existingRoom(id: roomId) } catch { throw .unknownRoom }
         guard room.status != .ended else { throw .roomEnded }
+        if let chatRateGate, await !chatRateGate.allowChat(userId: user.userId) { throw .rateLimited }
         let record = LiveChatRecord(
             seq: nil, id: UUID().uuidString.lowercased(), liveRoomId: roomId, userId: user.userId, username: user.username,
             avatarUrl: user.avatarUrl, message: message, type: "CHAT", isPinned: false, productId: nil, productName: nil,

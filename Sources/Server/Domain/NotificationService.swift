@@ -64,6 +64,9 @@ public actor NotificationService {
     /// Answers of `POST /{id}/read` by (user, notification, Idempotency-Key), kept for a day,
     /// bounded per user and in all.
     private var idempotent: IdempotencyCache<ReadOutcome>
+    /// Cluster mode (issue 20): the answers are kept in the database too, so that a retry on
+    /// another node answers the same (`PostgresIdempotencyStore`); nil on one node.
+    private var shared: (any SharedIdempotencyStore)?
 
     public struct ReadOutcome: Codable, Sendable, Equatable {
         public var notificationId: String?
@@ -78,6 +81,11 @@ public actor NotificationService {
         self.push = push
         self.idempotent = IdempotencyCache(limits: idempotencyLimits)
         self.logger = logger
+    }
+
+    /// Cluster mode: `Idempotency-Key` answers shared by every node.
+    func attachSharedIdempotency(_ store: any SharedIdempotencyStore) {
+        shared = store
     }
 
     /// Remembered `Idempotency-Key` answers (tests).
@@ -128,14 +136,25 @@ public actor NotificationService {
     /// time, for a day (`IdempotencyCache`: the oldest keys are forgotten beyond the limits).
     public func markRead(id: String, userId: String, idempotencyKey: String? = nil, now: Date = Date()) async throws -> ReadOutcome {
         if let idempotencyKey, let outcome = idempotent.answer(user: userId, scope: id, key: idempotencyKey, now: now) { return outcome }
+        if let idempotencyKey, let shared, let stored = try await shared.answer(user: userId, scope: id, key: idempotencyKey),
+            let outcome = try? JSONDecoder().decode(ReadOutcome.self, from: stored)
+        {
+            idempotent.remember(outcome, user: userId, scope: id, key: idempotencyKey, now: now)
+            return outcome
+        }
         guard let (_, changed) = try await store.markRead(id: id, userId: userId, at: now) else {
             throw DomainError.notFound("no notification \(id) for this user")
         }
         let unread = try await store.unreadCount(userId: userId)
         let outcome = ReadOutcome(notificationId: id, unreadCount: unread, changed: changed ? 1 : 0)
         if changed { await push(userId, .read(notificationId: id, unreadCount: unread)) }
-        if let idempotencyKey { idempotent.remember(outcome, user: userId, scope: id, key: idempotencyKey, now: now) }
-        return outcome
+        guard let idempotencyKey else { return outcome }
+        var kept = outcome
+        if let shared, let stored = try? await shared.remember(JSONEncoder().encode(outcome), user: userId, scope: id, key: idempotencyKey) {
+            kept = (try? JSONDecoder().decode(ReadOutcome.self, from: stored)) ?? outcome  // another node's answer first: that one
+        }
+        idempotent.remember(kept, user: userId, scope: id, key: idempotencyKey, now: now)
+        return kept
     }
 
     public func markAllRead(userId: String, now: Date = Date()) async throws -> ReadOutcome {

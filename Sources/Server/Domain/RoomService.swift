@@ -39,6 +39,9 @@ public actor RoomService {
     private let events: RoomEvents
     /// Called when the owner ends a LIVE room: disconnect its publisher.
     private var disconnectPublisher: RoomHook?
+    /// Which rooms' streams run here: all of them on one node; in cluster mode those whose stream
+    /// lease this node holds (`ClusterStreamLeases`, issue 20).
+    private var ownership: any StreamOwnership = SingleNodeStreamOwnership()
 
     init(
         store: any RoomStore, viewers: ViewerTracker, events: RoomEvents, reconnectGrace: Duration,
@@ -56,6 +59,11 @@ public actor RoomService {
     /// this service (its publish authorizer) before this service can reach the RTMP server.
     public func attachIngest(disconnectPublisher: @escaping RoomHook) {
         self.disconnectPublisher = disconnectPublisher
+    }
+
+    /// Cluster mode: streams are owned through leases (before `recoverAfterRestart` runs).
+    func attachOwnership(_ ownership: any StreamOwnership) {
+        self.ownership = ownership
     }
 
     // MARK: REST
@@ -106,6 +114,7 @@ public actor RoomService {
         cancelGrace(id)
         reconnecting.remove(id)
         await viewers.roomEnded(id)
+        await ownership.roomEnded(roomId: id)
         if before.status == .live { await disconnectPublisher?(id) }
         await events.streamEnded(id)
         let stats = await stats(of: room, now: now)
@@ -160,10 +169,12 @@ public actor RoomService {
     }
 
     /// A publisher was accepted: PENDING/WAITING_STREAM → LIVE (`startedAt` set once); a
-    /// reconnect within the grace clears "reconnecting".
-    public func publisherStarted(roomId: String, now: Date = Date()) async {
+    /// reconnect within the grace clears "reconnecting" (in cluster mode also one on another node:
+    /// the room's stream lease was held elsewhere). `session` is the ingest's publisher id.
+    public func publisherStarted(roomId: String, session: Int = 0, now: Date = Date()) async {
         cancelGrace(roomId)
-        let wasReconnecting = reconnecting.remove(roomId) != nil
+        let resumedFromAnotherNode = await ownership.publisherStarted(roomId: roomId, session: session)
+        let wasReconnecting = reconnecting.remove(roomId) != nil || resumedFromAnotherNode
         do {
             let before = try await store.room(id: roomId)
             let room = try await transition(id: roomId, on: .publish, now: now)
@@ -189,14 +200,50 @@ public actor RoomService {
 
     /// Start-up recovery (DESIGN.md): rooms a crash left LIVE are never left lying — each gets the
     /// reconnect grace from now; if its publisher does not come back, it ends.
+    /// In cluster mode only the rooms this node's previous run held (`StreamOwnership.recoverable`):
+    /// rooms another node ingests are not touched; those of dead nodes are swept by the coordinator.
     public func recoverAfterRestart() async throws -> [String] {
-        let orphans = try await store.rooms(status: .live)
+        let orphans = await ownership.recoverable(try await store.rooms(status: .live))
         for room in orphans {
             reconnecting.insert(room.id)
             startGrace(room.id)
             logger.notice("room was LIVE at start-up; waiting for its publisher", metadata: ["room": "\(room.id)"])
         }
         return orphans.map(\.id)
+    }
+
+    // MARK: Cluster (issue 20)
+
+    /// This node's stream lease was taken by another node (or deleted as the room ended there):
+    /// any grace here stops; the room is the other node's now.
+    func streamMovedAway(roomId: String) {
+        cancelGrace(roomId)
+        reconnecting.remove(roomId)
+    }
+
+    /// The coordinator found the room's lease holder dead: a LIVE room is "reconnecting" (announced
+    /// once); it is ended by `endOrphan` when the grace passes.
+    func orphanedByDeadNode(roomId: String) async {
+        guard !reconnecting.contains(roomId), let room = try? await store.room(id: roomId), room.status == .live else { return }
+        reconnecting.insert(roomId)
+        logger.notice("the node running the room's stream is gone; waiting for its publisher", metadata: ["room": "\(roomId)"])
+        await announce(room, message: "The streamer is reconnecting")
+    }
+
+    /// Ends a room whose grace passed on a dead node (this node won the lease's claim); whether it
+    /// ended here (false: it was not LIVE any more).
+    func endOrphan(roomId: String) async -> Bool {
+        guard let room = try? await store.room(id: roomId), room.status == .live else {
+            reconnecting.remove(roomId)
+            return false
+        }
+        reconnecting.insert(roomId)
+        return await endAfterGrace(roomId)
+    }
+
+    /// The ids of the rooms LIVE now.
+    func liveRoomIds() async throws -> [String] {
+        try await store.rooms(status: .live).map(\.id)
     }
 
     /// Cancels timers (graceful shutdown). Rooms stay as persisted; the next start recovers them.
@@ -240,15 +287,29 @@ public actor RoomService {
 
     private func graceExpired(_ roomId: String) async {
         graceTimers.removeValue(forKey: roomId)
-        guard reconnecting.remove(roomId) != nil else { return }
+        guard reconnecting.contains(roomId) else { return }
+        guard await ownership.mayEndAfterGrace(roomId: roomId) else {
+            reconnecting.remove(roomId)
+            logger.info("reconnect grace expired here, but the room's stream runs on another node", metadata: ["room": "\(roomId)"])
+            return
+        }
+        _ = await endAfterGrace(roomId)
+    }
+
+    @discardableResult
+    private func endAfterGrace(_ roomId: String) async -> Bool {
+        guard reconnecting.remove(roomId) != nil else { return false }
         do {
             let room = try await transition(id: roomId, on: .graceExpired)
             await viewers.roomEnded(roomId)
+            await ownership.roomEnded(roomId: roomId)
             logger.info("reconnect grace expired; room ended", metadata: ["room": "\(roomId)"])
             await events.streamEnded(roomId)
             await announce(room, message: "The live stream has ended", stats: await stats(of: room))
+            return true
         } catch {
             logger.warning("grace expiry refused", metadata: ["room": "\(roomId)", "error": "\(error)"])
+            return false
         }
     }
 

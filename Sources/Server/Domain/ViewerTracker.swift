@@ -9,6 +9,10 @@ import Logging
 /// joined. Count broadcasts are throttled per room: the first change is announced at once, changes
 /// within `minimumInterval` after it are folded into one trailing announcement of the latest count —
 /// a crowd of 2,000 joining costs a handful of broadcasts, not 2,000 × 2,000 frames.
+///
+/// In cluster mode (issue 20) the counts of the other live nodes arrive with each heartbeat
+/// (`updateRemoteCounts`, from `ClusterViewerCounts`): a room's count is this node's plus theirs,
+/// and that total is what is announced and raises the peak. One node alone has no remote counts.
 actor ViewerTracker {
     /// Receives each announced count with the room's peak (after the peak is persisted).
     typealias Announce = @Sendable (_ roomId: String, _ count: Int, _ peak: Int) async -> Void
@@ -22,6 +26,8 @@ actor ViewerTracker {
     private var highSinceAnnounced: [String: Int] = [:]
     private var lastAnnounced: [String: ContinuousClock.Instant] = [:]
     private var pendingAnnouncement: Set<String> = []
+    /// Viewers of each room on the other live nodes (cluster mode; empty on one node).
+    private var remoteCounts: [String: Int] = [:]
     private let store: any RoomStore
     private let minimumInterval: Duration
     private let announce: Announce
@@ -73,10 +79,31 @@ actor ViewerTracker {
         }
         peaks.removeValue(forKey: roomId)
         highSinceAnnounced.removeValue(forKey: roomId)
+        remoteCounts.removeValue(forKey: roomId)
         if !pendingAnnouncement.contains(roomId) { lastAnnounced.removeValue(forKey: roomId) }
     }
 
-    func count(roomId: String) -> Int { viewersByRoom[roomId]?.count ?? 0 }
+    /// The room's viewers: on this node, plus on the other live nodes in cluster mode.
+    func count(roomId: String) -> Int { localCount(roomId: roomId) + (remoteCounts[roomId] ?? 0) }
+
+    /// The room's viewers connected to this node.
+    func localCount(roomId: String) -> Int { viewersByRoom[roomId]?.count ?? 0 }
+
+    /// Every room watched on this node with its count (what this node reports to the cluster).
+    func localCounts() -> [String: Int] { viewersByRoom.mapValues(\.count) }
+
+    /// The other live nodes' counts replace the previous ones (a room absent has none there).
+    /// With `announceChanges` (the coordinator, so that one node, not all, speaks for changes made
+    /// elsewhere) each room whose total moved is announced, throttled like a local change.
+    func updateRemoteCounts(_ counts: [String: Int], announceChanges: Bool) async {
+        let previous = remoteCounts
+        remoteCounts = counts.filter { $0.value > 0 }
+        let moved = Set(previous.keys).union(remoteCounts.keys).filter { previous[$0] != remoteCounts[$0] }
+        for roomId in moved {
+            highSinceAnnounced[roomId] = max(highSinceAnnounced[roomId] ?? 0, count(roomId: roomId))
+            if announceChanges { await changed(roomId) }
+        }
+    }
 
     /// Rooms with viewers, a cached peak or announcement state (tests: an ended room keeps nothing).
     var trackedRooms: Int { Set(viewersByRoom.keys).union(lastAnnounced.keys).union(peaks.keys).union(highSinceAnnounced.keys).count }

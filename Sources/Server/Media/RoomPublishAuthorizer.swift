@@ -21,7 +21,7 @@ struct RoomPublishAuthorizer: PublishAuthorizer {
     }
 
     func publisherStarted(roomId: String, session: Int) async {
-        await rooms.publisherStarted(roomId: roomId)
+        await rooms.publisherStarted(roomId: roomId, session: session)
     }
 
     func publisherStopped(roomId: String, reason: PublisherStopReason) async {

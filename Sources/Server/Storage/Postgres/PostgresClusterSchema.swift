@@ -7,6 +7,12 @@
 ///   publisher on another node takes the row over (a new `publisher_session`), and the previous
 ///   holder, seeing its renewal fail, disconnects its publisher. `media_sequence` and
 ///   `discontinuity_sequence` let a new origin continue the room's playlist numbering.
+/// - `livehub_node_viewers` (v2): each node's viewer count per room, written with its heartbeat;
+///   a room's cluster count is the sum over live nodes (`ClusterViewerCounts`).
+/// - `livehub_rate_window` (v2): per-user fixed-window counters shared by all nodes
+///   (`ClusterChatRateLimit`); windows older than a minute are pruned.
+/// - `livehub_idempotency` (v2): `Idempotency-Key` answers shared by all nodes
+///   (`PostgresIdempotencyStore`); pruned by age.
 enum PostgresClusterSchema {
     static let migrations: [PostgresMigration] = [
         PostgresMigration("cluster-v1-nodes-and-stream-leases", [
@@ -30,6 +36,37 @@ enum PostgresClusterSchema {
             )
             """,
             "CREATE INDEX livehub_stream_lease_on_node ON livehub_stream_lease (node_id)",
+        ]),
+        PostgresMigration("cluster-v2-viewers-rate-windows-idempotency", [
+            """
+            CREATE TABLE livehub_node_viewers (
+                node_id TEXT NOT NULL,
+                room_id TEXT NOT NULL,
+                viewers INTEGER NOT NULL CHECK (viewers >= 0),
+                reported_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+                PRIMARY KEY (node_id, room_id)
+            )
+            """,
+            "CREATE INDEX livehub_node_viewers_on_room ON livehub_node_viewers (room_id)",
+            """
+            CREATE TABLE livehub_rate_window (
+                subject TEXT NOT NULL,
+                window_start BIGINT NOT NULL,
+                count INTEGER NOT NULL,
+                PRIMARY KEY (subject, window_start)
+            )
+            """,
+            """
+            CREATE TABLE livehub_idempotency (
+                user_id TEXT NOT NULL,
+                scope TEXT NOT NULL,
+                key TEXT NOT NULL,
+                answer BYTEA NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+                PRIMARY KEY (user_id, scope, key)
+            )
+            """,
+            "CREATE INDEX livehub_idempotency_on_created ON livehub_idempotency (created_at)",
         ]),
     ]
 }
