@@ -122,10 +122,19 @@ actor BrokerOutboxWriter {
 
     private enum Outcome: Sendable { case committed, failed, timedOut }
 
+    /// The shared state of `firstOf`'s two tasks (a class, so that both capture one lock).
+    private final class RaceState: Sendable {
+        private let lock = Mutex<(waiter: CheckedContinuation<Outcome, Never>?, work: Task<Void, Never>?, timer: Task<Void, Never>?)>((nil, nil, nil))
+
+        func withLock<T>(_ body: (inout (waiter: CheckedContinuation<Outcome, Never>?, work: Task<Void, Never>?, timer: Task<Void, Never>?)) -> T) -> T {
+            lock.withLock { body(&$0) }
+        }
+    }
+
     /// `operation`'s outcome, or `.timedOut` after `timeout` (the operation is then cancelled and
     /// left to end on its own: a write that still commits is delivered, though counted as dropped).
     private static func firstOf(timeout: Duration, _ operation: @escaping @Sendable () async -> Outcome) async -> Outcome {
-        let state = Mutex<(waiter: CheckedContinuation<Outcome, Never>?, work: Task<Void, Never>?, timer: Task<Void, Never>?)>((nil, nil, nil))
+        let state = RaceState()
         return await withCheckedContinuation { waiter in
             state.withLock { $0.waiter = waiter }
             let work = Task {

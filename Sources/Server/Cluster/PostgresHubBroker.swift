@@ -163,7 +163,7 @@ public final class PostgresHubBroker: HubBroker, Service {
                         for try await _ in notifications { wake.yield(.notify) }
                     }
                 } onCancel: {
-                    _ = connection.close()
+                    let _: EventLoopFuture<Void> = connection.close()
                 }
                 try? await connection.close()
             } catch {
