@@ -141,7 +141,30 @@ public struct LiveHub: Sendable {
             await onRTMPReady(Array(zip(schemes, ports)).map { (scheme: $0.0, port: $0.1) })
         }
 
-        HLSController(hls: hls).addRoutes(to: router)
+        // MARK: Cluster — HLS from any node (issue 20; docs/cluster-hls.md). A room packaged by
+        // another node is fetched from it (HLSOriginProxy); the fast path answers local rooms only.
+        var clusterServices: [any Service] = []
+        var hlsProxy: HLSOriginProxy?
+        if configuration.isClusterMode, let databaseURL = configuration.databaseURL {
+            // The proxy's own pool until the cluster wiring shares one PostgresDatabase (lead's merge);
+            // likewise the migration here, which that wiring does for every part.
+            let postgres = PostgresDatabase(url: databaseURL, poolSize: configuration.databasePoolSize, logger: logger)
+            let migrating = PostgresDatabase(url: databaseURL, poolSize: 1, logger: logger)
+            let migratingRun = Task { await migrating.client.run() }
+            defer { migratingRun.cancel() }
+            try await PostgresMigrator.migrate(migrating.client, logger: logger)
+            clusterServices.append(PostgresClientService(database: postgres))
+            let hlsConfiguration = HLSConfiguration(configuration)
+            let holdSeconds = hlsConfiguration.blockingReloadTimeoutMultiplier * (hlsConfiguration.targetSegmentDuration.rounded(.up) + 1)
+            hlsProxy = HLSOriginProxy(
+                directory: PostgresHLSOriginDirectory(client: postgres.client, nodeId: configuration.effectiveNodeId, logger: logger),
+                settings: .init(
+                    timeout: configuration.hlsProxyTimeout, originHold: .milliseconds(Int64(min(holdSeconds, 3600) * 1000)),
+                    maxBodyBytes: configuration.hlsMaxSegmentBytes, cacheBytes: configuration.hlsProxyCacheBytes),
+                metrics: metrics, logger: logger)
+        }
+        HLSController(hls: hls, proxy: hlsProxy).addRoutes(to: router)
+        let hlsLocalRoomsOnly = hlsProxy != nil
         var devTokens: (@Sendable (String, String, [String]) async throws -> String)?
         if let devTokenIssuer {
             devTokens = { userId, username, roles in
@@ -164,7 +187,7 @@ public struct LiveHub: Sendable {
         realtime.addRoutes(router: router)
         let routes = router.routes.map { "\($0.method.rawValue) \($0.path)" }
         let lifecycle = LifecycleService(rooms: rooms, database: database, logger: logger)
-        var services: [any Service] = [lifecycle, packaging, ingest, HubService(hub: hub)]
+        var services: [any Service] = clusterServices + [lifecycle, packaging, ingest, HubService(hub: hub)]
         if keySources.hasFiles {
             services.append(JWTKeyReloadService(sources: keySources, verifier: verifier, logger: logger))
         }
@@ -181,7 +204,8 @@ public struct LiveHub: Sendable {
                     responder: responder,
                     http1: .init(
                         additionalChannelHandlers: [
-                            HLSFastPathHandler(hls: hls, cors: cors, metrics: metrics, serverName: "LiveHub", logger: logger),
+                            HLSFastPathHandler(
+                                hls: hls, cors: cors, metrics: metrics, serverName: "LiveHub", localRoomsOnly: hlsLocalRoomsOnly, logger: logger),
                             SockJSHeldRequestWatch(),
                         ],
                         httpDecoderConfiguration: .init(
