@@ -203,3 +203,20 @@ def test_no_proxy_loops_and_unknown_rooms(cluster):
     unknown = hls(b, "no-such-room", "media.m3u8")
     assert unknown.status_code == 404 and "X-LiveHub-Origin" not in unknown.headers
     assert hls(b, room, "../secret").status_code == 404
+
+
+def test_measure_proxied_latency(cluster):
+    """Records (never asserts tightly) what a request costs through B against A directly: a kept
+    segment, and a blocking reload for the next part."""
+    a, b, room = cluster["a"], cluster["b"], cluster["room"]
+    _, playlist = wait_for_playlist(cluster)
+    name = playlist["segments"][-1]["uri"]
+    figures = {}
+    for label, node in [("from A (origin)", a), ("through B (kept)", b)]:
+        session = requests.Session()
+        assert session.get(f"{node.base}/hls/{room}/{name}", timeout=20).status_code == 200
+        started = time.monotonic()
+        for _ in range(100):
+            assert session.get(f"{node.base}/hls/{room}/{name}", timeout=20).status_code == 200
+        figures[f"segment {label}, mean ms"] = round((time.monotonic() - started) * 10, 2)
+    print("\ncluster HLS figures:", json.dumps(figures))
