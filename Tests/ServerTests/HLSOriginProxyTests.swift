@@ -226,3 +226,32 @@ struct PostgresHLSOriginDirectoryTests {
         }
     }
 }
+
+@Suite("HLS proxy configuration")
+struct HLSProxyConfigurationTests {
+    @Test func proxyLimitsAreReadAndRangeChecked() throws {
+        let defaults = try LiveHubConfiguration.fromEnvironment([:])
+        #expect(defaults.hlsProxyCacheBytes == 256 << 20 && defaults.hlsProxyTimeout == .seconds(5))
+        let set = try LiveHubConfiguration.fromEnvironment(["LIVEHUB_HLS_PROXY_CACHE_BYTES": "0", "LIVEHUB_HLS_PROXY_TIMEOUT": "1.5"])
+        #expect(set.hlsProxyCacheBytes == 0 && set.hlsProxyTimeout == .milliseconds(1500))
+        for (name, value) in [
+            ("LIVEHUB_HLS_PROXY_CACHE_BYTES", "-1"), ("LIVEHUB_HLS_PROXY_CACHE_BYTES", "99999999999999999999"),
+            ("LIVEHUB_HLS_PROXY_TIMEOUT", "0"), ("LIVEHUB_HLS_PROXY_TIMEOUT", "1e308"), ("LIVEHUB_HLS_PROXY_TIMEOUT", "nan"),
+        ] {
+            #expect(throws: ConfigurationError.self) { try LiveHubConfiguration.fromEnvironment([name: value]) }
+        }
+    }
+
+    @Test func aCacheOfZeroBytesStillSharesOneFlight() async throws {
+        try await withProxy(cacheBytes: 0) { proxy, log, _ in
+            async let first = proxy.answer(roomId: "r1", file: "part-9-1.m4s", query: [:])
+            async let second = proxy.answer(roomId: "r1", file: "part-9-1.m4s", query: [:])
+            let answers = await [first, second]
+            #expect(answers.allSatisfy { $0?.status == 200 })
+            #expect(log.count("/hls/r1/part-9-1.m4s") == 1)
+            _ = await proxy.answer(roomId: "r1", file: "part-9-1.m4s", query: [:])
+            #expect(log.count("/hls/r1/part-9-1.m4s") == 2)
+            #expect(proxy.cache.immutableBytes == 0)
+        }
+    }
+}
