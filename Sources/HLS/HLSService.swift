@@ -342,7 +342,8 @@ public final class HLSService: Sendable {
     }
 
     static let immutable = "public, max-age=3600, immutable"
-    static let cors: [(String, String)] = [
+    /// The CORS headers of every answer (the Server's cluster proxy puts them on forwarded ones too).
+    public static let cors: [(String, String)] = [
         ("Access-Control-Allow-Origin", "*"),
         ("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS"),
         ("Access-Control-Expose-Headers", "Content-Length, Content-Type"),
@@ -370,6 +371,12 @@ public final class HLSService: Sendable {
             status: status,
             headers: errorHeaders,
             body: ByteBuffer(string: message + "\n"))
+    }
+
+    /// Whether `GET /hls/{roomId}/{file}` fits the URL table's grammar (the room id and one of the
+    /// file names): the Server's cluster proxy forwards nothing else to an origin.
+    public static func isServable(roomId: String, file: String) -> Bool {
+        isValidRoomId(roomId) && HLSFileName(file) != nil
     }
 
     static func isValidRoomId(_ roomId: String) -> Bool {

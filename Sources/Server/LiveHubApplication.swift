@@ -155,7 +155,22 @@ public struct LiveHub: Sendable {
             await onRTMPReady(Array(zip(schemes, ports)).map { (scheme: $0.0, port: $0.1) })
         }
 
-        HLSController(hls: hls).addRoutes(to: router)
+        // MARK: Cluster — HLS from any node (issue 20; docs/cluster-hls.md). A room packaged by
+        // another node is fetched from it (HLSOriginProxy); the fast path answers local rooms only.
+        var hlsProxy: HLSOriginProxy?
+        if let postgres = storage.postgres {
+            let hlsConfiguration = HLSConfiguration(configuration)
+            let holdSeconds = hlsConfiguration.blockingReloadTimeoutMultiplier * (hlsConfiguration.targetSegmentDuration.rounded(.up) + 1)
+            hlsProxy = HLSOriginProxy(
+                directory: PostgresHLSOriginDirectory(
+                    client: postgres.client, nodeId: configuration.effectiveNodeId, heartbeatLifetime: configuration.clusterNodeTimeout, logger: logger),
+                settings: .init(
+                    timeout: configuration.hlsProxyTimeout, originHold: .milliseconds(Int64(min(holdSeconds, 3600) * 1000)),
+                    maxBodyBytes: configuration.hlsMaxSegmentBytes, cacheBytes: configuration.hlsProxyCacheBytes),
+                metrics: metrics, logger: logger)
+        }
+        HLSController(hls: hls, proxy: hlsProxy).addRoutes(to: router)
+        let hlsLocalRoomsOnly = hlsProxy != nil
         var devTokens: (@Sendable (String, String, [String]) async throws -> String)?
         if let devTokenIssuer {
             devTokens = { userId, username, roles in
@@ -205,7 +220,8 @@ public struct LiveHub: Sendable {
                     responder: responder,
                     http1: .init(
                         additionalChannelHandlers: [
-                            HLSFastPathHandler(hls: hls, cors: cors, metrics: metrics, serverName: "LiveHub", logger: logger),
+                            HLSFastPathHandler(
+                                hls: hls, cors: cors, metrics: metrics, serverName: "LiveHub", localRoomsOnly: hlsLocalRoomsOnly, logger: logger),
                             SockJSHeldRequestWatch(),
                         ],
                         httpDecoderConfiguration: .init(

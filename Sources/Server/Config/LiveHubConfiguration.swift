@@ -120,6 +120,12 @@ public struct LiveHubConfiguration: Sendable {
     public var hlsMaxSegmentsPerTenSeconds = 50
     /// `LIVEHUB_HLS_DISCOVERY_BUFFER_BYTES` (32 MiB): media held while waiting for sequence headers.
     public var hlsDiscoveryBufferBytes = 32 << 20
+    /// `LIVEHUB_HLS_PROXY_CACHE_BYTES` (256 MiB; 0 = keep nothing, still one fetch per concurrent
+    /// request group): parts, segments and init sections fetched from other nodes and kept (cluster mode).
+    public var hlsProxyCacheBytes = 256 << 20
+    /// `LIVEHUB_HLS_PROXY_TIMEOUT` seconds (5): an HLS request to another node, connect included; a
+    /// request the origin may hold (blocking reload, hinted part) gets the origin's hold time on top.
+    public var hlsProxyTimeout: Duration = .seconds(5)
     /// `LIVEHUB_HTTP_IDLE_TIMEOUT` seconds (60; 0 = none): an HTTP connection with no bytes read
     /// or written for this long is closed (between keep-alive requests, or a stalled request).
     public var httpIdleTimeout: Duration? = .seconds(60)
@@ -396,6 +402,8 @@ public struct LiveHubConfiguration: Sendable {
         if let bytes = try integer("LIVEHUB_RTMP_BUFFER_BYTES", 65_536...(1 << 32)) { rtmpBufferBytes = bytes }
         if let bytes = try integer("LIVEHUB_HLS_MAX_SEGMENT_BYTES", 65_536...(1 << 32)) { hlsMaxSegmentBytes = bytes }
         if let count = try integer("LIVEHUB_HLS_MAX_SEGMENTS_PER_10S", 5...100_000) { hlsMaxSegmentsPerTenSeconds = count }
+        if let bytes = try integer("LIVEHUB_HLS_PROXY_CACHE_BYTES", 0...(1 << 40)) { hlsProxyCacheBytes = bytes }
+        if let timeout = try duration("LIVEHUB_HLS_PROXY_TIMEOUT", 0.1...120) { hlsProxyTimeout = timeout }
         if let bytes = try integer("LIVEHUB_HLS_DISCOVERY_BUFFER_BYTES", 65_536...(1 << 32)) { hlsDiscoveryBufferBytes = bytes }
         if let idle = try duration("LIVEHUB_HTTP_IDLE_TIMEOUT", 0...86_400) { httpIdleTimeout = idle == .zero ? nil : idle }
         if let bytes = try integer("LIVEHUB_HTTP_MAX_HEADER_BYTES", 1024...(1 << 20)) { httpMaxHeaderBytes = bytes }

@@ -47,8 +47,11 @@ final class HLSFastPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let answerer: HLSRequestAnswerer
     private let logger: Logger
 
-    init(hls: HLSService, cors: CORSPolicyMiddleware, metrics: LiveHubMetrics, serverName: String, logger: Logger) {
-        self.answerer = HLSRequestAnswerer(hls: hls, cors: cors, metrics: metrics, serverName: serverName, state: state)
+    /// - Parameter localRoomsOnly: pass on requests for rooms without a local stream (cluster mode:
+    ///   the router's `HLSController` fetches them from their origin node).
+    init(hls: HLSService, cors: CORSPolicyMiddleware, metrics: LiveHubMetrics, serverName: String, localRoomsOnly: Bool = false, logger: Logger) {
+        self.answerer = HLSRequestAnswerer(
+            hls: hls, cors: cors, metrics: metrics, serverName: serverName, localRoomsOnly: localRoomsOnly, state: state)
         self.logger = logger
     }
 
@@ -83,6 +86,7 @@ final class HLSRequestAnswerer: ChannelInboundHandler, RemovableChannelHandler {
     private let cors: CORSPolicyMiddleware
     private let metrics: LiveHubMetrics
     private let serverName: String
+    private let localRoomsOnly: Bool
     private let state: HLSFastPathHandler.State
     /// The body and end of a request answered here are dropped.
     private var answeredRequestOpen = false
@@ -99,8 +103,12 @@ final class HLSRequestAnswerer: ChannelInboundHandler, RemovableChannelHandler {
     /// Bodies up to this size are copied behind the header; larger ones are written as they are.
     static let inlineBodyLimit = 16 * 1024
 
-    init(hls: HLSService, cors: CORSPolicyMiddleware, metrics: LiveHubMetrics, serverName: String, state: HLSFastPathHandler.State) {
+    init(
+        hls: HLSService, cors: CORSPolicyMiddleware, metrics: LiveHubMetrics, serverName: String, localRoomsOnly: Bool = false,
+        state: HLSFastPathHandler.State
+    ) {
         self.hls = hls
+        self.localRoomsOnly = localRoomsOnly
         self.cors = cors
         self.metrics = metrics
         self.serverName = serverName
@@ -112,6 +120,7 @@ final class HLSRequestAnswerer: ChannelInboundHandler, RemovableChannelHandler {
         case .head(let head):
             if state.passedOnUnanswered == 0, let encoderContext, head.method == .GET || head.method == .HEAD,
                 let (roomId, file, query) = Self.parse(head.uri),
+                !localRoomsOnly || hls.hasStream(roomId: roomId),
                 let answer = hls.respondNow(roomId: roomId, file: file, query: query)
             {
                 answeredRequestOpen = true
