@@ -70,6 +70,10 @@ def wait_playable(node, room_id, timeout=40):
     raise AssertionError(f"{node.base} never served a playlist for {room_id}: {last!r} {getattr(last, 'text', '')[:300]}\n{node.output()[-3000:]}")
 
 
+def media_sequence(playlist):
+    return int(next(line for line in playlist.splitlines() if line.startswith("#EXT-X-MEDIA-SEQUENCE:")).split(":")[1])
+
+
 def ws(node, token_value=None):
     return StompWS(f"ws://127.0.0.1:{node.http_port}/ws/live", token=token_value)
 
@@ -144,7 +148,7 @@ def test_a_notification_posted_to_node_1_reaches_tabs_on_nodes_2_and_3(cluster):
         assert response.status_code == 201, response.text
         for tab in tabs:
             events = tab.wait(1)
-            assert len(events) == 1 and events[0]["notification"]["title"] == "Deal at 8", events
+            assert len(events) == 1 and events[0]["title"] == "Deal at 8" and events[0]["unreadCount"] == 1, events
         time.sleep(0.5)
         assert other.events == [] and all(len(tab.events) == 1 for tab in tabs)
     finally:
@@ -184,7 +188,8 @@ def test_kill_9_of_the_ingest_node_the_publisher_moves_and_playback_continues(cl
     ffmpeg = publish(node2.rtmp_url(key))
     moved = None
     try:
-        wait_playable(node1, room["id"])
+        before = wait_playable(node1, room["id"]).text
+        last_msn_before = media_sequence(before) + before.count("#EXTINF:") - 1
         watcher = ws(node1)
         watcher.subscribe(f"/topic/live/{room['id']}/chat", "chat", receipt="ok")
         sender = ws(node3, token("loyal-viewer"))
@@ -200,6 +205,8 @@ def test_kill_9_of_the_ingest_node_the_publisher_moves_and_playback_continues(cl
         assert status(node1, room["id"]) == "LIVE"
         answer = wait_playable(node1, room["id"])
         assert answer.headers.get("X-LiveHub-Origin") == "node3"
+        # The new origin continues the room's numbering after a discontinuity (RFC 8216 §6.2.1).
+        assert media_sequence(answer.text) > last_msn_before and "#EXT-X-DISCONTINUITY" in answer.text, answer.text
         assert ffprobe_streams(f"{node1.base}/hls/{room['id']}/index.m3u8") == [("audio", "aac"), ("video", "h264")]
         # Nothing committed was lost: the chat line is in the history read through a survivor.
         history = requests.get(f"{node1.api}/rooms/{room['id']}/chats").json()
