@@ -268,9 +268,10 @@ struct PostgresStoreTests {
                 #expect(response.status == .created)
                 return try decode(RoomView.self, response)
             }
-            try await client.execute(uri: "/v1/notifications/live/rooms/\(room.id)", method: .get) { response in
-                #expect(try decode(RoomView.self, response).title == "On PostgreSQL")
+            let read = try await client.execute(uri: "/v1/notifications/live/rooms/\(room.id)", method: .get) { response in
+                try decode(RoomView.self, response)
             }
+            #expect(read.title == "On PostgreSQL")
             try await client.execute(uri: "/healthz", method: .get) { response in #expect(response.status == .ok) }
         }
     }
