@@ -122,15 +122,20 @@ actor BrokerOutboxWriter {
 
     private enum Outcome: Sendable { case committed, failed, timedOut }
 
+    /// Who resumes `firstOf`'s caller: the first of the work and the timer takes `waiter`.
+    private final class RaceState: Sendable {
+        let lock = Mutex<(waiter: CheckedContinuation<Outcome, Never>?, work: Task<Void, Never>?, timer: Task<Void, Never>?)>((nil, nil, nil))
+    }
+
     /// `operation`'s outcome, or `.timedOut` after `timeout` (the operation is then cancelled and
     /// left to end on its own: a write that still commits is delivered, though counted as dropped).
     private static func firstOf(timeout: Duration, _ operation: @escaping @Sendable () async -> Outcome) async -> Outcome {
-        let state = Mutex<(waiter: CheckedContinuation<Outcome, Never>?, work: Task<Void, Never>?, timer: Task<Void, Never>?)>((nil, nil, nil))
+        let state = RaceState()
         return await withCheckedContinuation { waiter in
-            state.withLock { $0.waiter = waiter }
+            state.lock.withLock { $0.waiter = waiter }
             let work = Task {
                 let outcome = await operation()
-                let (waiter, timer) = state.withLock { s in
+                let (waiter, timer) = state.lock.withLock { s in
                     defer { s.waiter = nil }
                     return (s.waiter, s.timer)
                 }
@@ -140,7 +145,7 @@ actor BrokerOutboxWriter {
             let timer = Task {
                 try? await Task.sleep(for: timeout)
                 guard !Task.isCancelled else { return }
-                let (waiter, work) = state.withLock { s in
+                let (waiter, work) = state.lock.withLock { s in
                     defer { s.waiter = nil }
                     return (s.waiter, s.work)
                 }
@@ -148,7 +153,7 @@ actor BrokerOutboxWriter {
                 work?.cancel()
                 waiter.resume(returning: .timedOut)
             }
-            state.withLock { s in
+            state.lock.withLock { s in
                 s.work = work
                 s.timer = timer
             }

@@ -157,15 +157,24 @@ public final class PostgresHubBroker: HubBroker, Service {
             attempts += 1
             do {
                 let connection = try await database.connectDedicated(logger: logger)
-                try await withTaskCancellationHandler {
-                    try await connection.listen(on: "livehub_broker") { notifications in
-                        wake.yield(.notify)
-                        for try await _ in notifications { wake.yield(.notify) }
+                let outcome: Result<Void, any Error>
+                do {
+                    try await withTaskCancellationHandler {
+                        try await connection.listen(on: "livehub_broker") { notifications in
+                            wake.yield(.notify)
+                            for try await _ in notifications { wake.yield(.notify) }
+                        }
+                    } onCancel: {
+                        let closing: EventLoopFuture<Void> = connection.close()
+                        closing.whenComplete { _ in }
                     }
-                } onCancel: {
-                    _ = connection.close()
+                    outcome = .success(())
+                } catch {
+                    outcome = .failure(error)
                 }
+                // Closed on every path: postgres-nio asserts that a connection is closed before it goes.
                 try? await connection.close()
+                try outcome.get()
             } catch {
                 if Task.isCancelled { return }
                 logger.warning("broker listener lost its connection; reconnecting in 1 s", metadata: ["error": "\(String(reflecting: error))"])
