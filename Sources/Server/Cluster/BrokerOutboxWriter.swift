@@ -55,9 +55,11 @@ actor BrokerOutboxWriter {
     private var pending: [Waiting] = []
     private var isFlushing = false
     private var shardRowsExist = false
+    private let earlyIds: BrokerEarlyIds
 
-    init(client: PostgresClient, configuration: PostgresHubBroker.Configuration, metrics: BrokerMetrics, logger: Logger) {
+    init(client: PostgresClient, configuration: PostgresHubBroker.Configuration, earlyIds: BrokerEarlyIds, metrics: BrokerMetrics, logger: Logger) {
         self.client = client
+        self.earlyIds = earlyIds
         self.nodeId = configuration.nodeId
         self.shards = configuration.shards
         self.maxBatch = configuration.maxBatch
@@ -178,6 +180,7 @@ actor BrokerOutboxWriter {
         let counts = shardList.map { Int64(indexesByShard[$0]?.count ?? 0) }
         let nodeId = self.nodeId
         let logger = self.logger
+        let earlyIds = self.earlyIds
         try await client.withTransaction(logger: logger) { connection in
             try await connection.query(
                 "SELECT shard FROM livehub_broker_shard WHERE shard = ANY(\(shardList)::integer[]) ORDER BY shard FOR UPDATE", logger: logger)
@@ -192,6 +195,7 @@ actor BrokerOutboxWriter {
             for try await (shard, lastId) in taken.decode((Int32, Int64).self) {
                 guard let indexes = indexesByShard[shard] else { continue }
                 var id = lastId - Int64(indexes.count)
+                earlyIds.record(shard: shard, firstId: id + 1)
                 for index in indexes {
                     id += 1
                     ids[index] = id
@@ -207,6 +211,32 @@ actor BrokerOutboxWriter {
                     \(events.map(\.target))::text[], \(events.map(\.event))::text[], \(events.map(\.contentType))::text[],
                     \(events.map(\.payload))::bytea[]) AS x(s, i, k, t, e, c, p)
                 """, logger: logger)
+        }
+    }
+}
+
+/// The first id per shard this node took before its reader had its starting cursors. The reader
+/// starts each shard at `min(last_id, first early id - 1)`, so a broadcast published while the node
+/// was starting (HTTP may serve before the broker's service has read the shards) still reaches
+/// this node's hub. Ids are recorded inside the transaction, before its commit; the reader reads
+/// `last_id` first and only then stops the recording: a write that records after that commits
+/// after the reader's read, so its ids lie above the `last_id` the reader saw.
+final class BrokerEarlyIds: Sendable {
+    private let firstIds = Mutex<[Int32: Int64]?>([:])
+
+    func record(shard: Int32, firstId: Int64) {
+        firstIds.withLock { map in
+            guard var recorded = map else { return }
+            recorded[shard] = min(recorded[shard] ?? firstId, firstId)
+            map = recorded
+        }
+    }
+
+    /// Ends the recording; returns what was recorded.
+    func stopAndTake() -> [Int32: Int64] {
+        firstIds.withLock { map in
+            defer { map = nil }
+            return map ?? [:]
         }
     }
 }

@@ -58,6 +58,7 @@ public final class PostgresHubBroker: HubBroker, Service {
     let logger: Logger
     private let writer: BrokerOutboxWriter
     private let reading = Mutex(false)
+    private let earlyIds = BrokerEarlyIds()
 
     /// Whether `run()` has its starting cursors and reads the outbox (this node now receives).
     public var isReading: Bool { reading.withLock { $0 } }
@@ -70,7 +71,8 @@ public final class PostgresHubBroker: HubBroker, Service {
         var logger = logger
         logger[metadataKey: "component"] = "broker"
         self.logger = logger
-        self.writer = BrokerOutboxWriter(client: database.client, configuration: configuration, metrics: metrics, logger: logger)
+        self.writer = BrokerOutboxWriter(
+            client: database.client, configuration: configuration, earlyIds: earlyIds, metrics: metrics, logger: logger)
     }
 
     // MARK: HubBroker
@@ -101,7 +103,8 @@ public final class PostgresHubBroker: HubBroker, Service {
     private enum Wake: Sendable { case notify, poll }
 
     /// Creates the shard rows, starts every shard's cursor at its current last id (a new node
-    /// delivers what is published from now on), then listens, polls, reads and prunes until the
+    /// delivers what is published from now on, and what it published itself while starting: see
+    /// `BrokerEarlyIds`), then listens, polls, reads and prunes until the
     /// application shuts down. Retries the start while the database is unreachable.
     public func run() async throws {
         var cursors: [Int32: Int64]?
@@ -139,6 +142,9 @@ public final class PostgresHubBroker: HubBroker, Service {
             .decode((Int32, Int64).self)
         {
             cursors[shard] = lastId
+        }
+        for (shard, firstId) in earlyIds.stopAndTake() {
+            cursors[shard] = min(cursors[shard] ?? firstId - 1, firstId - 1)
         }
         if cursors.count != configuration.shards {
             logger.warning(
