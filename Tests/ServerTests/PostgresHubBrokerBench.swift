@@ -64,13 +64,13 @@ struct PostgresHubBrokerBench {
 
             // 2. Latency: 2,000 chats from 20 publishers at about 100/s each (2,000/s in all).
             clock.arrivals.withLock { $0.removeAll() }
-            let sentAt = Mutex<[String: ContinuousClock.Instant]>([:])
+            let sentAt = ArrivalClock()  // its map, filled by the publishers
             await withTaskGroup(of: Void.self) { group in
                 for p in 0..<20 {
                     group.addTask {
                         for i in 0..<100 {
                             let payload = "l\(p)-\(i)"
-                            sentAt.withLock { $0[payload] = ContinuousClock.now }
+                            sentAt.arrivals.withLock { $0[payload] = ContinuousClock.now }
                             await a.broker.publish(topic: rooms[p % rooms.count], payload: ByteBuffer(string: payload))
                             try? await Task.sleep(for: .milliseconds(10))
                         }
@@ -79,7 +79,7 @@ struct PostgresHubBrokerBench {
             }
             try await waitFor("latency run delivered", seconds: 30) { clock.arrivals.withLock { $0.count } >= 2000 }
             _ = probe.takePendingOutbound()
-            let sends = sentAt.withLock { $0 }
+            let sends = sentAt.arrivals.withLock { $0 }
             let latencies = clock.arrivals.withLock { arrivals in
                 arrivals.compactMap { payload, at -> Double? in
                     guard let sent = sends[payload] else { return nil }

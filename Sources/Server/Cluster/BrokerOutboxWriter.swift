@@ -55,9 +55,11 @@ actor BrokerOutboxWriter {
     private var pending: [Waiting] = []
     private var isFlushing = false
     private var shardRowsExist = false
+    private let earlyIds: BrokerEarlyIds
 
-    init(client: PostgresClient, configuration: PostgresHubBroker.Configuration, metrics: BrokerMetrics, logger: Logger) {
+    init(client: PostgresClient, configuration: PostgresHubBroker.Configuration, earlyIds: BrokerEarlyIds, metrics: BrokerMetrics, logger: Logger) {
         self.client = client
+        self.earlyIds = earlyIds
         self.nodeId = configuration.nodeId
         self.shards = configuration.shards
         self.maxBatch = configuration.maxBatch
@@ -122,13 +124,9 @@ actor BrokerOutboxWriter {
 
     private enum Outcome: Sendable { case committed, failed, timedOut }
 
-    /// The shared state of `firstOf`'s two tasks (a class, so that both capture one lock).
+    /// Who resumes `firstOf`'s caller: the first of the work and the timer takes `waiter`.
     private final class RaceState: Sendable {
-        private let lock = Mutex<(waiter: CheckedContinuation<Outcome, Never>?, work: Task<Void, Never>?, timer: Task<Void, Never>?)>((nil, nil, nil))
-
-        func withLock<T>(_ body: (inout (waiter: CheckedContinuation<Outcome, Never>?, work: Task<Void, Never>?, timer: Task<Void, Never>?)) -> T) -> T {
-            lock.withLock { body(&$0) }
-        }
+        let lock = Mutex<(waiter: CheckedContinuation<Outcome, Never>?, work: Task<Void, Never>?, timer: Task<Void, Never>?)>((nil, nil, nil))
     }
 
     /// `operation`'s outcome, or `.timedOut` after `timeout` (the operation is then cancelled and
@@ -136,10 +134,10 @@ actor BrokerOutboxWriter {
     private static func firstOf(timeout: Duration, _ operation: @escaping @Sendable () async -> Outcome) async -> Outcome {
         let state = RaceState()
         return await withCheckedContinuation { waiter in
-            state.withLock { $0.waiter = waiter }
+            state.lock.withLock { $0.waiter = waiter }
             let work = Task {
                 let outcome = await operation()
-                let (waiter, timer) = state.withLock { s in
+                let (waiter, timer) = state.lock.withLock { s in
                     defer { s.waiter = nil }
                     return (s.waiter, s.timer)
                 }
@@ -149,7 +147,7 @@ actor BrokerOutboxWriter {
             let timer = Task {
                 try? await Task.sleep(for: timeout)
                 guard !Task.isCancelled else { return }
-                let (waiter, work) = state.withLock { s in
+                let (waiter, work) = state.lock.withLock { s in
                     defer { s.waiter = nil }
                     return (s.waiter, s.work)
                 }
@@ -157,7 +155,7 @@ actor BrokerOutboxWriter {
                 work?.cancel()
                 waiter.resume(returning: .timedOut)
             }
-            state.withLock { s in
+            state.lock.withLock { s in
                 s.work = work
                 s.timer = timer
             }
@@ -182,6 +180,7 @@ actor BrokerOutboxWriter {
         let counts = shardList.map { Int64(indexesByShard[$0]?.count ?? 0) }
         let nodeId = self.nodeId
         let logger = self.logger
+        let earlyIds = self.earlyIds
         try await client.withTransaction(logger: logger) { connection in
             try await connection.query(
                 "SELECT shard FROM livehub_broker_shard WHERE shard = ANY(\(shardList)::integer[]) ORDER BY shard FOR UPDATE", logger: logger)
@@ -196,6 +195,7 @@ actor BrokerOutboxWriter {
             for try await (shard, lastId) in taken.decode((Int32, Int64).self) {
                 guard let indexes = indexesByShard[shard] else { continue }
                 var id = lastId - Int64(indexes.count)
+                earlyIds.record(shard: shard, firstId: id + 1)
                 for index in indexes {
                     id += 1
                     ids[index] = id
@@ -211,6 +211,32 @@ actor BrokerOutboxWriter {
                     \(events.map(\.target))::text[], \(events.map(\.event))::text[], \(events.map(\.contentType))::text[],
                     \(events.map(\.payload))::bytea[]) AS x(s, i, k, t, e, c, p)
                 """, logger: logger)
+        }
+    }
+}
+
+/// The first id per shard this node took before its reader had its starting cursors. The reader
+/// starts each shard at `min(last_id, first early id - 1)`, so a broadcast published while the node
+/// was starting (HTTP may serve before the broker's service has read the shards) still reaches
+/// this node's hub. Ids are recorded inside the transaction, before its commit; the reader reads
+/// `last_id` first and only then stops the recording: a write that records after that commits
+/// after the reader's read, so its ids lie above the `last_id` the reader saw.
+final class BrokerEarlyIds: Sendable {
+    private let firstIds = Mutex<[Int32: Int64]?>([:])
+
+    func record(shard: Int32, firstId: Int64) {
+        firstIds.withLock { map in
+            guard var recorded = map else { return }
+            recorded[shard] = min(recorded[shard] ?? firstId, firstId)
+            map = recorded
+        }
+    }
+
+    /// Ends the recording; returns what was recorded.
+    func stopAndTake() -> [Int32: Int64] {
+        firstIds.withLock { map in
+            defer { map = nil }
+            return map ?? [:]
         }
     }
 }

@@ -58,6 +58,7 @@ public final class PostgresHubBroker: HubBroker, Service {
     let logger: Logger
     private let writer: BrokerOutboxWriter
     private let reading = Mutex(false)
+    private let earlyIds = BrokerEarlyIds()
 
     /// Whether `run()` has its starting cursors and reads the outbox (this node now receives).
     public var isReading: Bool { reading.withLock { $0 } }
@@ -70,7 +71,8 @@ public final class PostgresHubBroker: HubBroker, Service {
         var logger = logger
         logger[metadataKey: "component"] = "broker"
         self.logger = logger
-        self.writer = BrokerOutboxWriter(client: database.client, configuration: configuration, metrics: metrics, logger: logger)
+        self.writer = BrokerOutboxWriter(
+            client: database.client, configuration: configuration, earlyIds: earlyIds, metrics: metrics, logger: logger)
     }
 
     // MARK: HubBroker
@@ -101,7 +103,8 @@ public final class PostgresHubBroker: HubBroker, Service {
     private enum Wake: Sendable { case notify, poll }
 
     /// Creates the shard rows, starts every shard's cursor at its current last id (a new node
-    /// delivers what is published from now on), then listens, polls, reads and prunes until the
+    /// delivers what is published from now on, and what it published itself while starting: see
+    /// `BrokerEarlyIds`), then listens, polls, reads and prunes until the
     /// application shuts down. Retries the start while the database is unreachable.
     public func run() async throws {
         var cursors: [Int32: Int64]?
@@ -140,6 +143,9 @@ public final class PostgresHubBroker: HubBroker, Service {
         {
             cursors[shard] = lastId
         }
+        for (shard, firstId) in earlyIds.stopAndTake() {
+            cursors[shard] = min(cursors[shard] ?? firstId - 1, firstId - 1)
+        }
         if cursors.count != configuration.shards {
             logger.warning(
                 "livehub_broker_shard has rows another LIVEHUB_BROKER_SHARDS made: set the same value on every node (a room's order holds only within one shard)",
@@ -157,15 +163,24 @@ public final class PostgresHubBroker: HubBroker, Service {
             attempts += 1
             do {
                 let connection = try await database.connectDedicated(logger: logger)
-                try await withTaskCancellationHandler {
-                    try await connection.listen(on: "livehub_broker") { notifications in
-                        wake.yield(.notify)
-                        for try await _ in notifications { wake.yield(.notify) }
+                let outcome: Result<Void, any Error>
+                do {
+                    try await withTaskCancellationHandler {
+                        try await connection.listen(on: "livehub_broker") { notifications in
+                            wake.yield(.notify)
+                            for try await _ in notifications { wake.yield(.notify) }
+                        }
+                    } onCancel: {
+                        let closing: EventLoopFuture<Void> = connection.close()
+                        closing.whenComplete { _ in }
                     }
-                } onCancel: {
-                    let _: EventLoopFuture<Void> = connection.close()
+                    outcome = .success(())
+                } catch {
+                    outcome = .failure(error)
                 }
+                // Closed on every path: postgres-nio asserts that a connection is closed before it goes.
                 try? await connection.close()
+                try outcome.get()
             } catch {
                 if Task.isCancelled { return }
                 logger.warning("broker listener lost its connection; reconnecting in 1 s", metadata: ["error": "\(String(reflecting: error))"])
