@@ -65,7 +65,7 @@ fuzz-smoke: deps
 
 ## LiveHub vs nginx-rtmp on this machine (bench/README.md): table + bench/results/latest.json.
 ## Options via BENCH_ARGS, e.g. make bench BENCH_ARGS="--reps 1 --only latency" or "--with-100".
-BENCH_APT_PACKAGES := nginx libnginx-mod-rtmp wrk ffmpeg gcc
+BENCH_APT_PACKAGES := nginx libnginx-mod-rtmp wrk ffmpeg gcc postgresql
 ## The C subscribers pause READ_PAUSE_US after a read round that did not fill their event array, so
 ## that a co-located subscriber is not woken once per delivery (bench/hub/README.md).
 READ_PAUSE_US ?= 500
@@ -89,6 +89,8 @@ bench: deps
 	python3 bench/hub/idle_memory.py --bin .build-bench/release/livehub --connections 5000
 	python3 bench/hub/bell_load.py --bin .build-bench/release/livehub --clients 1000 --users 200
 	@echo "Micro-benchmarks of the hot paths (chunk decode, AMF0, HLS packager, hub fan-out): make microbench"
+	# Issue 20: 3 nodes + PostgreSQL against one node (bench/cluster/cluster_bench.py).
+	python3 bench/cluster/cluster_bench.py --bin .build-bench/release/livehub
 
 ## Micro-benchmarks of the hot paths, in-process, no servers (Benchmarks/, package-benchmark; see
 ## bench/README.md "Micro-benchmarks"). Release build in Benchmarks/.build; malloc counts need nothing
