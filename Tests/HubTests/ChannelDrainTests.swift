@@ -379,7 +379,7 @@ import Testing
         // 100 queued at once: reading paused once, resumed once the backlog was half worked off.
         #expect(log.all.filter { $0 == "pause" }.count == 1)
         #expect(log.all.filter { $0 == "resume" }.count == 1)
-        let resumedAt = log.all.firstIndex(of: "resume")!
+        let resumedAt = try #require(log.all.firstIndex(of: "resume"))
         let perFrame = 2 + InboundProcessor.frameOverhead
         #expect(log.all[..<resumedAt].filter { $0.hasPrefix("f") }.count >= 100 - 1_000 / perFrame)
         #expect(processor.backlogBytes == 0)

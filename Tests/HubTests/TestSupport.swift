@@ -92,8 +92,9 @@ final class TestBellBackend: BellBackend {
 
 /// Polls `condition` until true or 10 s have passed (a loaded machine can stall the test process's
 /// tasks for seconds; a passing test returns as soon as the condition holds).
+/// Waits up to 30 s (a loaded 2-core machine, with builds beside the tests, has needed more than 10).
 func eventually(_ condition: () -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now + .seconds(10)
+    let deadline = ContinuousClock.now + .seconds(30)
     while ContinuousClock.now < deadline {
         if condition() { return true }
         try? await Task.sleep(for: .milliseconds(10))
