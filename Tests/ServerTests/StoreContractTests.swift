@@ -246,11 +246,17 @@ struct StoreContractTests {
 @Suite("PostgreSQL stores")
 struct PostgresStoreTests {
     @Test(.enabled(if: TestPostgres.isAvailable))
-    func aDuplicateRoomIsAConflict() async throws {
+    func aDuplicateRoomIsAConflictAndNULIsNeverStored() async throws {
         try await TestPostgres.withDatabase { database in
             let rooms = PostgresRoomStore(database: database)
             try await rooms.insert(room("a"))
             await #expect(throws: DomainError.conflict("this already exists")) { try await rooms.insert(room("a")) }
+            await #expect(throws: DomainError.invalid("text may not contain the NUL character (U+0000)")) {
+                try await rooms.insert(room("b\u{0}"))
+            }
+            // A key with U+0000 (which PostgreSQL text cannot hold) finds nothing, without an error.
+            #expect(try await rooms.room(id: "a\u{0}") == nil)
+            #expect(try await PostgresLiveRoomStore(database: database).chat(id: "c\u{0}x") == nil)
         }
     }
 

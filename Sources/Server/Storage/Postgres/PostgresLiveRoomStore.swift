@@ -87,7 +87,8 @@ public struct PostgresLiveRoomStore: LiveRoomStore {
     }
 
     public func products(roomId: String) async throws -> [LiveProductRecord] {
-        try await database.withStoreConnection { connection in try await Self.products(connection, roomId: roomId) }
+        guard PostgresText.isStorable(roomId) else { return [] }
+        return try await database.withStoreConnection { connection in try await Self.products(connection, roomId: roomId) }
     }
 
     public func addProduct(_ product: LiveProductRecord, defaultOrder: Bool) async throws -> [LiveProductRecord] {
@@ -116,7 +117,8 @@ public struct PostgresLiveRoomStore: LiveRoomStore {
     }
 
     public func feature(liveProductId: String, roomId: String) async throws -> [LiveProductRecord]? {
-        try await database.inTransaction { connection in
+        guard PostgresText.isStorable(liveProductId, roomId) else { return nil }
+        return try await database.inTransaction { connection in
             let found = try await connection.query(
                 "SELECT id FROM live_product WHERE id = \(liveProductId) AND live_room_id = \(roomId) FOR UPDATE", logger: connection.logger
             ).collect()
@@ -128,7 +130,8 @@ public struct PostgresLiveRoomStore: LiveRoomStore {
     }
 
     public func removeProduct(liveProductId: String, roomId: String) async throws -> [LiveProductRecord]? {
-        try await database.inTransaction { connection in
+        guard PostgresText.isStorable(liveProductId, roomId) else { return nil }
+        return try await database.inTransaction { connection in
             let removed = try await connection.query(
                 "DELETE FROM live_product WHERE id = \(liveProductId) AND live_room_id = \(roomId) RETURNING id", logger: connection.logger
             ).collect()
@@ -147,7 +150,8 @@ public struct PostgresLiveRoomStore: LiveRoomStore {
     }
 
     public func chats(roomId: String, limit: Int, beforeSeq: Int64?) async throws -> [LiveChatRecord] {
-        try await database.withStoreConnection { connection in
+        guard PostgresText.isStorable(roomId) else { return [] }
+        return try await database.withStoreConnection { connection in
             try await Self.chats(connection, """
                 SELECT \(unescaped: Self.chatColumns) FROM live_chat
                 WHERE live_room_id = \(roomId) AND (\(beforeSeq)::bigint IS NULL OR seq < \(beforeSeq))
@@ -157,13 +161,15 @@ public struct PostgresLiveRoomStore: LiveRoomStore {
     }
 
     public func chat(id: String) async throws -> LiveChatRecord? {
-        try await database.withStoreConnection { connection in
+        guard PostgresText.isStorable(id) else { return nil }
+        return try await database.withStoreConnection { connection in
             try await Self.chats(connection, "SELECT \(unescaped: Self.chatColumns) FROM live_chat WHERE id = \(id)").first
         }
     }
 
     public func pin(chatId: String, roomId: String) async throws -> LiveChatRecord? {
-        try await database.inTransaction { connection in
+        guard PostgresText.isStorable(chatId, roomId) else { return nil }
+        return try await database.inTransaction { connection in
             guard var chat = try await Self.chats(connection, """
                 SELECT \(unescaped: Self.chatColumns) FROM live_chat WHERE id = \(chatId) AND live_room_id = \(roomId) FOR UPDATE
                 """).first else { return nil }

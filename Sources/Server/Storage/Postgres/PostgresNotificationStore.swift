@@ -45,7 +45,8 @@ public struct PostgresNotificationStore: NotificationStore {
     }
 
     public func list(userId: String, limit: Int, beforeSeq: Int64?) async throws -> [NotificationRecord] {
-        try await database.withStoreConnection { connection in
+        guard PostgresText.isStorable(userId) else { return [] }
+        return try await database.withStoreConnection { connection in
             try await Self.fetch(connection, """
                 SELECT \(unescaped: Self.columns) FROM notification
                 WHERE user_id = \(userId) AND (\(beforeSeq)::bigint IS NULL OR seq < \(beforeSeq))
@@ -55,7 +56,8 @@ public struct PostgresNotificationStore: NotificationStore {
     }
 
     public func unreadCount(userId: String) async throws -> Int {
-        try await database.withStoreConnection { connection in
+        guard PostgresText.isStorable(userId) else { return 0 }
+        return try await database.withStoreConnection { connection in
             var count = 0
             for try await value in try await connection.query(
                 "SELECT COUNT(*) FROM notification WHERE user_id = \(userId) AND read_at IS NULL", logger: connection.logger
@@ -65,6 +67,7 @@ public struct PostgresNotificationStore: NotificationStore {
     }
 
     public func markRead(id: String, userId: String, at: Date) async throws -> (notification: NotificationRecord, changed: Bool)? {
+        guard PostgresText.isStorable(id, userId) else { return nil }
         let result: MarkReadResult? = try await database.inTransaction { connection in
             guard var record = try await Self.fetch(connection, """
                 SELECT \(unescaped: Self.columns) FROM notification WHERE id = \(id) AND user_id = \(userId) FOR UPDATE
@@ -79,7 +82,8 @@ public struct PostgresNotificationStore: NotificationStore {
     }
 
     public func markAllRead(userId: String, at: Date) async throws -> Int {
-        try await database.withStoreConnection { connection in
+        guard PostgresText.isStorable(userId) else { return 0 }
+        return try await database.withStoreConnection { connection in
             try await connection.query(
                 "UPDATE notification SET read_at = \(ISOTime.string(at)) WHERE user_id = \(userId) AND read_at IS NULL RETURNING seq",
                 logger: connection.logger

@@ -74,11 +74,13 @@ public struct PostgresRoomStore: RoomStore {
     }
 
     public func room(id: String) async throws -> RoomRecord? {
-        try await database.withStoreConnection { connection in try await Self.room(connection, id: id) }
+        guard PostgresText.isStorable(id) else { return nil }
+        return try await database.withStoreConnection { connection in try await Self.room(connection, id: id) }
     }
 
     public func room(streamKey: String) async throws -> RoomRecord? {
-        try await database.withStoreConnection { connection in
+        guard PostgresText.isStorable(streamKey) else { return nil }
+        return try await database.withStoreConnection { connection in
             try await Self.fetch(connection, "SELECT \(unescaped: Self.columns) FROM room WHERE stream_key = \(streamKey)").first
         }
     }
@@ -99,7 +101,8 @@ public struct PostgresRoomStore: RoomStore {
     }
 
     public func rooms(ownerId: String) async throws -> [RoomRecord] {
-        try await database.withStoreConnection { connection in
+        guard PostgresText.isStorable(ownerId) else { return [] }
+        return try await database.withStoreConnection { connection in
             try await Self.fetch(connection, "SELECT \(unescaped: Self.columns) FROM room WHERE shop_owner_id = \(ownerId) ORDER BY created_at DESC")
         }
     }
@@ -123,7 +126,8 @@ public struct PostgresRoomStore: RoomStore {
     }
 
     public func update(id: String, _ change: @Sendable (inout RoomRecord) throws -> Void) async throws -> RoomRecord? {
-        try await withoutActuallyEscaping(change) { change in
+        guard PostgresText.isStorable(id) else { return nil }
+        return try await withoutActuallyEscaping(change) { change in
             let box = UncheckedSendableChange(change: change)
             return try await database.inTransaction { connection in
                 guard var room = try await Self.room(connection, id: id, forUpdate: true) else { return nil }

@@ -87,6 +87,7 @@ enum PostgresStoreError {
             case .server:
                 let state = failure.serverInfo?[.sqlState] ?? ""
                 if state == "23505" { return DomainError.conflict("this already exists") }
+                if state == "22021" { return DomainError.invalid("text may not contain the NUL character (U+0000)") }
                 if state.hasPrefix("08") || ["57P01", "57P02", "57P03"].contains(state) {
                     return DomainError.unavailable("the database is unavailable")
                 }
@@ -117,6 +118,14 @@ extension PostgresDatabase: StorageHealth {
             return one
         }
         return answer == 1
+    }
+}
+
+/// PostgreSQL's `text` cannot hold U+0000 (SQLite's can). No stored key holds one, so a lookup by
+/// such a key finds nothing, as on SQLite, without asking; a write of one is refused (422).
+enum PostgresText {
+    static func isStorable(_ values: String...) -> Bool {
+        values.allSatisfy { !$0.utf8.contains(0) }
     }
 }
 
