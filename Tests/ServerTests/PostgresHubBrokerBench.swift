@@ -18,6 +18,7 @@ private final class ArrivalClock: HubMessageEncoder {
 }
 
 /// Figures, not a check: `LIVEHUB_BROKER_BENCH=1 swift test --filter PostgresHubBrokerBench`
+/// (`LIVEHUB_BROKER_BENCH_PUBLISHERS=512` for more concurrent publishers)
 /// (with `LIVEHUB_TEST_DATABASE_URL`). Two nodes on one database: sustained publishes/s on node A
 /// with many concurrent publishers, then cross-node latency (publish called on A → delivered by
 /// B's hub) at a moderate rate.
@@ -36,8 +37,8 @@ struct PostgresHubBrokerBench {
             try await a.waitUntilStarted()
             try await b.waitUntilStarted()
 
-            // 1. Throughput: 64 publishers, each awaiting its publish, for 5 s.
-            let publishers = 64
+            // 1. Throughput: 64 publishers (`LIVEHUB_BROKER_BENCH_PUBLISHERS`), each awaiting its publish, for 5 s.
+            let publishers = min(max(Int(ProcessInfo.processInfo.environment["LIVEHUB_BROKER_BENCH_PUBLISHERS"] ?? "") ?? 64, 1), 10_000)
             let duration: Duration = .seconds(5)
             let started = ContinuousClock.now
             let sent = await withTaskGroup(of: Int.self) { group in
