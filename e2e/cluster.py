@@ -10,9 +10,9 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
+from urllib.parse import urlparse
 
-from conftest import REPO, LiveHubProcess, free_port
+from conftest import REPO, LiveHubProcess, free_port, psql, with_database
 from jwt_helper import sign
 
 SECRET = "cluster-e2e-secret-0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -48,14 +48,12 @@ class PostgresServer:
         return self.database_url(name)
 
     def database_url(self, name):
-        parts = urlparse(self.url)
-        return urlunparse(parts._replace(path=f"/{name}"))
+        return with_database(self.url, name)
 
     def psql(self, sql, database=None):
-        url = self.database_url(database) if database else self.url
-        result = subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-qtAc", sql], capture_output=True, text=True, timeout=30)
-        assert result.returncode == 0, f"psql {sql!r}: {result.stderr}"
-        return result.stdout.strip()
+        """`sql`'s rows as text, one per line, columns `|`-separated."""
+        rows = psql(self.database_url(database) if database else self.url, sql)
+        return "\n".join("|".join(row) for row in rows)
 
     def stop(self):
         if self.directory:

@@ -2,7 +2,7 @@
 publishes to node A (the room's origin) and every HLS request goes to node B, which fetches from A
 (HLSOriginProxy) and shares one origin fetch among concurrent viewers.
 
-Self-contained: its own PostgreSQL (tools/pg-temp.sh) and its own two nodes.
+Its own two nodes on a new database of the test PostgreSQL (e2e/cluster.py).
 """
 import concurrent.futures
 import json
@@ -16,21 +16,19 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import REPO, LiveHubProcess, free_port
+from cluster import PostgresServer, postgres_available
+from conftest import LiveHubProcess
 from media import publish, stop
 from test_hls_e2e import parse_media_playlist, part_id
 
-PG_TEMP = REPO / "tools" / "pg-temp.sh"
+pytestmark = pytest.mark.skipif(not postgres_available(), reason="PostgreSQL's server binaries are not installed (apt-get install postgresql)")
 
 @pytest.fixture(scope="module")
 def cluster():
     """PostgreSQL, node A and node B (cluster mode), ffmpeg publishing into a room on A."""
     with tempfile.TemporaryDirectory(prefix="livehub-cluster-hls-") as directory:
-        pg_dir, pg_port = Path(directory) / "pg", free_port()
-        Path(directory).chmod(0o755)  # run as root, pg-temp.sh runs the server as `postgres`
-        started = subprocess.run(["sh", str(PG_TEMP), "start", str(pg_dir), str(pg_port)], capture_output=True, text=True)
-        assert started.returncode == 0, started.stderr
-        url = started.stdout.strip()
+        postgres = PostgresServer()
+        url = postgres.create_database()
         nodes, publisher = [], None
         try:
             for name in ["a", "b"]:
@@ -48,7 +46,7 @@ def cluster():
                 stop(publisher)
             for node in nodes:
                 node.stop()
-            subprocess.run(["sh", str(PG_TEMP), "stop", str(pg_dir)], capture_output=True)
+            postgres.stop()
 
 
 def hls(node, room, name, **kwargs):
