@@ -164,6 +164,32 @@ def test_no_proxy_loops_and_unknown_rooms(cluster):
     assert hls(b, room, "../secret").status_code == 404
 
 
+def test_hostile_hls_numbers_through_another_node_are_refused_and_the_room_plays_on(cluster):
+    """The hostile HLS requests of test_hostile_e2e, sent to B for a room A packages: each gets
+    the origin's refusal (never a 5xx from the proxy), none is kept in B's cache, and the room still
+    plays through B afterwards."""
+    b, room = cluster["b"], cluster["room"]
+    wait_for_playlist(cluster, segments=1)
+    cases = {
+        "media.m3u8?_HLS_msn=99999999999999999999999": 400,
+        "media.m3u8?_HLS_msn=-1": 400,
+        "media.m3u8?_HLS_part=3": 400,
+        "media.m3u8?_HLS_msn=1&_HLS_part=9223372036854775808": 400,
+        "media.m3u8?_HLS_msn=999999999": 400,
+        "media.m3u8?_HLS_msn=" + "9" * 5000: 400,  # cut to 64 characters on the way: still refused
+        "seg-99999999999999999999.m4s": 404,
+        "part-1--1.m4s": 404,
+        "init-%2e%2e.mp4": 404,
+    }
+    for path, status in cases.items():
+        for _ in range(2):  # the second answer is not a kept copy of a refusal
+            got = requests.get(f"{b.base}/hls/{room}/{path}", timeout=15)
+            assert got.status_code == status, (path[:60], got.status_code, got.text[:200])
+            assert got.headers.get("X-LiveHub-Cache") != "HIT", path[:60]
+    answer, playlist = wait_for_playlist(cluster, segments=1)
+    assert answer.headers.get("X-LiveHub-Origin") == "node-a" and playlist["segments"]
+
+
 def test_measure_proxied_latency(cluster):
     """Records (never asserts tightly) what a request costs through B against A directly: a kept
     segment, and a blocking reload for the next part."""
