@@ -134,8 +134,8 @@ public final class PostgresHubBroker: HubBroker, Service {
     }
 
     func startingCursors() async throws -> [Int32: Int64] {
-        // Idempotent (under the migrator's advisory lock): the broker's tables exist before its first read.
-        try await PostgresMigrator.migrate(database.client, logger: logger)
+        // The broker's tables exist: `LiveHubStorage.open` (and the tests' `TestPostgres.withDatabase`)
+        // migrated before any service runs.
         try await BrokerOutboxWriter.ensureShardRows(configuration.shards, client: database.client, logger: logger)
         var cursors: [Int32: Int64] = [:]
         for try await (shard, lastId) in try await database.client.query("SELECT shard, last_id FROM livehub_broker_shard", logger: logger)
