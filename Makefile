@@ -91,6 +91,8 @@ bench: deps
 	@echo "Micro-benchmarks of the hot paths (chunk decode, AMF0, HLS packager, hub fan-out): make microbench"
 	# Issue 20: 3 nodes + PostgreSQL against one node (bench/cluster/cluster_bench.py).
 	python3 bench/cluster/cluster_bench.py --bin .build-bench/release/livehub
+	# Issue 21: recording on against off, CPU per stream and disk bytes per stream-second (bench/recording/recording_bench.py).
+	python3 bench/recording/recording_bench.py --bin .build-bench/release/livehub
 
 ## Micro-benchmarks of the hot paths, in-process, no servers (Benchmarks/, package-benchmark; see
 ## bench/README.md "Micro-benchmarks"). Release build in Benchmarks/.build; malloc counts need nothing
