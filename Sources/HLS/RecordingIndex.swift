@@ -37,6 +37,8 @@ public struct RecordingIndex: Sendable, Hashable {
     public private(set) var segments: [Segment] = []
     public private(set) var chapters: [Chapter] = []
     public private(set) var bytes: Int64 = 0
+    /// Bumped by every line folded in (the rendered playlists are cached per revision).
+    public private(set) var revision = 0
 
     public init() {}
 
@@ -171,6 +173,7 @@ public struct RecordingIndex: Sendable, Hashable {
     /// Folds one line in. Lines that contradict what came before (a segment number not above the
     /// last one, an init section or chapter seen twice, a thumbnail for no chapter) are ignored.
     public mutating func apply(_ line: Line) {
+        revision &+= 1
         switch line {
         case .start(let ms, let variant, let td):
             if startedAtMs == nil {

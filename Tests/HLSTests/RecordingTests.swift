@@ -351,6 +351,33 @@ extension RecordingIndex.Line {
         _ = (session, live2)
     }
 
+    /// The DVR playlist of an active recording comes from the index in memory and follows each
+    /// segment written (rendered once per index revision); `vod.m3u8` waits for the end.
+    @Test func theDVRPlaylistFollowsTheRecordingAndTheVODWaitsForItsEnd() async throws {
+        let directory = recordingsDirectory("dvr")
+        let library = makeLibrary(directory)
+        let service = HLSService(configuration: HLSConfiguration(), recordings: library)
+        try plant(directory, room: "show", bytes: 10, startedAtMs: 1_000, endedAtMs: nil)
+        let session = try #require(library.begin(roomId: "show", variant: .fmp4LowLatency, targetDuration: 2))
+        session.initSection(liveIndex: 0, bytes: ByteBuffer(bytes: [9, 9]))
+        let dvr = { String(buffer: service.respondNow(roomId: "show", file: "dvr.m3u8")?.body ?? ByteBuffer()) }
+        #expect(dvr().contains("rec-0.m4s") && !dvr().contains("rec-1.m4s") && !dvr().contains("#EXT-X-ENDLIST"))
+        #expect(service.respondNow(roomId: "show", file: "vod.m3u8")?.status == 404)
+        session.segment(msn: 1, duration: 2, programDateTimeMs: 5_000, discontinuity: false, liveInit: 0, body: .bytes(ByteBuffer(bytes: [1, 2, 3, 4])))
+        session.segment(msn: 1, duration: 2, programDateTimeMs: 7_000, discontinuity: false, liveInit: 0, body: .bytes(ByteBuffer(bytes: [5])))  // not above the last: ignored
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !dvr().contains("rec-1.m4s"), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        let text = dvr()
+        #expect(text.contains("rec-0.m4s\n#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"rec-init-1.mp4\"\n#EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:00:05.000Z\n#EXTINF:2.000,\nrec-1.m4s\n"))
+        #expect(Data(try #require(service.respondNow(roomId: "show", file: "rec-1.m4s")).body.readableBytesView) == Data([1, 2, 3, 4]))
+        #expect(Data(try #require(service.respondNow(roomId: "show", file: "rec-init-1.mp4")).body.readableBytesView) == Data([9, 9]))
+        session.end()
+        let info = try await waitForRecordingEnd(library, room: "show")
+        #expect(info.segmentCount == 2 && info.bytes == 14)
+        #expect(dvr().hasSuffix("#EXT-X-ENDLIST\n"))
+        #expect(service.respondNow(roomId: "show", file: "vod.m3u8")?.status == 200)
+    }
+
     @Test func retentionRemovesRecordingsEndedTooLongAgo() throws {
         let directory = recordingsDirectory("retention")
         let now: Int64 = 1_800_000_000_000
