@@ -187,8 +187,10 @@ public struct RecordingIndex: Sendable, Hashable {
         case .segment(let msn, let d, let pdt, let disc, let initIndex, let bytes):
             guard (segments.count < Self.maxSegments), msn > (lastMSN ?? -1) else { return }
             if let initIndex, !inits.contains(initIndex) { return }
+            // Program date-times never go backwards here (a clock stepped back, or an edited file):
+            // the media timeline's lookups search them in order.
             segments.append(Segment(
-                msn: msn, duration: d, programDateTimeMs: pdt, discontinuity: disc || (!segments.isEmpty && endedAtMs != nil),
+                msn: msn, duration: d, programDateTimeMs: max(pdt, segments.last?.programDateTimeMs ?? pdt), discontinuity: disc || (!segments.isEmpty && endedAtMs != nil),
                 initIndex: initIndex, bytes: bytes, mediaStart: durationSeconds))
             self.bytes += bytes
             endedAtMs = nil

@@ -246,6 +246,21 @@ func waitForRecordingEnd(_ library: RecordingLibrary, room: String) async throws
         #expect(index.variant == .fmp4 && index.targetDuration == 2)
     }
 
+    /// RecordingIndexFuzzer: a segment whose program date-time goes backwards is kept at the
+    /// previous one's, so the wall clock ↔ media time lookups stay ordered.
+    @Test func programDateTimesNeverGoBackwards() {
+        let text = lines([
+            .start(ms: t0, variant: .fmp4LowLatency, targetDuration: 2), .initSection(n: 0),
+            .segment(msn: 0, duration: 2, programDateTimeMs: 100, discontinuity: false, initIndex: 0, bytes: 1),
+            .segment(msn: 1, duration: 1.5, programDateTimeMs: t0 + 2000, discontinuity: false, initIndex: 0, bytes: 1),
+            .segment(msn: 2, duration: 2, programDateTimeMs: t0 - 20_000_000, discontinuity: true, initIndex: 0, bytes: 1),
+        ])
+        let index = RecordingIndex.parse(Array(text.utf8))
+        #expect(index.segments.map(\.programDateTimeMs) == [100, t0 + 2000, t0 + 2000])
+        #expect(index.wallClockMs(mediaSeconds: 3.5) == t0 + 2000)
+        #expect(index.mediaSeconds(wallClockMs: t0 + 2500) == 4)  // the last segment starting at or before it
+    }
+
     /// Segments 0 (2 s) and 1 (2 s) back to back, a 10 s gap (a reconnect), then 2 (1 s).
     var gapped: RecordingIndex {
         var index = RecordingIndex()
