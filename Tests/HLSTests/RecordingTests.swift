@@ -15,11 +15,11 @@ func recordingsDirectory(_ name: String) -> String {
 
 func makeLibrary(
     _ directory: String, maxBytes: Int64 = 0, minFreeBytes: Int64 = 0, retention: Duration? = nil,
-    wallClock: @escaping @Sendable () -> Int64 = HLSService.systemWallClock
+    wallClock: @escaping @Sendable () -> Int64 = HLSService.systemWallClock, metrics: CountingMetrics = CountingMetrics()
 ) -> RecordingLibrary {
     RecordingLibrary(
         configuration: RecordingConfiguration(directory: directory, retention: retention, maxBytes: maxBytes, minFreeBytes: minFreeBytes),
-        logger: Logger(label: "test.recording"), wallClock: wallClock)
+        logger: Logger(label: "test.recording"), wallClock: wallClock, metricsFactory: metrics)
 }
 
 /// Waits until the room's recording has its `end` line (written on the recorder's queue).
@@ -37,7 +37,8 @@ func waitForRecordingEnd(_ library: RecordingLibrary, room: String) async throws
     @Test(arguments: [HLSVariant.fmp4LowLatency, .mpegts])
     func theRecordedFilesAreTheLiveSegmentsByteForByteAndTheVODDecodes(variant: HLSVariant) async throws {
         let directory = recordingsDirectory("bytes")
-        let library = makeLibrary(directory)
+        let metrics = CountingMetrics()
+        let library = makeLibrary(directory, metrics: metrics)
         let service = HLSService(configuration: HLSConfiguration(variant: variant), recordings: library)
         let room = "rec-\(variant.rawValue)"
         let stream = LiveStream(id: room)
@@ -69,6 +70,10 @@ func waitForRecordingEnd(_ library: RecordingLibrary, room: String) async throws
         } else {
             #expect(!FileManager.default.fileExists(atPath: "\(directory)/\(room)/init-0.mp4"))
         }
+        let mediaFiles = try FileManager.default.contentsOfDirectory(atPath: "\(directory)/\(room)").filter { $0 != "index.jsonl" }
+        let onDiskBytes = try mediaFiles.reduce(0) { $0 + (try FileManager.default.attributesOfItem(atPath: "\(directory)/\(room)/\($1)")[.size] as! Int) }
+        #expect(metrics.value("livehub_recording_bytes_written_total") == Int64(onDiskBytes))
+        #expect(!mediaFiles.contains { $0.hasSuffix(".tmp") })
         let vod = try #require(service.respondNow(roomId: room, file: "vod.m3u8"))
         let text = String(buffer: vod.body)
         #expect(vod.status == 200 && text.contains("#EXT-X-PLAYLIST-TYPE:VOD\n") && text.hasSuffix("#EXT-X-ENDLIST\n"))
@@ -140,7 +145,8 @@ func waitForRecordingEnd(_ library: RecordingLibrary, room: String) async throws
 
     @Test func aFreeSpaceFloorRefusesTheRecordingAndTheLiveGoesOn() async throws {
         let directory = recordingsDirectory("floor")
-        let library = makeLibrary(directory, minFreeBytes: Int64.max / 2)
+        let metrics = CountingMetrics()
+        let library = makeLibrary(directory, minFreeBytes: Int64.max / 2, metrics: metrics)
         let service = HLSService(configuration: HLSConfiguration(), recordings: library)
         let stream = LiveStream(id: "floor")
         service.attach(stream: stream)
@@ -151,6 +157,7 @@ func waitForRecordingEnd(_ library: RecordingLibrary, room: String) async throws
         #expect(library.info(roomId: "floor") == nil)
         #expect(service.respondNow(roomId: "floor", file: "dvr.m3u8")?.status == 404)
         #expect(!FileManager.default.fileExists(atPath: directory + "/floor/index.jsonl"))
+        #expect(metrics.value("livehub_recordings_refused_total,reason=disk_space") == 1)
         await service.shutdown()
     }
 
@@ -343,7 +350,7 @@ extension RecordingIndex.Line {
         try Data(count: bytes).write(to: URL(fileURLWithPath: path + "/seg-0.m4s"))
     }
 
-    @Test func overQuotaTheOldestGoFirstAndNeverAnActiveOne() throws {
+    @Test func overQuotaTheOldestGoFirstAndNeverAnActiveOne() async throws {
         let directory = recordingsDirectory("quota")
         let now: Int64 = 1_800_000_000_000
         let library = makeLibrary(directory, maxBytes: 250_000, wallClock: { now })
@@ -361,6 +368,8 @@ extension RecordingIndex.Line {
         // Only the active one over quota: it stops recording (logged) but stays on disk.
         let small = makeLibrary(recordingsDirectory("quota-active"), maxBytes: 1, wallClock: { now })
         let live2 = try #require(small.begin(roomId: "live2", variant: .fmp4LowLatency, targetDuration: 2))
+        let deadline = ContinuousClock.now + .seconds(10)  // its `start` line is written on its queue
+        while small.info(roomId: "live2") == nil, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
         _ = small.enforceLimits()
         #expect(!small.isRecording(roomId: "live2"))
         _ = (session, live2)
