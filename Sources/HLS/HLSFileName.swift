@@ -7,6 +7,16 @@ enum HLSFileName: Sendable, Hashable, CustomStringConvertible {
     case initSection(Int)
     case segment(msn: Int, ext: String)
     case part(msn: Int, index: Int)
+    /// Issue 21: the recording's `EVENT` playlist (the whole show so far).
+    case dvr
+    /// Issue 21: the finished recording's `VOD` playlist.
+    case vod
+    /// A recorded init section (`init-{n}.mp4` on disk).
+    case recordedInit(Int)
+    /// A recorded segment (`seg-{msn}.m4s|ts` on disk).
+    case recordedSegment(msn: Int, ext: String)
+    /// A chapter's thumbnail (on disk).
+    case chapterThumbnail(Int)
 
     /// The name as served and as listed in a playlist (`seg-12.m4s`, `part-12-3.m4s`, …).
     var description: String {
@@ -17,6 +27,21 @@ enum HLSFileName: Sendable, Hashable, CustomStringConvertible {
         case .initSection(let index): return "init-\(index).mp4"
         case .segment(let msn, let ext): return "seg-\(msn).\(ext)"
         case .part(let msn, let index): return "part-\(msn)-\(index).m4s"
+        case .dvr: return "dvr.m3u8"
+        case .vod: return "vod.m3u8"
+        case .recordedInit(let index): return "rec-init-\(index).mp4"
+        case .recordedSegment(let msn, let ext): return "rec-\(msn).\(ext)"
+        case .chapterThumbnail(let n): return "chapter-\(n).jpg"
+        }
+    }
+
+    /// The name of a recorded file in the recording's directory (`nil` for names that are not).
+    var fileNameOnDisk: String? {
+        switch self {
+        case .recordedInit(let index): return "init-\(index).mp4"
+        case .recordedSegment(let msn, let ext): return "seg-\(msn).\(ext)"
+        case .chapterThumbnail: return description
+        default: return nil
         }
     }
 
@@ -27,9 +52,19 @@ enum HLSFileName: Sendable, Hashable, CustomStringConvertible {
         case "index.m3u8": self = .multivariant
         case "media.m3u8": self = .media
         case "thumbnail.jpg": self = .thumbnail
+        case "dvr.m3u8": self = .dvr
+        case "vod.m3u8": self = .vod
         default:
             let s = Substring(name)
-            if let middle = Self.strip(s, prefix: "init-", suffix: ".mp4"), let n = Self.number(middle) {
+            if let middle = Self.strip(s, prefix: "rec-init-", suffix: ".mp4"), let n = Self.number(middle) {
+                self = .recordedInit(n)
+            } else if let middle = Self.strip(s, prefix: "rec-", suffix: ".m4s"), let n = Self.number(middle) {
+                self = .recordedSegment(msn: n, ext: "m4s")
+            } else if let middle = Self.strip(s, prefix: "rec-", suffix: ".ts"), let n = Self.number(middle) {
+                self = .recordedSegment(msn: n, ext: "ts")
+            } else if let middle = Self.strip(s, prefix: "chapter-", suffix: ".jpg"), let n = Self.number(middle) {
+                self = .chapterThumbnail(n)
+            } else if let middle = Self.strip(s, prefix: "init-", suffix: ".mp4"), let n = Self.number(middle) {
                 self = .initSection(n)
             } else if let middle = Self.strip(s, prefix: "seg-", suffix: ".m4s"), let n = Self.number(middle) {
                 self = .segment(msn: n, ext: "m4s")

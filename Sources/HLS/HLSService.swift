@@ -14,6 +14,10 @@
 /// | `seg-{msn}.m4s` / `seg-{msn}.ts` | segment with media sequence number `msn` | `video/mp4` / `video/mp2t` | `public, max-age=3600, immutable` |
 /// | `part-{msn}-{i}.m4s` | part `i` of segment `msn` (`EXT-X-PART`, §4.4.4.9); the preload-hinted part is held until complete (§4.4.5.3) | `video/mp4` | `public, max-age=3600, immutable` |
 /// | `thumbnail.jpg` | a recent keyframe (made on request, at most `thumbnailInterval` old), ~480 px wide | `image/jpeg` | `no-cache` |
+/// | `dvr.m3u8` | issue 21: the recording so far, `EXT-X-PLAYLIST-TYPE:EVENT` (§4.4.3.5), `EXT-X-ENDLIST` once ended | `application/vnd.apple.mpegurl` | `no-cache` |
+/// | `vod.m3u8` | the finished recording, `EXT-X-PLAYLIST-TYPE:VOD`; 404 while recording | `application/vnd.apple.mpegurl` | `no-cache` |
+/// | `rec-init-{n}.mp4`, `rec-{msn}.m4s` / `rec-{msn}.ts` | recorded files, from disk (`RecordingLibrary`) | `video/mp4` / `video/mp2t` | `public, max-age=31536000, immutable` |
+/// | `chapter-{n}.jpg` | a chapter's thumbnail, from disk | `image/jpeg` | `public, max-age=31536000, immutable` |
 ///
 /// Status codes: 200; 400 for malformed or contradictory delivery directives (`_HLS_part` without
 /// `_HLS_msn`, `_HLS_msn` more than two segments ahead); 503 when a blocking request is still
@@ -66,6 +70,8 @@ public final class HLSService: Sendable {
     }
 
     public let configuration: HLSConfiguration
+    /// Issue 21: where every live is recorded; nil = recording off.
+    public let recordings: RecordingLibrary?
     private let metrics: HLSMetrics
     private let logger: Logger
     private let wallClock: @Sendable () -> Int64
@@ -80,11 +86,13 @@ public final class HLSService: Sendable {
     ///   - wallClock: milliseconds since 1970 for `EXT-X-PROGRAM-DATE-TIME` (injectable for tests).
     public init(
         configuration: HLSConfiguration = HLSConfiguration(),
+        recordings: RecordingLibrary? = nil,
         metricsFactory: any MetricsFactory = MetricsSystem.factory,
         logger: Logger = Logger(label: "livehub.hls"),
         wallClock: @escaping @Sendable () -> Int64 = HLSService.systemWallClock
     ) {
         self.configuration = configuration
+        self.recordings = recordings
         self.metrics = HLSMetrics(factory: metricsFactory)
         self.logger = logger
         self.wallClock = wallClock
@@ -103,8 +111,15 @@ public final class HLSService: Sendable {
     /// on the publisher's thread, packet by packet, until the stream ends; the room keeps the final
     /// window for `retainAfterEnd`, then is freed. Attaching a room id again replaces the previous
     /// packager.
+    ///
+    /// Issue 21: the room's recording starts (or goes on, one directory per room id: a room already
+    /// recorded continues its numbering after the last recorded segment, with a discontinuity, so
+    /// live and recorded numbers agree and files never collide).
     public func attach(stream: LiveStream) {
-        let store = SegmentStore(configuration: configuration)
+        let recording = recordings?.begin(
+            roomId: stream.id, variant: configuration.variant, targetDuration: Int(configuration.targetSegmentDuration.rounded(.up)))
+        let lastRecorded = recordings?.lastRecordedMSN(roomId: stream.id)
+        let store = SegmentStore(configuration: configuration, recording: recording)
         let token = tokens.add(1, ordering: .relaxed).newValue
         var logger = self.logger
         logger[metadataKey: "room"] = "\(stream.id)"
@@ -128,7 +143,11 @@ public final class HLSService: Sendable {
         let previous = rooms.withLock { rooms in
             let previous = rooms[stream.id]
             rooms[stream.id] = Room(token: token, store: store, stream: stream, sink: sink)
-            if let position = continuations.withLock({ $0.removeValue(forKey: stream.id) }) {
+            var position = continuations.withLock { $0.removeValue(forKey: stream.id) }
+            if let lastRecorded, lastRecorded + 1 > (position?.nextMediaSequence ?? 0) {
+                position = HLSPosition(nextMediaSequence: lastRecorded + 1, discontinuitySequence: position?.discontinuitySequence ?? 0)
+            }
+            if let position {
                 _ = store.continueNumbering(after: position)
             }
             return previous
@@ -171,6 +190,31 @@ public final class HLSService: Sendable {
             return all
         }
         for room in all { stop(room) }
+    }
+
+    // MARK: Chapters (issue 21)
+
+    /// A chapter (EXT-X-DATERANGE, RFC 8216bis §4.4.5.1) in the live, DVR and VOD playlists:
+    /// CLASS="com.livehub.product", ID, START-DATE, optional END-DATE, and the X- attributes
+    /// (values sanitised for quoted-string: no `"`, CR, LF; ≤ 200 UTF-8 bytes). Also makes
+    /// chapter-{n}.jpg from the latest keyframe (async, best effort). No-op when the room has no HLS
+    /// or the id is not `[A-Za-z0-9_-]{1,64}`.
+    public func startChapter(roomId: String, id: String, atMs: Int64, attributes: [String: String]) {
+        guard RecordingIndex.isValidChapterId(id), RecordingIndex.wallClockRange.contains(atMs), let store = store(for: roomId) else { return }
+        let valid = attributes.filter { DateRange.isValidAttributeName($0.key) }.mapValues(DateRange.sanitized)
+        store.addChapter(DateRange(id: id, className: RecordingIndex.chapterClass, startMs: atMs, endMs: nil, attributes: valid))
+        guard let recording = store.recording else { return }
+        recording.chapter(id: id, atMs: atMs, attributes: valid)
+        Task {
+            guard let jpeg = await store.thumbnails.current() else { return }
+            recording.thumbnail(id: id, jpeg: jpeg)
+        }
+    }
+
+    public func endChapter(roomId: String, id: String, atMs: Int64) {
+        guard RecordingIndex.isValidChapterId(id), RecordingIndex.wallClockRange.contains(atMs), let store = store(for: roomId) else { return }
+        store.endChapter(id: id, atMs: atMs)
+        store.recording?.chapterEnd(id: id, atMs: atMs)
     }
 
     private func stop(_ room: Room) {
@@ -243,7 +287,9 @@ public final class HLSService: Sendable {
 
     /// The decision for one request; counts each playlist request once, when it is answered.
     func decide(roomId: String, file: String, query: [String: String]) -> Decision {
-        guard Self.isValidRoomId(roomId), let name = HLSFileName(file), let store = store(for: roomId) else {
+        guard Self.isValidRoomId(roomId), let name = HLSFileName(file) else { return .answer(Self.error(404, "not found")) }
+        if let recorded = recordedAnswer(roomId: roomId, name: name) { return .answer(recorded) }
+        guard let store = store(for: roomId) else {
             return .answer(Self.error(404, "not found"))
         }
         switch name {
@@ -313,6 +359,34 @@ public final class HLSService: Sendable {
 
         case .thumbnail:
             return .thumbnail(store)
+
+        case .dvr, .vod, .recordedInit, .recordedSegment, .chapterThumbnail:
+            return .answer(Self.error(404, "not found"))  // answered by `recordedAnswer`
+        }
+    }
+
+    /// Issue 21: the recording's playlists and files (nil for the live names). The playlists are
+    /// rendered from the index in memory (the active recorder's, or the library's cache); files are
+    /// opened read-only from disk and sent with `sendfile`.
+    private func recordedAnswer(roomId: String, name: HLSFileName) -> HLSResponse? {
+        switch name {
+        case .dvr, .vod:
+            guard let recordings, let index = recordings.index(roomId: roomId) else { return Self.error(404, "no recording") }
+            if name == .vod, recordings.isRecording(roomId: roomId) { return Self.error(404, "still recording") }
+            guard let playlist = index.playlist(type: name == .vod ? MediaPlaylist.PlaylistType.vod : .event) else { return Self.error(404, "no recording") }
+            metrics.playlistRequestsNonBlocking.increment()
+            return served(ByteBuffer(string: playlist.render()), Self.playlistHeaders)
+        case .recordedInit, .recordedSegment, .chapterThumbnail:
+            guard let file = recordings?.openFile(roomId: roomId, name: name) else { return Self.error(404, "not found") }
+            let headers: [(String, String)]
+            switch name {
+            case .recordedInit: headers = Self.recordedMP4Headers
+            case .recordedSegment(_, let ext): headers = ext == "ts" ? Self.recordedTSHeaders : Self.recordedMP4Headers
+            default: headers = Self.recordedJPEGHeaders
+            }
+            return served(.file(file, offset: 0, length: file.size), headers)
+        default:
+            return nil
         }
     }
 
@@ -355,6 +429,10 @@ public final class HLSService: Sendable {
     static let mp4Headers = [("Content-Type", "video/mp4"), ("Cache-Control", immutable)] + cors
     static let tsHeaders = [("Content-Type", "video/mp2t"), ("Cache-Control", immutable)] + cors
     static let jpegHeaders = [("Content-Type", "image/jpeg"), ("Cache-Control", "no-cache")] + cors
+    static let recordedImmutable = "public, max-age=31536000, immutable"
+    static let recordedMP4Headers = [("Content-Type", "video/mp4"), ("Cache-Control", recordedImmutable)] + cors
+    static let recordedTSHeaders = [("Content-Type", "video/mp2t"), ("Cache-Control", recordedImmutable)] + cors
+    static let recordedJPEGHeaders = [("Content-Type", "image/jpeg"), ("Cache-Control", recordedImmutable)] + cors
     static let errorHeaders = [("Content-Type", "text/plain; charset=utf-8"), ("Cache-Control", "no-cache")] + cors
 
     private func served(_ body: ByteBuffer, _ headers: [(String, String)]) -> HLSResponse {

@@ -49,10 +49,19 @@ public struct MediaPlaylist: Sendable, Hashable {
         }
     }
 
+    /// `EXT-X-PLAYLIST-TYPE` (RFC 8216bis §4.4.3.5).
+    public enum PlaylistType: String, Sendable, Hashable {
+        /// Segments are only appended (the DVR playlist of a live recording).
+        case event = "EVENT"
+        /// The playlist never changes (a finished recording).
+        case vod = "VOD"
+    }
+
     public var version: Int
     public var targetDuration: Int
     public var mediaSequence: Int
     public var discontinuitySequence: Int
+    public var playlistType: PlaylistType?
     public var independentSegments: Bool
     public var serverControl: ServerControl?
     /// `EXT-X-PART-INF:PART-TARGET` (§4.4.3.7); nil when the playlist has no parts.
@@ -61,13 +70,18 @@ public struct MediaPlaylist: Sendable, Hashable {
     public var segments: [Segment]
     /// `EXT-X-PRELOAD-HINT:TYPE=PART` URI (§4.4.5.3).
     public var preloadHintURI: String?
+    /// `EXT-X-DATERANGE` tags (§4.4.5.1), listed after the header (chapters).
+    public var dateRanges: [DateRange]
     public var ended: Bool
 
     public init(
         version: Int, targetDuration: Int, mediaSequence: Int, discontinuitySequence: Int = 0,
+        playlistType: PlaylistType? = nil,
         independentSegments: Bool = false, serverControl: ServerControl? = nil, partTarget: Double? = nil,
-        segments: [Segment], preloadHintURI: String? = nil, ended: Bool = false
+        segments: [Segment], dateRanges: [DateRange] = [], preloadHintURI: String? = nil, ended: Bool = false
     ) {
+        self.playlistType = playlistType
+        self.dateRanges = dateRanges
         self.version = version
         self.targetDuration = targetDuration
         self.mediaSequence = mediaSequence
@@ -94,7 +108,9 @@ public struct MediaPlaylist: Sendable, Hashable {
         if let partTarget { lines.append("#EXT-X-PART-INF:PART-TARGET=\(decimal(partTarget))") }
         lines.append("#EXT-X-MEDIA-SEQUENCE:\(mediaSequence)")
         if discontinuitySequence > 0 { lines.append("#EXT-X-DISCONTINUITY-SEQUENCE:\(discontinuitySequence)") }
+        if let playlistType { lines.append("#EXT-X-PLAYLIST-TYPE:" + playlistType.rawValue) }
         if independentSegments { lines.append("#EXT-X-INDEPENDENT-SEGMENTS") }
+        for dateRange in dateRanges { lines.append(dateRange.rendered) }
         var currentMap: String?
         for segment in segments {
             if segment.discontinuity { lines.append("#EXT-X-DISCONTINUITY") }
@@ -120,6 +136,63 @@ public struct MediaPlaylist: Sendable, Hashable {
         }
         if ended { lines.append("#EXT-X-ENDLIST") }
         return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+/// An `EXT-X-DATERANGE` (RFC 8216bis §4.4.5.1): a chapter of the show. Everything an outsider
+/// chose (the id, the class, the `X-` values) is sanitised here, where it is rendered: quoted-string
+/// values lose `"`, CR and LF (§4.2) and are cut to 200 UTF-8 bytes; attribute names that are not
+/// `X-[A-Z0-9-]+` are dropped.
+public struct DateRange: Sendable, Hashable {
+    public var id: String
+    public var className: String
+    public var startMs: Int64
+    public var endMs: Int64?
+    public var attributes: [String: String]
+
+    public init(id: String, className: String, startMs: Int64, endMs: Int64?, attributes: [String: String]) {
+        self.id = id
+        self.className = className
+        self.startMs = startMs
+        self.endMs = endMs
+        self.attributes = attributes
+    }
+
+    static let maxValueBytes = 200
+
+    /// `X-` followed by 1…62 of `[A-Z0-9-]` (§4.4.5.1 client-defined attributes).
+    public static func isValidAttributeName(_ name: String) -> Bool {
+        let utf8 = name.utf8
+        return name.hasPrefix("X-") && (3...64).contains(utf8.count)
+            && utf8.dropFirst(2).allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || $0 == 0x2D }
+    }
+
+    /// A quoted-string value (§4.2): no `"`, CR, LF (other control characters go too), at most 200
+    /// UTF-8 bytes, cut on a character boundary.
+    public static func sanitized(_ value: String) -> String {
+        var out = ""
+        var bytes = 0
+        for character in value {
+            if character == "\"" || character.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) { continue }
+            let size = character.utf8.count
+            if bytes + size > maxValueBytes { break }
+            bytes += size
+            out.append(character)
+        }
+        return out
+    }
+
+    /// The tag line.
+    public var rendered: String {
+        var line = "#EXT-X-DATERANGE:ID=\"\(Self.sanitized(id))\",CLASS=\"\(Self.sanitized(className))\""
+        line += ",START-DATE=\"\(ProgramDateTime.format(milliseconds: startMs))\""
+        if let endMs, endMs >= startMs {
+            line += ",END-DATE=\"\(ProgramDateTime.format(milliseconds: endMs))\""
+        }
+        for (name, value) in attributes.sorted(by: { $0.key < $1.key }) where Self.isValidAttributeName(name) {
+            line += ",\(name)=\"\(Self.sanitized(value))\""
+        }
+        return line
     }
 }
 

@@ -19,6 +19,10 @@ import Darwin
 ///
 /// The descriptor is closed when the last reference goes: a response being sent keeps the file
 /// alive until the write completes.
+///
+/// Issue 21: the same type holds a recorded file opened read-only from disk (`openReadOnly`) —
+/// "a sealed or read-only file descriptor" — so recordings take the same `sendfile` path. Recorded
+/// files are renamed into place complete and never written again.
 public final class HLSMemoryFile: Sendable {
     /// Open until `deinit`; never written after creation.
     public let descriptor: CInt
@@ -63,11 +67,24 @@ public final class HLSMemoryFile: Sendable {
         return HLSMemoryFile(descriptor: fd, size: size)
     }
 
+    /// A regular file on disk opened read-only (`O_NOFOLLOW`: a symbolic link is refused); nil when
+    /// it is missing, not a regular file, or cannot be opened.
+    public static func openReadOnly(path: String) -> HLSMemoryFile? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { return nil }
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_size >= 0, info.st_size <= Int64(Int.max) else {
+            close(fd)
+            return nil
+        }
+        return HLSMemoryFile(descriptor: fd, size: Int(info.st_size))
+    }
+
     /// `length` bytes from `offset`, copied onto the heap (the router path and tests; the server's
     /// fast path sends the file itself).
     public func read(offset: Int, length: Int) -> ByteBuffer {
         var buffer = ByteBufferAllocator().buffer(capacity: length)
-        let copied = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { raw -> Int in
+        _ = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { raw -> Int in
             var done = 0
             while done < length {
                 let n = pread(descriptor, raw.baseAddress! + done, length - done, off_t(offset + done))
@@ -77,7 +94,8 @@ public final class HLSMemoryFile: Sendable {
             }
             return done
         }
-        precondition(copied == length, "sealed memory file shorter than recorded (\(copied) of \(length) bytes)")
+        // A sealed memfd cannot shrink; a recorded file could only if someone truncated it on disk:
+        // the caller gets what is there.
         return buffer
     }
 }

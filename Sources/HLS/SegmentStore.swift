@@ -17,16 +17,23 @@ final class SegmentStore: Sendable {
         var version = 0
         var cachedPlaylist: (version: Int, body: ByteBuffer)?
         var cachedMultivariant: (version: Int, body: ByteBuffer)?
+        /// Chapters (issue 21) for the live playlist's DATERANGE tags, the latest `maxChapters`.
+        var chapters: [DateRange] = []
     }
+
+    static let maxChapters = 64
 
     let variant: HLSVariant
     let configuration: HLSConfiguration
     /// `thumbnail.jpg`, made on request from the latest keyframe.
     let thumbnails: Thumbnailer
     private let state: Mutex<State>
+    /// Where sealed segments and init sections go besides the window (issue 21); nil: not recorded.
+    let recording: RecordingSession?
 
-    init(configuration: HLSConfiguration) {
+    init(configuration: HLSConfiguration, recording: RecordingSession? = nil) {
         self.configuration = configuration
+        self.recording = recording
         self.variant = configuration.variant
         self.thumbnails = Thumbnailer(width: configuration.thumbnailWidth, maxAge: configuration.thumbnailInterval)
         self.state = Mutex(State(window: SegmentWindow(
@@ -37,7 +44,31 @@ final class SegmentStore: Sendable {
 
     /// Registers an initialization section; identical bytes reuse the current one (no new EXT-X-MAP).
     func setInitSection(_ bytes: ByteBuffer) {
-        change { $0.setInitSection(bytes) }
+        var current: Int?
+        change {
+            $0.setInitSection(bytes)
+            current = $0.currentInit
+        }
+        if let recording, let current, variant.usesFragmentedMP4 { recording.initSection(liveIndex: current, bytes: bytes) }
+    }
+
+    // MARK: Chapters (issue 21)
+
+    func addChapter(_ chapter: DateRange) {
+        state.withLock { state in
+            state.chapters.removeAll { $0.id == chapter.id }
+            state.chapters.append(chapter)
+            if state.chapters.count > Self.maxChapters { state.chapters.removeFirst(state.chapters.count - Self.maxChapters) }
+            state.version += 1
+        }
+    }
+
+    func endChapter(id: String, atMs: Int64) {
+        state.withLock { state in
+            guard let index = state.chapters.firstIndex(where: { $0.id == id }), state.chapters[index].endMs == nil else { return }
+            state.chapters[index].endMs = max(atMs, state.chapters[index].startMs)
+            state.version += 1
+        }
     }
 
     /// The next segment is preceded by `EXT-X-DISCONTINUITY` (publisher reconnect, codec change).
@@ -81,16 +112,24 @@ final class SegmentStore: Sendable {
             file = HLSMemoryFile.make(copying: bytes.map { [$0] } ?? state.withLock { $0.window.openPartBytes })
         }
         let now = ContinuousClock.now
+        var closed: SegmentWindow.Segment?
         change {
             $0.closeSegment(
                 duration: duration, independent: independent, bytes: bytes, file: file, programDateTimeMs: programDateTimeMs,
                 targetDuration: targetDuration, now: now)
+            closed = $0.segments.last
+        }
+        if let recording, let closed {
+            recording.segment(
+                msn: closed.msn, duration: closed.duration, programDateTimeMs: closed.programDateTimeMs,
+                discontinuity: closed.discontinuity, liveInit: variant.usesFragmentedMP4 ? closed.initIndex : nil, body: closed.body)
         }
     }
 
-    /// `EXT-X-ENDLIST`: wakes every waiting request.
+    /// `EXT-X-ENDLIST`: wakes every waiting request; the recording gets its `end` line.
     func end() {
         change { $0.end() }
+        recording?.end()
     }
 
     /// Applies a change to the window and wakes the requests it satisfies (outside the lock).
@@ -171,9 +210,12 @@ final class SegmentStore: Sendable {
     func mediaPlaylist() -> ByteBuffer? {
         let snapshot: (Int, MediaPlaylist)? = state.withLock { state in
             if let cached = state.cachedPlaylist, cached.version == state.version { return nil }
-            guard let playlist = state.window.mediaPlaylist(variant: variant, partTargetDuration: configuration.partTargetDuration) else {
+            guard var playlist = state.window.mediaPlaylist(variant: variant, partTargetDuration: configuration.partTargetDuration) else {
                 return nil
             }
+            // Chapters from the first listed segment on, and the ones still open.
+            let firstPDT = playlist.segments.first?.programDateTimeMs ?? .max
+            playlist.dateRanges = state.chapters.filter { $0.startMs >= firstPDT || $0.endMs == nil }
             return (state.version, playlist)
         }
         guard let (version, playlist) = snapshot else {

@@ -79,7 +79,11 @@ public struct LiveHub: Sendable {
             verifier: verifier, internalToken: internalToken,
             trustsLoopbackCallbacks: configuration.isDevMode || configuration.callbackTrustsLoopback)
         let metrics = LiveHubMetrics()
-        let hls = HLSService(configuration: HLSConfiguration(configuration), metricsFactory: metrics.factory, logger: logger)
+        // Issue 21: every live is recorded (LIVEHUB_RECORDING), beside the in-memory window.
+        let recordings = configuration.recordingEnabled
+            ? RecordingLibrary(configuration: RecordingConfiguration(configuration), logger: logger, metricsFactory: metrics.factory) : nil
+        let hls = HLSService(
+            configuration: HLSConfiguration(configuration), recordings: recordings, metricsFactory: metrics.factory, logger: logger)
         // The domain, each service made with its event sinks: the hub and its broker first, then
         // every service before the ones whose events reach it.
         let roomStore = storage.rooms
@@ -147,8 +151,10 @@ public struct LiveHub: Sendable {
             metricsFactory: metrics.factory)
         RoomController(
             rooms: rooms, auth: auth, urls: urls, maxBodyBytes: configuration.maxRequestBodyBytes,
-            hasLiveThumbnail: { hls.hasStream(roomId: $0) }, hasPublisher: { rtmp.hasPublisher(roomId: $0) })
+            hasLiveThumbnail: { hls.hasStream(roomId: $0) }, hasPublisher: { rtmp.hasPublisher(roomId: $0) },
+            hasReplay: { roomId in recordings?.info(roomId: roomId).map { $0.segmentCount > 0 && !$0.isRecording } ?? false })
             .addRoutes(to: liveAPI)
+        RecordingController(rooms: rooms, auth: auth, library: recordings).addRoutes(to: liveAPI)
         await rooms.attachIngest(disconnectPublisher: { roomId in await rtmp.disconnectPublisher(roomId: roomId) })
         let schemes = listeners.map { $0.tls == nil ? "rtmp" : "rtmps" }
         let ingest = IngestService(server: rtmp) { ports in
@@ -204,6 +210,9 @@ public struct LiveHub: Sendable {
         let lifecycle = LifecycleService(rooms: rooms, storage: storage, logger: logger)
         // Services stop in reverse order: the cluster's stop before the lifecycle closes the pool.
         var services: [any Service] = [lifecycle] + clusterServices + [packaging, ingest, HubService(hub: hub)]
+        if let recordings {
+            services.append(RecordingSweepService(library: recordings, interval: configuration.recordingSweep))
+        }
         if keySources.hasFiles {
             services.append(JWTKeyReloadService(sources: keySources, verifier: verifier, logger: logger))
         }

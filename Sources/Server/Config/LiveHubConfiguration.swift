@@ -126,6 +126,23 @@ public struct LiveHubConfiguration: Sendable {
     /// `LIVEHUB_HLS_PROXY_TIMEOUT` seconds (5): an HLS request to another node, connect included; a
     /// request the origin may hold (blocking reload, hinted part) gets the origin's hold time on top.
     public var hlsProxyTimeout: Duration = .seconds(5)
+    /// `LIVEHUB_RECORDING` (`on`): record every live (issue 21); `off` records nothing.
+    public var recordingEnabled = true
+    /// `LIVEHUB_RECORDINGS_DIR` (`./data/recordings`, i.e. `recordings` under `LIVEHUB_DATA_DIR`).
+    public var recordingsDirectoryOverride: String?
+    public var recordingsDirectory: String { recordingsDirectoryOverride ?? (dataDirectory as NSString).appendingPathComponent("recordings") }
+    /// `LIVEHUB_RECORDING_RETENTION_DAYS` (30; 0 = keep forever): recordings ended longer ago go.
+    public var recordingRetentionDays = 30
+    /// `LIVEHUB_RECORDINGS_MAX_BYTES` (50 GiB; 0 = no quota): above it the oldest recordings go first.
+    public var recordingsMaxBytes: Int64 = 50 << 30
+    /// `LIVEHUB_RECORDINGS_MIN_FREE_BYTES` (1 GiB): below this free disk space a recording is
+    /// refused (or stops), the live goes on.
+    public var recordingsMinFreeBytes: Int64 = 1 << 30
+    /// `LIVEHUB_RECORDING_SWEEP_SECONDS` (300): how often retention and quota are enforced.
+    public var recordingSweep: Duration = .seconds(300)
+    /// `LIVEHUB_RECORDING_MAX_BACKLOG_BYTES` (64 MiB): bytes queued for the disk per recording;
+    /// more stops that recording (a disk slower than the stream).
+    public var recordingMaxBacklogBytes = 64 << 20
     /// `LIVEHUB_HTTP_IDLE_TIMEOUT` seconds (60; 0 = none): an HTTP connection with no bytes read
     /// or written for this long is closed (between keep-alive requests, or a stalled request).
     public var httpIdleTimeout: Duration? = .seconds(60)
@@ -405,6 +422,13 @@ public struct LiveHubConfiguration: Sendable {
         if let bytes = try integer("LIVEHUB_HLS_PROXY_CACHE_BYTES", 0...(1 << 40)) { hlsProxyCacheBytes = bytes }
         if let timeout = try duration("LIVEHUB_HLS_PROXY_TIMEOUT", 0.1...120) { hlsProxyTimeout = timeout }
         if let bytes = try integer("LIVEHUB_HLS_DISCOVERY_BUFFER_BYTES", 65_536...(1 << 32)) { hlsDiscoveryBufferBytes = bytes }
+        if let on = try flag("LIVEHUB_RECORDING") { recordingEnabled = on }
+        if let dir = value("LIVEHUB_RECORDINGS_DIR") { recordingsDirectoryOverride = dir }
+        if let days = try integer("LIVEHUB_RECORDING_RETENTION_DAYS", 0...100_000) { recordingRetentionDays = days }
+        if let bytes = try integer("LIVEHUB_RECORDINGS_MAX_BYTES", 0...(1 << 56)) { recordingsMaxBytes = Int64(bytes) }
+        if let bytes = try integer("LIVEHUB_RECORDINGS_MIN_FREE_BYTES", 0...(1 << 56)) { recordingsMinFreeBytes = Int64(bytes) }
+        if let sweep = try duration("LIVEHUB_RECORDING_SWEEP_SECONDS", 1...86_400) { recordingSweep = sweep }
+        if let bytes = try integer("LIVEHUB_RECORDING_MAX_BACKLOG_BYTES", (1 << 20)...(1 << 34)) { recordingMaxBacklogBytes = bytes }
         if let idle = try duration("LIVEHUB_HTTP_IDLE_TIMEOUT", 0...86_400) { httpIdleTimeout = idle == .zero ? nil : idle }
         if let bytes = try integer("LIVEHUB_HTTP_MAX_HEADER_BYTES", 1024...(1 << 20)) { httpMaxHeaderBytes = bytes }
         if let count = try integer("LIVEHUB_HTTP_MAX_CONNECTIONS_PER_IP", 0...10_000_000) { httpMaxConnectionsPerIP = count }

@@ -22,6 +22,9 @@ public struct RoomView: Codable, Sendable, Equatable {
     public var hlsUrl: String
     public var streamKey: String?
     public var rtmpUrl: String?
+    /// Issue 21: `{base}/hls/{id}/vod.m3u8` once the room has ENDED and a recording with a segment
+    /// exists; absent otherwise.
+    public var replayUrl: String? = nil
 }
 
 /// `GET /rooms/{id}/stats` and the stats returned by `end` and broadcast with `ENDED`.

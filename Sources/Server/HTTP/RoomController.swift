@@ -14,6 +14,8 @@ struct RoomController {
     let hasLiveThumbnail: @Sendable (String) -> Bool
     /// True while the room's RTMP publisher is connected to LiveHub's own ingest.
     let hasPublisher: @Sendable (String) -> Bool
+    /// Issue 21: true when the room has a finished recording with at least one segment.
+    var hasReplay: @Sendable (String) -> Bool = { _ in false }
 
     func addRoutes(to group: RouterGroup<LiveHubRequestContext>) {
         group.post("rooms", use: create)
@@ -167,7 +169,8 @@ struct RoomController {
             peakViewers: room.peakViewers, totalOrders: room.totalOrders, totalRevenue: room.totalRevenue,
             createdAt: ISOTime.string(room.createdAt), startedAt: room.startedAt.map(ISOTime.string),
             endedAt: room.endedAt.map(ISOTime.string), hlsUrl: urls.hlsURL(roomId: room.id, request: request),
-            streamKey: isOwner ? room.streamKey : nil, rtmpUrl: isOwner ? urls.rtmpURL(request: request) : nil)
+            streamKey: isOwner ? room.streamKey : nil, rtmpUrl: isOwner ? urls.rtmpURL(request: request) : nil,
+            replayUrl: room.status == .ended && hasReplay(room.id) ? urls.replayURL(roomId: room.id, request: request) : nil)
     }
 
     static func integer(_ raw: String?, name: String, default value: Int, range: ClosedRange<Int>) throws -> Int {
@@ -229,5 +232,10 @@ struct PublicURLs: Sendable {
 
     func hlsURL(roomId: String, request: Request) -> String {
         "http://\(host(from: request).withPort)/hls/\(roomId)/index.m3u8"
+    }
+
+    /// Issue 21: the recording's VOD playlist, on the same base as `hlsURL`.
+    func replayURL(roomId: String, request: Request) -> String {
+        "http://\(host(from: request).withPort)/hls/\(roomId)/vod.m3u8"
     }
 }
