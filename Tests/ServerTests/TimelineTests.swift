@@ -380,6 +380,40 @@ struct TimelineStoreContractTests {
         }
     }
 
+    /// Events before chat lines at one millisecond, then seq; pages of one cross that ms exactly once.
+    @Test(arguments: StoreBackend.available)
+    func theReaderPutsEventsBeforeChatLinesOfTheSameMillisecond(_ backend: StoreBackend) async throws {
+        try await backend.withStores { stores in
+            try await makeRoom("r", in: stores)
+            let at = WallClock.ms(Self.t0)
+            func line(_ id: String, _ offsetMs: Int64) -> LiveChatRecord {
+                LiveChatRecord(
+                    seq: nil, id: id, liveRoomId: "r", userId: "u", username: "U", avatarUrl: nil, message: id, type: "CHAT", isPinned: false,
+                    productId: nil, productName: nil, createdAt: WallClock.date(at + offsetMs))
+            }
+            // The chat lines are written first (lower seqs), the events at the same ms after.
+            _ = try await stores.live.insertChats([line("a", 5), line("b", 5), line("c", 9)])
+            let status = #"{"message":"m","reconnecting":false,"roomId":"r","status":"LIVE"}"#
+            for offset: Int64 in [5, 5, 9] {
+                _ = try await stores.timeline.insert(TimelineEventRecord(liveRoomId: "r", atMs: at + offset, kind: "status", payload: status))
+            }
+            let reader = TimelineReader(rooms: stores.rooms, store: stores.timeline, recordings: nil, nowMs: { at + 1000 })
+            let whole = try await reader.page(roomId: "r", .init(limit: 100))
+            #expect(whole.events.map(\.seq) == ["e1", "e2", "c1", "c2", "e3", "c3"])
+            #expect(whole.events.map(\.t) == [0.005, 0.005, 0.005, 0.005, 0.009, 0.009])
+            #expect(whole.nextCursor == nil && whole.durationSeconds == 1)
+            var paged: [String] = []
+            var cursor: TimelineCursor?
+            for _ in 0..<20 {
+                let page = try await reader.page(roomId: "r", .init(limit: 1, cursor: cursor))
+                paged += page.events.map(\.seq)
+                guard let next = page.nextCursor else { break }
+                cursor = try TimelineCursor(parsing: next)
+            }
+            #expect(paged == whole.events.map(\.seq))
+        }
+    }
+
     @Test(arguments: StoreBackend.available)
     func chatsAreReadByCreatedAtWithTheCursorRule(_ backend: StoreBackend) async throws {
         try await backend.withStores { stores in
