@@ -46,7 +46,7 @@ PLAYER_PAGE = """<!doctype html><meta charset="utf-8"><title>vod</title>
 import { MsePlayer, parseMediaPlaylist } from './mse-player.js';
 window.parseMediaPlaylist = parseMediaPlaylist;
 const video = document.getElementById('video');
-window.player = new MsePlayer(video, 'vod/vod.m3u8', { aheadSeconds: 8, onState: (s) => { window.playerState = s; } });
+window.player = new MsePlayer(video, new URLSearchParams(location.search).get('src') || 'vod/vod.m3u8', { aheadSeconds: 8, onState: (s) => { window.playerState = s; } });
 window.player.start();
 </script>
 """
@@ -70,6 +70,22 @@ def vod_site():
         start_date = first_pdt.split(":", 1)[1]
         lines.insert(lines.index(first_pdt), f'#EXT-X-DATERANGE:ID="f4",CLASS="com.livehub.product",START-DATE="{start_date}",X-PRODUCT-ID="sku-1",X-PRODUCT-NAME="Cashmere Scarf"')
         (vod / "vod.m3u8").write_text("\n".join(lines) + "\n")
+        # A second recording joined after it with a DISCONTINUITY and its own init section (a
+        # reconnect): its timestamps start again at 0, the player must place it after the first.
+        second = vod / "b"
+        second.mkdir()
+        subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-stream_loop", "-1", "-i", str(FIXTURE_2S), "-t", "10",
+                        "-c", "copy", "-f", "hls", "-hls_time", "2", "-hls_segment_type", "fmp4", "-hls_playlist_type", "vod",
+                        "-hls_segment_filename", str(second / "seg-%d.m4s"), str(second / "part.m3u8")], check=True, timeout=60)
+        joined = [line for line in lines if line != "#EXT-X-ENDLIST"] + ["#EXT-X-DISCONTINUITY"]
+        for line in (second / "part.m3u8").read_text().splitlines():
+            if line.startswith("#EXT-X-MAP:"):
+                joined.append(line.replace('URI="', 'URI="b/'))
+            elif line.startswith("#EXTINF:") or line == "#EXT-X-ENDLIST":
+                joined.append(line)
+            elif line and not line.startswith("#"):
+                joined.append(f"b/{line}")
+        (vod / "joined.m3u8").write_text("\n".join(joined) + "\n")
         base, server = serve_pages(directory, {"mse-player.js": WEB / "mse-player.js", "player.html": PLAYER_PAGE})
         try:
             yield base, vod
@@ -131,6 +147,36 @@ def test_the_mse_player_plays_and_seeks_a_vod_playlist(vod_site, browser):
     js(driver, "window.player.seek(document.getElementById('video').duration - 1)")
     wait_until(lambda: js(driver, "return document.getElementById('video').ended"), timeout=20, what="the VOD played to its end", driver=driver)
     assert js(driver, "return window.playerState") == "complete"
+    assert not [e for e in console_errors(driver) if "favicon" not in e]
+
+
+def test_the_mse_player_crosses_a_discontinuity_and_seeks_into_the_second_part(vod_site, browser):
+    base, vod = vod_site
+    driver = browser
+    driver.get(f"{base}/player.html?src=vod/joined.m3u8")
+    parsed = wait_until(lambda: js(driver, "return window.player && window.player.playlist ? (p => ({duration: p.duration,"
+                                           " segments: p.segments.map(s => [s.start, s.discontinuity, s.map.split('/').slice(-2).join('/')])}))(window.player.playlist) : null"),
+                        what="the joined playlist", driver=driver)
+    boundary_index = next(i for i, s in enumerate(parsed["segments"]) if s[1])
+    boundary = parsed["segments"][boundary_index][0]
+    assert parsed["segments"][boundary_index][2] == "b/init.mp4" and 23 <= boundary <= 25 and 33 <= parsed["duration"] <= 35, parsed
+    wait_until(lambda: js(driver, "const v = document.getElementById('video'); return v.currentTime > 0.5 && !v.paused"), timeout=30, what="playing", driver=driver)
+    # Play across the boundary: the second part lands after the first, playback goes on.
+    js(driver, "window.player.seek(arguments[0])", boundary - 1.5)
+    wait_until(lambda: js(driver, "const v = document.getElementById('video'); return !v.seeking && !v.paused && v.currentTime > arguments[0] + 1.5", boundary),
+               timeout=20, what="playing across the discontinuity", driver=driver)
+    # Back into the first part (its init section again; that stretch is no longer buffered).
+    js(driver, "window.player.seek(4.1)")
+    wait_until(lambda: js(driver, "const v = document.getElementById('video'); return !v.seeking && !v.paused && v.currentTime > 4.6 && v.currentTime < 10"),
+               timeout=20, what="playing in the first part again", driver=driver)
+    assert js(driver, "return document.getElementById('video').buffered.end(0)") < boundary, "the buffer was dropped and refilled from 4.1 s"
+    # Straight into the second part, beyond the buffer: its segment is placed at its playlist time.
+    target = boundary + 7.1
+    holding = max(i for i, s in enumerate(parsed["segments"]) if s[0] <= target)
+    js(driver, "window.player.seek(arguments[0])", target)
+    wait_until(lambda: js(driver, "const v = document.getElementById('video'); return !v.seeking && !v.paused && v.currentTime > arguments[0] + 0.5", target),
+               timeout=20, what="playing in the second part", driver=driver)
+    assert js(driver, "return document.getElementById('video').buffered.start(0)") == pytest.approx(parsed["segments"][holding][0], abs=0.15)
     assert not [e for e in console_errors(driver) if "favicon" not in e]
 
 
