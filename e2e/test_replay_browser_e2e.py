@@ -373,8 +373,10 @@ def test_the_replay_page_shows_the_chat_and_product_of_the_moment_it_is_seeked_t
     assert [c["productId"] for c in chapters] == ["sku-a", "sku-b"]
     assert any(e["type"] == "order" for e in events)
 
-    driver.get(f"{hub.base}/replay/{room_id}?player=mse")
+    driver.get(f"{hub.base}/replay/{room_id}?player=mse&timelinePage=3")  # small pages: the page follows nextCursor
     wait_until(lambda: js(driver, "return document.body.dataset.replayReady") == "1", timeout=30, what="the replay page ready", driver=driver)
+    assert js(driver, "return window.livehubReplay.timelinePages") >= -(-len(events) // 3) >= 3
+    assert [e["seq"] for e in js(driver, "return window.livehubReplay.events")] == [e["seq"] for e in events]
     assert js(driver, "return document.querySelector('#video').dataset.player") == "mse"
     assert "Replay sale" in driver.find_element("css selector", "#room-title").text
     assert len(driver.find_elements("css selector", "#replay-chapters .chapter")) == 2

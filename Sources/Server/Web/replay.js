@@ -13,8 +13,10 @@ const params = new URLSearchParams(location.search);
 const playerMode = params.get('player') || 'auto';
 /** The chat pane keeps this many lines (the latest ones up to the playhead). */
 const MAX_CHAT_LINES = 1000;
-/** Timeline pages of 1000 events read at most (a show of 200 000 events). */
-const MAX_TIMELINE_PAGES = 200;
+/** Events asked per timeline page (1…1000; `?timelinePage=` makes it smaller, as the e2e test does). */
+const TIMELINE_PAGE = Math.max(1, Math.min(1000, Math.floor(Number(params.get('timelinePage'))) || 1000));
+/** Timeline pages read at most (200 000 events at the full page size). */
+const MAX_TIMELINE_PAGES = Math.ceil(200000 / TIMELINE_PAGE);
 
 const video = $('#video');
 const state = {
@@ -73,7 +75,7 @@ async function loadTimeline() {
   const chapters = new Map();
   let cursor = null;
   for (let page = 0; page < MAX_TIMELINE_PAGES; page++) {
-    const query = new URLSearchParams({ limit: '1000' });
+    const query = new URLSearchParams({ limit: String(TIMELINE_PAGE) });
     if (cursor) query.set('cursor', cursor);
     const body = await api(`${API}/rooms/${encodeURIComponent(roomId)}/timeline?${query}`);
     for (const event of (body && body.events) || []) {
@@ -82,6 +84,7 @@ async function loadTimeline() {
     for (const chapter of (body && body.chapters) || []) {
       if (chapter && chapter.id && Number.isFinite(Number(chapter.t))) chapters.set(chapter.id, { ...chapter, t: Number(chapter.t) });
     }
+    state.timelinePages = page + 1;
     cursor = body && body.nextCursor;
     if (!cursor) break;
   }
@@ -233,6 +236,7 @@ window.livehubReplay = {
   },
   get currentTime() { return video.currentTime; },
   get events() { return state.events; },
+  get timelinePages() { return state.timelinePages; },
 };
 
 // --- start ----------------------------------------------------------------------------------
