@@ -41,6 +41,7 @@ let package = Package(
             .product(name: "HLS", package: root), .product(name: "Server", package: root), .product(name: "MediaCore", package: root),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        fuzzer("RecordingIndexFuzzer", [.product(name: "HLS", package: root)]),
         fuzzer("STOMPFuzzer", [.product(name: "Hub", package: root)]),
         fuzzer("SocketIOFuzzer", [.product(name: "Hub", package: root)]),
         fuzzer("SockJSFuzzer", [.product(name: "Hub", package: root), .product(name: "Logging", package: "swift-log")]),

@@ -403,6 +403,35 @@ def json_seeds():
     return {f"doc-{index}": Seed().raw(doc.encode()) for index, doc in enumerate(docs)}
 
 
+def recording_index_seeds():
+    # issue 21: a recording's index.jsonl (HLS/RecordingIndex.swift), whole, torn and corrupted.
+    t0 = 1764038400000
+    lines = [
+        '{"k":"start","ms":%d,"variant":"fmp4LowLatency","td":2}' % t0,
+        '{"k":"init","n":0}',
+        '{"k":"seg","msn":0,"d":2.000,"pdt":%d,"disc":false,"init":0,"bytes":123456}' % t0,
+        '{"k":"chapter","id":"f4","start":%d,"attrs":{"X-PRODUCT-ID":"p1","X-PRODUCT-NAME":"Silk \\"scarf\\""},"class":"com.livehub.product"}' % (t0 + 500),
+        '{"k":"thumb","id":"f4","file":"chapter-0.jpg"}',
+        '{"k":"seg","msn":1,"d":1.500,"pdt":%d,"disc":false,"init":0,"bytes":1000}' % (t0 + 2000),
+        '{"k":"chapter-end","id":"f4","end":%d}' % (t0 + 3000),
+        '{"k":"end","ms":%d}' % (t0 + 4000),
+        '{"k":"start","ms":%d,"variant":"fmp4LowLatency","td":2}' % (t0 + 60000),
+        '{"k":"init","n":1}',
+        '{"k":"seg","msn":2,"d":2.000,"pdt":%d,"disc":true,"init":1,"bytes":5}' % (t0 + 60000),
+    ]
+    whole = "\n".join(lines) + "\n"
+    return {
+        "index-whole": Seed().raw(whole.encode()),
+        "index-torn": Seed().raw(whole[:-25].encode()),
+        "index-hostile": Seed().raw(("\n".join([
+            '{"k":"seg","msn":-1,"d":1e308,"pdt":99999999999999999999,"disc":1,"init":null,"bytes":-1}',
+            '{"k":"thumb","id":"../x","file":"../index.jsonl"}',
+            '{"k":"chapter","id":"a","start":0,"attrs":{"X-A":"\\r\\n#EXT-X-ENDLIST"}}',
+            '{"k":"start","ms":0,"variant":"mpegts","td":3600}', '{"k":"seg","msn":999999999,"d":3600,"pdt":0,"disc":false,"init":null,"bytes":0}',
+        ]) + "\n").encode()),
+    }
+
+
 def token_seeds():
     def b64(data):
         return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
@@ -434,6 +463,7 @@ TARGETS = {
     "FLVCodecFuzzer": flv_codec_seeds,
     "HLSPackagerFuzzer": packager_seeds,
     "HLSRequestFuzzer": request_seeds,
+    "RecordingIndexFuzzer": recording_index_seeds,
     "STOMPFuzzer": stomp_seeds,
     "SocketIOFuzzer": socketio_seeds,
     "SockJSFuzzer": sockjs_seeds,

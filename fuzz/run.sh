@@ -14,9 +14,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-ALL_TARGETS=(RTMPFuzzer FLVCodecFuzzer HLSPackagerFuzzer HLSRequestFuzzer STOMPFuzzer SocketIOFuzzer SockJSFuzzer WebSocketFuzzer JSONFuzzer TokenFuzzer)
+ALL_TARGETS=(RTMPFuzzer FLVCodecFuzzer HLSPackagerFuzzer HLSRequestFuzzer RecordingIndexFuzzer STOMPFuzzer SocketIOFuzzer SockJSFuzzer WebSocketFuzzer JSONFuzzer TokenFuzzer)
 declare -A MAX_LEN=(
-  [RTMPFuzzer]=65536 [FLVCodecFuzzer]=65536 [HLSPackagerFuzzer]=131072 [HLSRequestFuzzer]=1024
+  [RTMPFuzzer]=65536 [FLVCodecFuzzer]=65536 [HLSPackagerFuzzer]=131072 [HLSRequestFuzzer]=1024 [RecordingIndexFuzzer]=16384
   [STOMPFuzzer]=8192 [SocketIOFuzzer]=8192 [SockJSFuzzer]=16384 [WebSocketFuzzer]=16384 [JSONFuzzer]=8192 [TokenFuzzer]=4096
 )
 

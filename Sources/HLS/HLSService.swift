@@ -373,9 +373,10 @@ public final class HLSService: Sendable {
         case .dvr, .vod:
             guard let recordings, let index = recordings.index(roomId: roomId) else { return Self.error(404, "no recording") }
             if name == .vod, recordings.isRecording(roomId: roomId) { return Self.error(404, "still recording") }
-            guard let playlist = index.playlist(type: name == .vod ? MediaPlaylist.PlaylistType.vod : .event) else { return Self.error(404, "no recording") }
+            let type: MediaPlaylist.PlaylistType = name == .vod ? .vod : .event
+            guard let body = recordings.playlistBody(roomId: roomId, index: index, type: type) else { return Self.error(404, "no recording") }
             metrics.playlistRequestsNonBlocking.increment()
-            return served(ByteBuffer(string: playlist.render()), Self.playlistHeaders)
+            return served(body, Self.playlistHeaders)
         case .recordedInit, .recordedSegment, .chapterThumbnail:
             guard let file = recordings?.openFile(roomId: roomId, name: name) else { return Self.error(404, "not found") }
             let headers: [(String, String)]

@@ -37,6 +37,8 @@ public struct RecordingIndex: Sendable, Hashable {
     public private(set) var segments: [Segment] = []
     public private(set) var chapters: [Chapter] = []
     public private(set) var bytes: Int64 = 0
+    /// Bumped by every line folded in (the rendered playlists are cached per revision).
+    public private(set) var revision = 0
 
     public init() {}
 
@@ -171,6 +173,7 @@ public struct RecordingIndex: Sendable, Hashable {
     /// Folds one line in. Lines that contradict what came before (a segment number not above the
     /// last one, an init section or chapter seen twice, a thumbnail for no chapter) are ignored.
     public mutating func apply(_ line: Line) {
+        revision &+= 1
         switch line {
         case .start(let ms, let variant, let td):
             if startedAtMs == nil {
@@ -184,8 +187,10 @@ public struct RecordingIndex: Sendable, Hashable {
         case .segment(let msn, let d, let pdt, let disc, let initIndex, let bytes):
             guard (segments.count < Self.maxSegments), msn > (lastMSN ?? -1) else { return }
             if let initIndex, !inits.contains(initIndex) { return }
+            // Program date-times never go backwards here (a clock stepped back, or an edited file):
+            // the media timeline's lookups search them in order.
             segments.append(Segment(
-                msn: msn, duration: d, programDateTimeMs: pdt, discontinuity: disc || (!segments.isEmpty && endedAtMs != nil),
+                msn: msn, duration: d, programDateTimeMs: max(pdt, segments.last?.programDateTimeMs ?? pdt), discontinuity: disc || (!segments.isEmpty && endedAtMs != nil),
                 initIndex: initIndex, bytes: bytes, mediaStart: durationSeconds))
             self.bytes += bytes
             endedAtMs = nil

@@ -85,6 +85,9 @@ public final class RecordingLibrary: Sendable {
     let logger: Logger
     let wallClock: @Sendable () -> Int64
     private let state = Mutex(State())
+    /// Rendered DVR/VOD playlists per room and type, for one index revision (a DVR playlist of a
+    /// long show is re-rendered once per segment, not per request). Bounded like the index cache.
+    private let renderedPlaylists = Mutex<[String: (revision: Int, body: ByteBuffer)]>([:])
     let bytesWritten: Counter
     private let activeGauge: Gauge
     private let metricsFactory: any MetricsFactory
@@ -244,6 +247,19 @@ public final class RecordingLibrary: Sendable {
         index(roomId: roomId)?.wallClockMs(mediaSeconds: mediaSeconds)
     }
 
+    /// The room's DVR (`EVENT`) or VOD playlist as served; nil without a recorded segment.
+    func playlistBody(roomId: String, index: RecordingIndex, type: MediaPlaylist.PlaylistType) -> ByteBuffer? {
+        let key = type.rawValue + "/" + roomId
+        if let cached = renderedPlaylists.withLock({ $0[key] }), cached.revision == index.revision { return cached.body }
+        guard let playlist = index.playlist(type: type) else { return nil }
+        let body = ByteBuffer(string: playlist.render())
+        renderedPlaylists.withLock { cache in
+            if cache.count >= 2 * configuration.cachedIndexes + 2 * state.withLock({ $0.active.count }) { cache.removeAll() }
+            cache[key] = (index.revision, body)
+        }
+        return body
+    }
+
     /// A recorded file (`rec-…`, `chapter-….jpg`) opened read-only, when the index lists it.
     func openFile(roomId: String, name: HLSFileName) -> HLSMemoryFile? {
         guard let onDisk = name.fileNameOnDisk, let index = index(roomId: roomId) else { return nil }
@@ -281,6 +297,9 @@ public final class RecordingLibrary: Sendable {
             logger.error("recording delete failed", metadata: ["room": "\(roomId)", "error": "\(error)"])
         }
         state.withLock { _ = $0.cache.removeValue(forKey: roomId) }
+        renderedPlaylists.withLock { cache in
+            for type in [MediaPlaylist.PlaylistType.event, .vod] { cache.removeValue(forKey: type.rawValue + "/" + roomId) }
+        }
         logger.info("recording deleted", metadata: ["room": "\(roomId)"])
         return .deleted
     }

@@ -160,6 +160,62 @@ import Testing
         #expect(ProgramDateTime.format(milliseconds: 951_782_400_007) == "2000-02-29T00:00:00.007Z")
         #expect(ProgramDateTime.format(milliseconds: 4_102_444_799_999) == "2099-12-31T23:59:59.999Z")
     }
+
+    @Test func aPlaylistTypeAndDateRangesAreRenderedAfterTheHeader() {
+        let playlist = MediaPlaylist(
+            version: 6, targetDuration: 2, mediaSequence: 0, playlistType: .vod,
+            segments: [.init(duration: 2, uri: "rec-0.m4s", mapURI: "rec-init-0.mp4", programDateTimeMs: t0)],
+            dateRanges: [
+                DateRange(id: "f4", className: "com.livehub.product", startMs: t0 + 1000, endMs: t0 + 1500,
+                          attributes: ["X-PRODUCT-NAME": "Scarf", "X-PRODUCT-ID": "p1"]),
+                DateRange(id: "f5", className: "com.livehub.product", startMs: t0 + 1600, endMs: t0, attributes: [:]),
+            ],
+            ended: true)
+        #expect(
+            playlist.render() == """
+                #EXTM3U
+                #EXT-X-VERSION:6
+                #EXT-X-TARGETDURATION:2
+                #EXT-X-MEDIA-SEQUENCE:0
+                #EXT-X-PLAYLIST-TYPE:VOD
+                #EXT-X-DATERANGE:ID="f4",CLASS="com.livehub.product",START-DATE="2025-11-25T02:40:01.000Z",END-DATE="2025-11-25T02:40:01.500Z",X-PRODUCT-ID="p1",X-PRODUCT-NAME="Scarf"
+                #EXT-X-DATERANGE:ID="f5",CLASS="com.livehub.product",START-DATE="2025-11-25T02:40:01.600Z"
+                #EXT-X-MAP:URI="rec-init-0.mp4"
+                #EXT-X-PROGRAM-DATE-TIME:2025-11-25T02:40:00.000Z
+                #EXTINF:2.000,
+                rec-0.m4s
+                #EXT-X-ENDLIST
+
+                """)
+        let event = MediaPlaylist(version: 3, targetDuration: 2, mediaSequence: 5, playlistType: .event, segments: [])
+        #expect(event.render().contains("#EXT-X-MEDIA-SEQUENCE:5\n#EXT-X-PLAYLIST-TYPE:EVENT\n"))
+    }
+
+    @Test func dateRangeValuesAreSanitisedForQuotedStrings() {
+        let long = String(repeating: "é", count: 150)  // 300 UTF-8 bytes
+        let range = DateRange(
+            id: "a\"b", className: "c\rd", startMs: t0, endMs: nil,
+            attributes: ["X-PRODUCT-NAME": "Silk \"scarf\"\r\n#EXT-X-ENDLIST", "X-LONG": long, "X-ok-lower": "no", "Y-NAME": "no", "X-": "no"])
+        let line = range.rendered
+        #expect(line == "#EXT-X-DATERANGE:ID=\"ab\",CLASS=\"cd\",START-DATE=\"2025-11-25T02:40:00.000Z\",X-LONG=\"\(String(repeating: "é", count: 100))\",X-PRODUCT-NAME=\"Silk scarf#EXT-X-ENDLIST\"")
+        #expect(!line.contains("\n") && !line.contains("\r"))
+        #expect(DateRange.sanitized("a\u{7F}b\u{0}c\td") == "abcd")
+        #expect(DateRange.isValidAttributeName("X-PRODUCT-ID") && !DateRange.isValidAttributeName("X-") && !DateRange.isValidAttributeName("x-a"))
+    }
+
+    @Test func recordedFileNamesParseExactly() {
+        #expect(HLSFileName("dvr.m3u8") == .dvr && HLSFileName("vod.m3u8") == .vod)
+        #expect(HLSFileName("rec-init-3.mp4") == .recordedInit(3))
+        #expect(HLSFileName("rec-12.m4s") == .recordedSegment(msn: 12, ext: "m4s"))
+        #expect(HLSFileName("rec-12.ts") == .recordedSegment(msn: 12, ext: "ts"))
+        #expect(HLSFileName("chapter-0.jpg") == .chapterThumbnail(0))
+        for bad in ["rec-01.m4s", "rec--1.m4s", "rec-init--1.mp4", "chapter-99999999999.jpg", "chapter-.jpg", "rec-1.mp4", "../rec-1.m4s", "rec-init-1.m4s"] {
+            #expect(HLSFileName(bad) == nil, "\(bad)")
+        }
+        #expect(HLSFileName.recordedSegment(msn: 7, ext: "ts").fileNameOnDisk == "seg-7.ts")
+        #expect(HLSFileName.recordedInit(2).fileNameOnDisk == "init-2.mp4")
+        #expect(HLSFileName.segment(msn: 7, ext: "ts").fileNameOnDisk == nil)
+    }
 }
 
 @Suite struct SegmentStoreTests {
