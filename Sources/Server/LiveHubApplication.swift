@@ -114,7 +114,8 @@ public struct LiveHub: Sendable {
         // Issue 21: the replay timeline; its media clock and chapters come from the HLS recordings
         // (`HLSReplayRecordings`); without one, `t` counts from `startedAt`.
         let replayRecordings: (any ReplayRecordings)? = replayRecordings ?? (recordings != nil ? HLSReplayRecordings(hls: hls) : nil)
-        let timeline = TimelineRecorder(store: storage.timeline, recordings: replayRecordings, logger: logger)
+        let timeline = TimelineRecorder(
+            store: storage.timeline, recordings: replayRecordings, logger: logger, keepsFeaturedInMemory: storage.postgres == nil)
         let live = LiveRoomService(
             rooms: roomStore, store: storage.live,
             events: RealtimeWiring.liveRoomEvents(broker: broker, notifications: notifications, timeline: timeline),

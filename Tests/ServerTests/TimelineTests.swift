@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import Logging
 import Synchronization
 import Testing
 
@@ -377,6 +378,39 @@ struct TimelineStoreContractTests {
             #expect(try await stores.timeline.lastEvent(roomId: "r", kinds: ["order"])?.seq == saved[3].seq)
             #expect(try await stores.timeline.lastEvent(roomId: "nope", kinds: ["order"]) == nil)
             #expect(try await stores.timeline.lastEvent(roomId: "r", kinds: []) == nil)
+        }
+    }
+
+    /// Cluster mode: two nodes' recorders feature products of one room in turn; each reads the
+    /// featured product from the store, so every unfeature names the product featured before it.
+    @Test(arguments: StoreBackend.available)
+    func recordersOfTwoNodesUnfeatureWhatTheOtherFeatured(_ backend: StoreBackend) async throws {
+        try await backend.withStores { stores in
+            try await makeRoom("r", in: stores)
+            func products(featuring featured: String?) -> [LiveProductView] {
+                let ids: [String] = ["a", "b", "c"]
+                return ids.map { id in
+                    LiveProductView(LiveProductRecord(
+                        id: "lp-\(id)", liveRoomId: "r", productId: "sku-\(id)", productName: nil, productImageUrl: nil, originalPrice: nil,
+                        livePrice: 1, discountPercent: nil, quantityLimit: nil, stockAvailable: nil, soldCount: 0, isFeatured: id == featured,
+                        displayOrder: 0, createdAt: Self.t0))
+                }
+            }
+            let logger = Logger(label: "test")
+            let nodeA = TimelineRecorder(store: stores.timeline, recordings: nil, logger: logger, keepsFeaturedInMemory: false)
+            let nodeB = TimelineRecorder(store: stores.timeline, recordings: nil, logger: logger, keepsFeaturedInMemory: false)
+            await nodeA.productsChanged(roomId: "r", products: products(featuring: "a"))
+            await nodeB.productsChanged(roomId: "r", products: products(featuring: "b"))
+            await nodeA.productsChanged(roomId: "r", products: products(featuring: "c"))
+            await nodeB.productsChanged(roomId: "r", products: products(featuring: "c"))
+            await nodeB.productsChanged(roomId: "r", products: products(featuring: nil))
+            let events = try await stores.timeline.events(roomId: "r", fromMs: 0, toMs: WallClock.maxMs, after: nil, kinds: nil, limit: 100)
+            let named = events.map { event in
+                "\(event.kind) \(event.payload.contains("lp-a") ? "a" : event.payload.contains("lp-b") ? "b" : "c")"
+            }
+            #expect(named == ["feature a", "unfeature a", "feature b", "unfeature b", "feature c", "unfeature c"])
+            let kept = (await nodeA.keptRooms, await nodeB.keptRooms)
+            #expect(kept == (0, 0))
         }
     }
 

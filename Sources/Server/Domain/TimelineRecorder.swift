@@ -25,7 +25,9 @@ public struct TimelineOrder: Codable, Sendable, Equatable {
 ///
 /// Memory: the featured product per room as last recorded (loaded from the store when first
 /// needed, dropped when the room ends, at most `maxRoomsKept` rooms) and one task chain per room
-/// with changes in flight, so that two product changes of one room are compared in order.
+/// with changes in flight, so that two product changes of one room are compared in order. In
+/// cluster mode (`keepsFeaturedInMemory` false) another node may feature a product of the same
+/// room, so the featured product is read from the store at every change instead.
 public actor TimelineRecorder {
     public static let maxRoomsKept = 10_000
 
@@ -39,6 +41,7 @@ public actor TimelineRecorder {
     let recordings: (any ReplayRecordings)?
     let logger: Logger
     let nowMs: @Sendable () -> Int64
+    let keepsFeaturedInMemory: Bool
     /// Room → its featured product as last recorded (`.some(nil)`: none).
     private var featured: [String: Featured?] = [:]
     private var tails: [String: Task<Void, Never>] = [:]
@@ -50,9 +53,10 @@ public actor TimelineRecorder {
     }()
 
     public init(
-        store: any TimelineStore, recordings: (any ReplayRecordings)?, logger: Logger,
+        store: any TimelineStore, recordings: (any ReplayRecordings)?, logger: Logger, keepsFeaturedInMemory: Bool = true,
         nowMs: @escaping @Sendable () -> Int64 = { WallClock.nowMs }
     ) {
+        self.keepsFeaturedInMemory = keepsFeaturedInMemory
         self.store = store
         self.recordings = recordings
         self.logger = logger
@@ -132,7 +136,7 @@ public actor TimelineRecorder {
 
     /// The featured product as last recorded: from memory, else the room's last feature/unfeature event.
     private func lastFeatured(_ roomId: String) async throws -> Featured? {
-        if let known = featured[roomId] { return known }
+        if keepsFeaturedInMemory, let known = featured[roomId] { return known }
         let last = try await store.lastEvent(roomId: roomId, kinds: [TimelineKind.feature, TimelineKind.unfeature])
         var loaded: Featured?
         if let last, last.kind == TimelineKind.feature, let seq = last.seq,
@@ -144,6 +148,7 @@ public actor TimelineRecorder {
     }
 
     private func keep(_ roomId: String, _ value: Featured?) {
+        guard keepsFeaturedInMemory else { return }
         if featured[roomId] == nil, featured.count >= Self.maxRoomsKept, let any = featured.keys.first {
             featured.removeValue(forKey: any)
         }
