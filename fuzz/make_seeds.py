@@ -452,6 +452,9 @@ def token_seeds():
     unsigned = b64(header) + "." + b64(json.dumps(claims[0]).encode()) + "."
     seeds["text-unsigned"] = Seed(0).raw(unsigned.encode())
     seeds["text-garbage"] = Seed(0).raw(b"Bearer a.b.c.d")
+    # The timeline's opaque cursor and its seconds (issue 21) are parsed from the same text.
+    seeds["text-timeline-cursor"] = Seed(0).raw(b64(b"v1.1800000000123.c.17").encode())
+    seeds["text-timeline-seconds"] = Seed(0).raw(b"31.9")
     return seeds
 
 

@@ -22,6 +22,8 @@ public struct LiveHub: Sendable {
     public let rooms: RoomService
     public let live: LiveRoomService
     public let notifications: NotificationService
+    /// Writes the replay timeline's events (issue 21).
+    public let timeline: TimelineRecorder
     /// One `LiveStream` per live room: the ingest publishes into it, HLS reads from it.
     public let streams: StreamRegistry
     public let rtmp: RTMPServer
@@ -44,10 +46,12 @@ public struct LiveHub: Sendable {
     /// source or internal token is refused (`LiveHubConfiguration.startupProblem`), as is a key
     /// file that cannot be used. `onHTTPReady` receives the bound HTTP port once the listener is up.
     /// `clock` times the room lifecycle (the reconnect grace); tests pass a manual one.
+    /// `replayRecordings` gives the replay timeline its media clock and chapters (issue 21).
     public static func build(
         configuration: LiveHubConfiguration,
         logger: Logger = Logger(label: "livehub"),
         clock: any Clock<Duration> = ContinuousClock(),
+        replayRecordings: (any ReplayRecordings)? = nil,
         onHTTPReady: @escaping @Sendable (Int) async -> Void = { _ in },
         onRTMPReady: @escaping @Sendable ([(scheme: String, port: Int)]) async -> Void = { _ in }
     ) async throws -> LiveHub {
@@ -107,14 +111,19 @@ public struct LiveHub: Sendable {
             idempotencyLimits: .init(perUser: configuration.idempotencyKeysPerUser, total: configuration.idempotencyKeysTotal),
             logger: logger, push: RealtimeWiring.bellPush(broker: broker))
         let lookups = ServiceLookups(configuration: configuration, internalToken: internalToken, logger: logger)
+        // Issue 21: the replay timeline; its media clock and chapters come from the HLS recordings
+        // (`HLSReplayRecordings`); without one, `t` counts from `startedAt`.
+        let replayRecordings: (any ReplayRecordings)? = replayRecordings ?? (recordings != nil ? HLSReplayRecordings(hls: hls) : nil)
+        let timeline = TimelineRecorder(
+            store: storage.timeline, recordings: replayRecordings, logger: logger, keepsFeaturedInMemory: storage.postgres == nil)
         let live = LiveRoomService(
             rooms: roomStore, store: storage.live,
-            events: RealtimeWiring.liveRoomEvents(broker: broker, notifications: notifications),
+            events: RealtimeWiring.liveRoomEvents(broker: broker, notifications: notifications, timeline: timeline),
             maxChatBytes: configuration.chatMaxBytes, stockCatalog: lookups.stock, userProfiles: lookups.userProfiles,
             orderEventTimeZone: configuration.orderEventTimeZone, logger: logger)
         let rooms = RoomService(
             store: roomStore, viewers: viewers,
-            events: RealtimeWiring.roomEvents(broker: broker, live: live, notifications: notifications, streams: streams),
+            events: RealtimeWiring.roomEvents(broker: broker, live: live, notifications: notifications, streams: streams, timeline: timeline),
             reconnectGrace: configuration.reconnectGrace, clock: clock, logger: logger)
 
         let router = Router(context: LiveHubRequestContext.self)
@@ -127,6 +136,8 @@ public struct LiveHub: Sendable {
         let urls = PublicURLs(publicHost: configuration.publicHost, rtmpPort: configuration.rtmpPort)
         let liveAPI = router.group("v1/notifications/live")
         LiveRoomController(live: live, auth: auth, maxBodyBytes: configuration.maxRequestBodyBytes)
+            .addRoutes(to: liveAPI)
+        TimelineController(reader: TimelineReader(rooms: roomStore, store: storage.timeline, recordings: replayRecordings))
             .addRoutes(to: liveAPI)
         NotificationController(notifications: notifications, auth: auth, maxBodyBytes: configuration.maxRequestBodyBytes)
             .addRoutes(to: router)
@@ -244,7 +255,7 @@ public struct LiveHub: Sendable {
             onServerRunning: { channel in await onHTTPReady(channel.localAddress?.port ?? configuration.httpPort) },
             logger: logger)
         return LiveHub(
-            configuration: configuration, database: storage.sqlite, postgres: storage.postgres, rooms: rooms, live: live, notifications: notifications, streams: streams, rtmp: rtmp, hls: hls, hub: hub, verifier: verifier, devTokenIssuer: devTokenIssuer, internalToken: internalToken,
+            configuration: configuration, database: storage.sqlite, postgres: storage.postgres, rooms: rooms, live: live, notifications: notifications, timeline: timeline, streams: streams, rtmp: rtmp, hls: hls, hub: hub, verifier: verifier, devTokenIssuer: devTokenIssuer, internalToken: internalToken,
             metrics: metrics, logger: logger, application: application, routes: routes)
     }
 

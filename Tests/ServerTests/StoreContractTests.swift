@@ -19,6 +19,7 @@ enum StoreBackend: String, CaseIterable, CustomTestStringConvertible, Sendable {
         var rooms: any RoomStore
         var live: any LiveRoomStore
         var notifications: any NotificationStore
+        var timeline: any TimelineStore
     }
 
     func withStores<T: Sendable>(_ body: (Stores) async throws -> T) async throws -> T {
@@ -27,12 +28,12 @@ enum StoreBackend: String, CaseIterable, CustomTestStringConvertible, Sendable {
             let database = try AppDatabase.inMemory()
             return try await body(Stores(
                 rooms: SQLiteRoomStore(database: database), live: SQLiteLiveRoomStore(database: database),
-                notifications: SQLiteNotificationStore(database: database)))
+                notifications: SQLiteNotificationStore(database: database), timeline: SQLiteTimelineStore(database: database)))
         case .postgres:
             return try await TestPostgres.withDatabase { database in
                 try await body(Stores(
                     rooms: PostgresRoomStore(database: database), live: PostgresLiveRoomStore(database: database),
-                    notifications: PostgresNotificationStore(database: database)))
+                    notifications: PostgresNotificationStore(database: database), timeline: PostgresTimelineStore(database: database)))
             }
         }
     }

@@ -22,7 +22,7 @@ struct TestHub {
 
     static func make(
         directory: String? = nil, grace: Duration = .seconds(30), clock: any Clock<Duration> = ContinuousClock(),
-        configure: (inout LiveHubConfiguration) -> Void = { _ in }
+        replayRecordings: (any ReplayRecordings)? = nil, configure: (inout LiveHubConfiguration) -> Void = { _ in }
     ) async throws -> TestHub {
         let directory = directory ?? FileManager.default.temporaryDirectory
             .appendingPathComponent("livehub-tests-\(UUID().uuidString)").path
@@ -37,7 +37,7 @@ struct TestHub {
         configure(&configuration)
         var logger = Logger(label: "test")
         logger.logLevel = .warning
-        let hub = try await LiveHub.build(configuration: configuration, logger: logger, clock: clock)
+        let hub = try await LiveHub.build(configuration: configuration, logger: logger, clock: clock, replayRecordings: replayRecordings)
         let signer: DevTokenIssuer
         if let devSigner = hub.devTokenIssuer {
             signer = devSigner

@@ -3,7 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 
-/// The web pages (studio `/`, viewer `/watch/{roomId}`, room list `/rooms`) and their assets,
+/// The web pages (studio `/`, viewer `/watch/{roomId}`, replay `/replay/{roomId}`, room list `/rooms`) and their assets,
 /// embedded as package resources (`Sources/Server/Web`) and held in memory — no build step, no CDN.
 struct WebController {
     struct Asset: Sendable {
@@ -46,6 +46,7 @@ struct WebController {
     func addRoutes(to router: Router<LiveHubRequestContext>) {
         router.get("") { _, _ in try page("index.html") }
         router.get("watch/:roomId") { _, _ in try page("watch.html") }
+        router.get("replay/:roomId") { _, _ in try page("replay.html") }
         router.get("rooms") { _, _ in try page("rooms.html") }
         router.get("static/:file") { _, context -> Response in
             let name = try context.parameters.require("file")

@@ -47,14 +47,17 @@ struct RealtimeWiring: Sendable {
 
     // MARK: The domain's event sinks (given to each service when it is made)
 
-    /// A room's status on `/topic/live/{id}/status`; what was kept per room goes when it ends
-    /// (issue 17: its chat history; `RoomService` clears its viewers); the owner's bell when it goes live.
+    /// A room's status on `/topic/live/{id}/status` and in its replay timeline (issue 21); what was
+    /// kept per room goes when it ends (issue 17: its chat history; `RoomService` clears its
+    /// viewers); the owner's bell when it goes live.
     static func roomEvents(
-        broker: any HubBroker, live: LiveRoomService, notifications: NotificationService, streams: StreamRegistry
+        broker: any HubBroker, live: LiveRoomService, notifications: NotificationService, streams: StreamRegistry,
+        timeline: TimelineRecorder? = nil
     ) -> RoomEvents {
         var events = RoomEvents()
         events.statusChanged = { status, room, wentLive in
             await broker.publish(topic: LiveDestination.topic(room.id, .status), payload: json(status))
+            await timeline?.statusChanged(status)
             if room.status == .ended {
                 await live.roomEnded(room.id)
             }
@@ -67,16 +70,21 @@ struct RealtimeWiring: Sendable {
         return events
     }
 
-    /// Products and chat on their room topics; each order on the owner's bell.
-    static func liveRoomEvents(broker: any HubBroker, notifications: NotificationService) -> LiveRoomEvents {
+    /// Products and chat on their room topics; each order on the owner's bell; features, pins and
+    /// order toasts in the replay timeline (issue 21; chat lines are read from `live_chat`).
+    static func liveRoomEvents(broker: any HubBroker, notifications: NotificationService, timeline: TimelineRecorder? = nil) -> LiveRoomEvents {
         var events = LiveRoomEvents()
         events.productsChanged = { roomId, products in
             await broker.publish(topic: LiveDestination.topic(roomId, .product), payload: json(products))
+            await timeline?.productsChanged(roomId: roomId, products: products)
         }
         events.chatPosted = { chat in
             await broker.publish(topic: LiveDestination.topic(chat.liveRoomId, .chat), payload: json(chat))
+            // A posted line is never pinned; `LiveRoomService.pin` announces the line it pinned.
+            if chat.isPinned { await timeline?.chatPinned(chat) }
         }
         events.orderApplied = { room, order in
+            await timeline?.orderApplied(order)
             let what = order.productName ?? "a product"
             _ = try? await notifications.notify(
                 userId: room.shopOwnerId, type: "LIVE_ORDER", title: "New order in \"\(room.title)\"",

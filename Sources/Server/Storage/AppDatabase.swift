@@ -152,6 +152,18 @@ public final class AppDatabase: Sendable {
                 t.add(column: "orderedAt", .text)
             }
         }
+        // Issue 21: the replay timeline's events besides chat (TimelineStore), and chat read by time.
+        migrator.registerMigration("v3-live-timeline-event") { db in
+            try db.create(table: "live_timeline_event") { t in
+                t.autoIncrementedPrimaryKey("seq")
+                t.column("liveRoomId", .text).notNull().references("room", onDelete: .cascade)
+                t.column("atMs", .integer).notNull()
+                t.column("kind", .text).notNull()
+                t.column("payload", .text).notNull()
+            }
+            try db.create(index: "live_timeline_event_on_room_at", on: "live_timeline_event", columns: ["liveRoomId", "atMs", "seq"])
+            try db.create(index: "live_chat_on_room_created", on: "live_chat", columns: ["liveRoomId", "createdAt", "seq"])
+        }
         return migrator
     }
 }

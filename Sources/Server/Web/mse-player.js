@@ -2,6 +2,11 @@
 // appends the init section (EXT-X-MAP) and then whole segments in order to one MSE SourceBuffer,
 // waits for the next segment with LL-HLS blocking reload (_HLS_msn), re-appends the init section on
 // a MAP change / discontinuity, trims the buffer, and keeps playback near the live edge.
+// A `VOD` or `EVENT` playlist (RFC 8216 §4.3.3.5: the replay's vod.m3u8, the live's dvr.m3u8) is
+// played seekable instead: the SourceBuffer runs in `sequence` mode with `timestampOffset` = each
+// segment's start in the playlist, so the video's currentTime is the playlist time; a seek outside
+// the buffer drops it and fetches the segment holding the target, then the ones after it, at most
+// `aheadSeconds` ahead of the playhead.
 // `createLivePlayer` picks native HLS when the browser has it (Safari, newer Chromium).
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -30,9 +35,16 @@ export function parseMultivariant(text, base) {
   return variants;
 }
 
-/** Parses a media playlist into {targetDuration, mediaSequence, canBlockReload, endList, segments: [{msn, uri, duration, map, discontinuity}]}. */
+/**
+ * Parses a media playlist into {targetDuration, mediaSequence, canBlockReload, endList, playlistType,
+ * duration, dateRanges: [{ID, CLASS, START-DATE, …}], segments: [{msn, uri, duration, start, pdt, map, discontinuity}]}.
+ * `start` is the segment's position in the playlist (sum of the EXTINF before it); `pdt` its
+ * EXT-X-PROGRAM-DATE-TIME in ms (or null).
+ */
 export function parseMediaPlaylist(text, base) {
-  const playlist = { targetDuration: 2, mediaSequence: 0, canBlockReload: false, endList: false, segments: [], partTarget: 0 };
+  const playlist = { targetDuration: 2, mediaSequence: 0, canBlockReload: false, endList: false, segments: [], partTarget: 0, playlistType: '', duration: 0, dateRanges: [] };
+  let start = 0;
+  let pdt = null;
   let msn = 0;
   let map = null;
   let discontinuity = false;
@@ -49,13 +61,20 @@ export function parseMediaPlaylist(text, base) {
     else if (line === '#EXT-X-DISCONTINUITY') discontinuity = true;
     else if (line.startsWith('#EXTINF:')) duration = parseFloat(line.slice(8)) || 0;
     else if (line === '#EXT-X-ENDLIST') playlist.endList = true;
+    else if (line.startsWith('#EXT-X-PLAYLIST-TYPE:')) playlist.playlistType = line.slice(21).trim();
+    else if (line.startsWith('#EXT-X-PROGRAM-DATE-TIME:')) { const ms = Date.parse(line.slice(25)); pdt = Number.isFinite(ms) ? ms : null; }
+    else if (line.startsWith('#EXT-X-DATERANGE:')) playlist.dateRanges.push(parseAttributes(line.slice(17)));
     else if (!line.startsWith('#')) {
-      playlist.segments.push({ msn, uri: new URL(line, base).href, duration, map, discontinuity });
+      if (!Number.isFinite(duration) || duration < 0) duration = 0;
+      playlist.segments.push({ msn, uri: new URL(line, base).href, duration, start, pdt, map, discontinuity });
+      start += duration;
       msn += 1;
       discontinuity = false;
       duration = 0;
+      pdt = null;
     }
   }
+  playlist.duration = start;
   return playlist;
 }
 
@@ -122,16 +141,42 @@ export function segmentStartTime(buffer, scales) {
   return earliest;
 }
 
+/**
+ * The RFC 6381 codecs of an init section ("avc1.64001f,mp4a.40.2"), read from its avcC and mp4a
+ * sample entries; null when it has no avcC (a media playlist carries no CODECS attribute).
+ */
+export function codecsFromInit(buffer) {
+  const bytes = new Uint8Array(buffer);
+  const find = (tag) => {
+    outer: for (let i = 4; i + 4 <= bytes.length; i++) {
+      for (let k = 0; k < 4; k++) if (bytes[i + k] !== tag.charCodeAt(k)) continue outer;
+      return i;
+    }
+    return -1;
+  };
+  const avcC = find('avcC');
+  if (avcC < 0 || avcC + 8 > bytes.length) return null;
+  const hex = (b) => b.toString(16).padStart(2, '0');
+  const codecs = [`avc1.${hex(bytes[avcC + 5])}${hex(bytes[avcC + 6])}${hex(bytes[avcC + 7])}`];
+  if (find('mp4a') >= 0) codecs.push('mp4a.40.2');
+  return codecs.join(',');
+}
+
 // --- the player -------------------------------------------------------------------------------
 
 export class MsePlayer {
   /** @param {HTMLVideoElement} video  @param {string} url index.m3u8 (multivariant) or a media playlist */
-  constructor(video, url, { onState } = {}) {
+  /** startAt (VOD/EVENT only): seconds into the playlist; negative = that far before its end. */
+  constructor(video, url, { onState, startAt = 0, aheadSeconds = 30 } = {}) {
     this.video = video;
     this.url = new URL(url, location.href).href;
     this.onState = onState || (() => {});
     this.running = false;
     this.kind = 'mse';
+    this.startAt = Number(startAt) || 0;
+    this.aheadSeconds = aheadSeconds;
+    this.seekable = false;
+    this.pendingSeek = null;
   }
 
   static supported() {
@@ -159,7 +204,9 @@ export class MsePlayer {
     this.running = false;
     this.generation = (this.generation || 0) + 1;
     clearInterval(this.watchdog);
+    if (this.onSeeking) { this.video.removeEventListener('seeking', this.onSeeking); this.onSeeking = null; }
     if (this.abort) this.abort.abort();
+    if (this.segmentAbort) this.segmentAbort.abort();
     if (this.mediaSource && this.mediaSource.readyState === 'open') {
       try { this.mediaSource.endOfStream(); } catch { /* closed */ }
     }
@@ -208,6 +255,9 @@ export class MsePlayer {
 
     let playlist = parseMediaPlaylist(await this.get(mediaURL, 'text', generation), mediaURL);
     this.targetDuration = playlist.targetDuration;
+    if (playlist.playlistType === 'VOD' || playlist.playlistType === 'EVENT') {
+      return this.runSeekable(playlist, mediaURL, first.includes('#EXT-X-STREAM-INF') ? codecs : null, generation);
+    }
 
     const mediaSource = new MediaSource();
     this.mediaSource = mediaSource;
@@ -285,6 +335,178 @@ export class MsePlayer {
     this.onState('ended');
   }
 
+  // --- VOD / EVENT: seekable playback ---------------------------------------------------------
+
+  /** Seeks a VOD/EVENT playlist to `t` seconds (clamped to the playlist). */
+  seek(t) {
+    const end = this.playlist ? this.playlist.duration : Infinity;
+    this.video.currentTime = Math.max(0, Math.min(Number(t) || 0, Math.max(0, end - 0.05)));
+  }
+
+  /** True when `t` is inside a buffered range. */
+  isBuffered(t) {
+    const buffered = this.sourceBuffer ? this.sourceBuffer.buffered : this.video.buffered;
+    for (let i = 0; i < buffered.length; i++) if (t >= buffered.start(i) && t < buffered.end(i) - 0.1) return true;
+    return false;
+  }
+
+  /** Seconds buffered ahead of `t` in the range that holds it. */
+  bufferedAhead(t) {
+    const buffered = this.sourceBuffer.buffered;
+    for (let i = 0; i < buffered.length; i++) if (t >= buffered.start(i) - 0.1 && t <= buffered.end(i)) return buffered.end(i) - t;
+    return 0;
+  }
+
+  segmentIndexAt(t) {
+    const segments = this.playlist.segments;
+    for (let i = segments.length - 1; i >= 0; i--) if (segments[i].start <= t + 0.001) return i;
+    return 0;
+  }
+
+  async runSeekable(firstPlaylist, mediaURL, codecs, generation) {
+    let playlist = firstPlaylist;
+    this.playlist = playlist;
+    this.seekable = true;
+    if (!playlist.segments.length) throw new Error('the playlist has no segment yet');
+    const firstInit = playlist.segments[0].map ? await this.get(playlist.segments[0].map, 'bytes', generation) : null;
+    this.mime = `video/mp4; codecs="${codecs || (firstInit && codecsFromInit(firstInit)) || 'avc1.42E01E,mp4a.40.2'}"`;
+    if (!MediaSource.isTypeSupported(this.mime)) throw new Error(`this browser cannot play ${this.mime}`);
+
+    const mediaSource = new MediaSource();
+    this.mediaSource = mediaSource;
+    this.objectURL = URL.createObjectURL(mediaSource);
+    this.video.src = this.objectURL;
+    await new Promise((resolve) => mediaSource.addEventListener('sourceopen', resolve, { once: true }));
+    this.alive(generation);
+    const sourceBuffer = mediaSource.addSourceBuffer(this.mime);
+    this.sourceBuffer = sourceBuffer;
+    sourceBuffer.mode = 'sequence'; // every append lands at timestampOffset = the segment's playlist start
+    if (playlist.duration > 0) mediaSource.duration = playlist.duration;
+
+    const start = this.startAt < 0 ? Math.max(0, playlist.duration + this.startAt) : Math.min(this.startAt, playlist.duration);
+    let index = this.segmentIndexAt(start);
+    let currentMap = null;
+    let ended = false;
+    let started = false;
+    this.pendingSeek = null;
+    this.onSeeking = () => {
+      const t = this.video.currentTime;
+      if (!this.isBuffered(t)) {
+        this.pendingSeek = t;
+        if (this.segmentAbort) this.segmentAbort.abort(); // the segment being fetched is not needed now
+      }
+    };
+    this.video.addEventListener('seeking', this.onSeeking);
+    this.startSeekableWatchdog();
+    let lastReload = performance.now();
+
+    for (;;) {
+      this.alive(generation);
+      if (this.pendingSeek !== null) {
+        const t = this.pendingSeek;
+        this.pendingSeek = null;
+        if (!this.isBuffered(t)) {
+          await this.whenIdle();
+          if (mediaSource.readyState === 'open') sourceBuffer.abort();
+          const buffered = sourceBuffer.buffered;
+          if (buffered.length) {
+            sourceBuffer.remove(0, Math.max(buffered.end(buffered.length - 1), playlist.duration) + 1);
+            await this.whenIdle();
+          }
+          index = this.segmentIndexAt(t);
+          currentMap = null; // the parser restarts: init section first
+          ended = false;
+        }
+        continue;
+      }
+      if (index >= playlist.segments.length) {
+        if (playlist.endList) {
+          if (!ended && mediaSource.readyState === 'open') {
+            await this.whenIdle();
+            try { mediaSource.endOfStream(); } catch { /* closed */ }
+            ended = true;
+            this.onState('complete');
+          }
+          await sleep(200);
+          continue;
+        }
+        // EVENT playlist still growing: reload it about once per target duration.
+        const wait = playlist.targetDuration * 1000 - (performance.now() - lastReload);
+        if (wait > 0) { await sleep(Math.min(wait, 250)); continue; }
+        lastReload = performance.now();
+        const fresh = parseMediaPlaylist(await this.get(mediaURL, 'text', generation), mediaURL);
+        if (fresh.segments.length >= playlist.segments.length) {
+          playlist = fresh;
+          this.playlist = playlist;
+          await this.whenIdle();
+          if (mediaSource.readyState === 'open' && playlist.duration > mediaSource.duration) mediaSource.duration = playlist.duration;
+        }
+        continue;
+      }
+      // Bounded buffer: nothing more than `aheadSeconds` ahead of the playhead.
+      if (started && this.bufferedAhead(this.video.currentTime) > this.aheadSeconds) { await sleep(250); continue; }
+
+      const segment = playlist.segments[index];
+      let data;
+      try {
+        if (segment.map && (segment.map !== currentMap || segment.discontinuity)) {
+          const init = segment.map === playlist.segments[0].map && firstInit ? firstInit : await this.getSegment(segment.map, generation);
+          if (this.pendingSeek !== null) continue;
+          await this.append(init, generation);
+          currentMap = segment.map;
+        }
+        data = await this.getSegment(segment.uri, generation);
+      } catch (error) {
+        if (error.message === 'seek') continue;
+        throw error;
+      }
+      if (this.pendingSeek !== null) continue;
+      await this.whenIdle();
+      sourceBuffer.timestampOffset = segment.start;
+      await this.append(data, generation);
+      index += 1;
+      if (!started && sourceBuffer.buffered.length) {
+        started = true;
+        if (!this.isBuffered(this.video.currentTime)) this.video.currentTime = Math.max(start, sourceBuffer.buffered.start(0));
+        this.onState('playing');
+        this.video.play().catch(() => this.onState('blocked'));
+      }
+    }
+  }
+
+  /** A segment (or init section), aborted by a seek that leaves the buffer ('seek' error). */
+  async getSegment(url, generation) {
+    for (let attempt = 0; ; attempt++) {
+      this.alive(generation);
+      const controller = new AbortController();
+      this.segmentAbort = controller;
+      try {
+        const response = await fetch(url, { signal: controller.signal });
+        if (response.ok) return await response.arrayBuffer();
+        if (response.status === 404 && attempt > 5) throw new Error(`${url} not found`);
+      } catch (error) {
+        if (error.name === 'AbortError') { this.alive(generation); throw new Error('seek'); }
+        if (String(error.message).includes('not found')) throw error;
+      }
+      await sleep(Math.min(2000, 250 * (attempt + 1)));
+    }
+  }
+
+  /** Jumps small holes between segments (a segment shorter than its EXTINF); no live-edge catch-up. */
+  startSeekableWatchdog() {
+    clearInterval(this.watchdog);
+    this.watchdog = setInterval(() => {
+      const video = this.video;
+      const buffered = video.buffered;
+      if (!buffered.length || video.seeking || video.paused) return;
+      const t = video.currentTime;
+      if (this.isBuffered(t)) return;
+      for (let i = 0; i < buffered.length; i++) {
+        if (buffered.start(i) > t && buffered.start(i) - t < 1) { video.currentTime = buffered.start(i) + 0.01; return; }
+      }
+    }, 500);
+  }
+
   whenIdle() {
     const sb = this.sourceBuffer;
     if (!sb.updating) return Promise.resolve();
@@ -350,9 +572,10 @@ export class MsePlayer {
 
 /** Native HLS (`<video src=index.m3u8>`), retried until the playlist exists. */
 export class NativeHlsPlayer {
-  constructor(video, url, { onState } = {}) {
+  constructor(video, url, { onState, startAt = 0 } = {}) {
     this.video = video;
     this.url = url;
+    this.startAt = Number(startAt) || 0;
     this.onState = onState || (() => {});
     this.kind = 'native';
     this.running = false;
@@ -381,8 +604,18 @@ export class NativeHlsPlayer {
     }
     if (!this.running) return;
     this.video.src = this.url;
+    if (this.startAt) {
+      this.video.addEventListener('loadedmetadata', () => {
+        const end = Number.isFinite(this.video.duration) ? this.video.duration : (this.video.seekable.length ? this.video.seekable.end(0) : 0);
+        this.seek(this.startAt < 0 ? end + this.startAt : this.startAt);
+      }, { once: true });
+    }
     this.video.addEventListener('playing', () => this.onState('playing'), { once: true });
     this.video.play().catch(() => this.onState('blocked'));
+  }
+
+  seek(t) {
+    this.video.currentTime = Math.max(0, Number(t) || 0);
   }
 
   stop() {
@@ -399,9 +632,9 @@ export function nativeHlsAvailable() {
 
 /**
  * A player for `url` on `video`. mode: 'auto' (native HLS when the browser has it, else MSE),
- * 'native' or 'mse'.
+ * 'native' or 'mse'. startAt: where a VOD/EVENT playlist starts (negative: before its end).
  */
-export function createLivePlayer(video, url, { mode = 'auto', onState } = {}) {
+export function createLivePlayer(video, url, { mode = 'auto', onState, startAt = 0 } = {}) {
   const useNative = mode === 'native' || (mode === 'auto' && (nativeHlsAvailable() || !MsePlayer.supported()));
-  return useNative ? new NativeHlsPlayer(video, url, { onState }) : new MsePlayer(video, url, { onState });
+  return useNative ? new NativeHlsPlayer(video, url, { onState, startAt }) : new MsePlayer(video, url, { onState, startAt });
 }

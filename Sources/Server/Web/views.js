@@ -1,5 +1,5 @@
 // Small view builders shared by the studio and the viewer page (text only — no innerHTML).
-import { el, formatTime } from './common.js';
+import { el, show, formatTime, formatMoney } from './common.js';
 
 const AVATAR_COLORS = ['#ff3d71', '#ff8a3d', '#ffc94d', '#3ddc97', '#3dc4ff', '#8a7dff', '#ff7dd8'];
 
@@ -43,4 +43,39 @@ export function productThumb(p, name) {
     box.append(img);
   }
   return box;
+}
+
+/** The featured product over the video (watch page "Now showing", replay page card); hidden when `p` is null. */
+export function renderFeaturedCard(spot, p, { label = 'Now showing' } = {}) {
+  if (!p) {
+    spot.replaceChildren();
+    delete spot.dataset.productId;
+    delete spot.dataset.liveProductId;
+    show(spot, false);
+    return;
+  }
+  const name = p.productName || `Product ${p.productId}`;
+  spot.dataset.productId = p.productId;
+  if (p.id) spot.dataset.liveProductId = p.id;
+  spot.replaceChildren(
+    productThumb(p, name),
+    el('div', { class: 'spot-body' },
+      el('span', { class: 'spot-label', text: label }),
+      el('span', { class: 'spot-name', text: name }),
+      el('span', { class: 'product-price' },
+        el('b', { class: 'live-price', text: formatMoney(p.livePrice) }),
+        p.discountPercent >= 0.5 ? el('span', { class: 'discount', text: `-${Math.round(p.discountPercent)}%` }) : null)));
+  show(spot, true);
+}
+
+/** An order toast ("carol just bought Cashmere Scarf!") in `box`, three at most, gone after 6 s. */
+export function showOrderToast(box, text) {
+  const node = el('div', { class: 'order-toast', role: 'status' },
+    el('span', { class: 'icon-bag', 'aria-hidden': 'true' }),
+    el('span', { class: 'order-text', text }));
+  box.append(node);
+  while (box.children.length > 3) box.firstElementChild.remove();
+  setTimeout(() => node.classList.add('leaving'), 6000);
+  setTimeout(() => node.remove(), 6500);
+  return node;
 }

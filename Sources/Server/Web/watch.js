@@ -1,10 +1,12 @@
 // The viewer page (`/watch/{roomId}`): video (native HLS or our MSE player), status, viewers,
 // chat over STOMP, products with the featured one highlighted, order toasts, and the bell.
+// While live, "Rewind" switches the player to the DVR playlist (dvr.m3u8, seekable) and "Back to
+// live" returns; an ended room with a recording links to its replay page (`/replay/{roomId}`).
 import { API, $, el, show, api, identity, tokens, devToken, toast, wsURL, formatMoney, formatCount, formatDuration, statusLabel, statusClass } from './common.js';
 import { StompClient } from './stomp.js';
 import { SocketIOClient } from './socketio.js';
 import { createLivePlayer } from './mse-player.js';
-import { renderChatLine, productThumb } from './views.js';
+import { renderChatLine, productThumb, renderFeaturedCard, showOrderToast } from './views.js';
 
 const roomId = decodeURIComponent(location.pathname.split('/').filter(Boolean)[1] || '');
 const params = new URLSearchParams(location.search);
@@ -20,6 +22,7 @@ const state = {
   bell: null,
   stomp: null,
   notifications: [],
+  dvr: false, // the player shows dvr.m3u8 (rewound) instead of the live playlist
 };
 
 // --- identity -------------------------------------------------------------------------------
@@ -162,6 +165,7 @@ function renderStatus(message) {
         if (playing) show($('#overlay'), false); else setOverlay('●', 'Loading the live stream…');
       }
       if (!state.player) startPlayer();
+      probeDvr();
       break;
     case 'ENDED': {
       const stats = room.stats || {};
@@ -172,8 +176,11 @@ function renderStatus(message) {
       setBanner('ended', `This show has ended · ${parts.join(' · ')}`);
       setOverlay('■', 'This show has ended', `Thanks for watching · ${parts.join(' · ')}`);
       if (state.player) { state.player.stop(); state.player = null; }
+      leaveDvr();
+      show($('#dvr-bar'), false);
       show($('#unmute'), false);
       show($('#featured-spot'), false);
+      offerReplay();
       break;
     }
     default:
@@ -187,8 +194,10 @@ function plural(count, word) {
 
 function startPlayer() {
   const video = $('#video');
-  const player = createLivePlayer(video, `/hls/${encodeURIComponent(roomId)}/index.m3u8`, {
+  const hls = `/hls/${encodeURIComponent(roomId)}`;
+  const player = createLivePlayer(video, state.dvr ? `${hls}/dvr.m3u8` : `${hls}/index.m3u8`, {
     mode: playerMode,
+    startAt: state.dvr ? -30 : 0,
     onState: (s) => {
       player.state = s;
       if (s === 'error' && state.player === player) {
@@ -203,7 +212,70 @@ function startPlayer() {
   });
   state.player = player;
   video.dataset.player = player.kind;
+  video.dataset.mode = state.dvr ? 'dvr' : 'live';
   player.start();
+}
+
+// --- DVR (rewind during the live) and the replay link after it -------------------------------
+
+/** Shows the Rewind bar once the room's DVR playlist exists (recording on); retried while live. */
+async function probeDvr() {
+  if (state.dvrProbing || !$('#dvr-bar').classList.contains('hidden')) return;
+  state.dvrProbing = true;
+  try {
+    for (let attempt = 0; attempt < 60 && state.room && state.room.status === 'LIVE'; attempt++) {
+      try {
+        const response = await fetch(`/hls/${encodeURIComponent(roomId)}/dvr.m3u8`, { cache: 'no-store' });
+        if (response.ok) { show($('#dvr-bar'), state.room.status === 'LIVE'); return; }
+        if (response.status === 404 && attempt >= 10) return; // no recording for this live
+      } catch { /* retry */ }
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
+  } finally {
+    state.dvrProbing = false;
+  }
+}
+
+function switchPlayer(dvr) {
+  state.dvr = dvr;
+  if (state.player) { state.player.stop(); state.player = null; }
+  const video = $('#video');
+  video.controls = dvr; // the seek bar, to move through the show
+  show($('#dvr-rewind'), !dvr);
+  show($('#dvr-live'), dvr);
+  show($('#dvr-note'), dvr);
+  if (state.room && state.room.status === 'LIVE') startPlayer();
+}
+
+function leaveDvr() {
+  if (!state.dvr) return;
+  state.dvr = false;
+  $('#video').controls = false;
+  show($('#dvr-rewind'), true);
+  show($('#dvr-live'), false);
+  show($('#dvr-note'), false);
+}
+
+$('#dvr-rewind').addEventListener('click', () => switchPlayer(true));
+$('#dvr-live').addEventListener('click', () => switchPlayer(false));
+
+/** An ended room: link to the replay once the room reports a `replayUrl` (the recording is sealed a moment after the end). */
+async function offerReplay() {
+  if (state.replayOffered) return;
+  state.replayOffered = true;
+  for (let attempt = 0; attempt < 8; attempt++) {
+    if (state.room && state.room.replayUrl) {
+      const link = $('#replay-link');
+      link.href = `/replay/${encodeURIComponent(roomId)}`;
+      show(link, true);
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, attempt === 0 ? 300 : 1500));
+    try {
+      const room = await api(`${API}/rooms/${encodeURIComponent(roomId)}`);
+      if (state.room && room) state.room.replayUrl = room.replayUrl;
+    } catch { /* try again */ }
+  }
 }
 
 const video = $('#video');
@@ -255,19 +327,7 @@ function renderProducts() {
 
 /** The featured product, pinned over the video. */
 function renderFeaturedSpot(p) {
-  const spot = $('#featured-spot');
-  if (!p) { spot.replaceChildren(); show(spot, false); return; }
-  const name = p.productName || `Product ${p.productId}`;
-  spot.dataset.productId = p.productId;
-  spot.replaceChildren(
-    productThumb(p, name),
-    el('div', { class: 'spot-body' },
-      el('span', { class: 'spot-label', text: 'Now showing' }),
-      el('span', { class: 'spot-name', text: name }),
-      el('span', { class: 'product-price' },
-        el('b', { class: 'live-price', text: formatMoney(p.livePrice) }),
-        p.discountPercent >= 0.5 ? el('span', { class: 'discount', text: `-${Math.round(p.discountPercent)}%` }) : null)));
-  show(spot, true);
+  renderFeaturedCard($('#featured-spot'), p);
 }
 
 // --- chat -----------------------------------------------------------------------------------
@@ -284,14 +344,7 @@ function addChat(chat, { live = false } = {}) {
 }
 
 function orderToast(chat) {
-  const box = $('#order-toasts');
-  const node = el('div', { class: 'order-toast', role: 'status' },
-    el('span', { class: 'icon-bag', 'aria-hidden': 'true' }),
-    el('span', { class: 'order-text', text: chat.message }));
-  box.append(node);
-  while (box.children.length > 3) box.firstElementChild.remove();
-  setTimeout(() => node.classList.add('leaving'), 6000);
-  setTimeout(() => node.remove(), 6500);
+  showOrderToast($('#order-toasts'), chat.message);
 }
 
 function systemLine(text) {

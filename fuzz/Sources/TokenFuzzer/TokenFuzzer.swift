@@ -16,6 +16,10 @@ import Synchronization
 /// | 1 | a token correctly signed with the server's secret whose header and claims are fuzzed JSON — what a compromised or buggy auth service could send — so the claim mapping (`exp`, `nbf`, `userId`/`sub`, `roles`) sees arbitrary values |
 ///
 /// Invariant: a token is either refused with a reason or yields a user with a non-empty id.
+///
+/// Mode 0's text is also read as the replay timeline's query values (issue 21): its opaque
+/// `cursor` (`TimelineCursor`) and its `from`/`to` seconds. Invariants: a cursor that parses is
+/// in range and writes back to text that parses to itself; accepted seconds are finite, in 0…10^7.
 @_cdecl("TokenFuzzer_main")
 public func tokenFuzzerMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
     _ = verifier
@@ -58,6 +62,7 @@ func fuzzOne(_ bytes: [UInt8]) {
     if let user = try? verifier.verify(token) {
         fuzzCheck(!user.userId.isEmpty, "a verified token with an empty user id")
     }
+    if mode % 2 == 0 { fuzzTimelineQuery(token) }
 }
 
 /// `header.claims.signature` with an HS256 signature over exactly these bytes.
@@ -69,4 +74,14 @@ func signed(header: [UInt8], claims: [UInt8]) -> String {
     let input = base64URL(header) + "." + base64URL(claims)
     let signature = HMAC<SHA256>.authenticationCode(for: Array(input.utf8), using: SymmetricKey(data: Array(secret.utf8)))
     return input + "." + base64URL(Array(signature))
+}
+
+func fuzzTimelineQuery(_ text: String) {
+    if let cursor = try? TimelineCursor(parsing: text) {
+        fuzzCheck((0...WallClock.maxMs).contains(cursor.atMs) && cursor.seq >= 0, "a timeline cursor out of range: \(cursor)")
+        fuzzCheck((try? TimelineCursor(parsing: cursor.text)) == cursor, "a timeline cursor does not parse back to itself: \(text)")
+    }
+    if let seconds = try? TimelineController.seconds(text, name: "from"), let seconds {
+        fuzzCheck(seconds.isFinite && seconds >= 0 && seconds <= TimelineReader.maxSeconds, "timeline seconds accepted: \(text)")
+    }
 }

@@ -87,5 +87,19 @@ enum PostgresStoreSchema {
             )
             """,
         ]),
+        // Issue 21: mirrors SQLite's v3 (the replay timeline's events; chat read by time).
+        PostgresMigration("store-v3-live-timeline-event", [
+            """
+            CREATE TABLE live_timeline_event (
+                seq BIGSERIAL PRIMARY KEY,
+                live_room_id TEXT NOT NULL REFERENCES room (id) ON DELETE CASCADE,
+                at_ms BIGINT NOT NULL,
+                kind TEXT NOT NULL,
+                payload TEXT NOT NULL
+            )
+            """,
+            "CREATE INDEX live_timeline_event_on_room_at ON live_timeline_event (live_room_id, at_ms, seq)",
+            "CREATE INDEX live_chat_on_room_created ON live_chat (live_room_id, (created_at COLLATE \"C\"), seq)",
+        ]),
     ]
 }
