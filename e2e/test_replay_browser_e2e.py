@@ -193,6 +193,9 @@ class Show:
         self.chat = None
 
 
+SHOP_PRODUCT_URL = "https://shop.example/products/{productId}?live={roomId}"
+
+
 @pytest.fixture(scope="module")
 def show(browser):
     with tempfile.TemporaryDirectory(prefix="livehub-replay-") as directory:
@@ -200,6 +203,8 @@ def show(browser):
             "LIVEHUB_RECORDING": "on",
             "LIVEHUB_RECORDINGS_DIR": str(Path(directory) / "recordings"),
             "LIVEHUB_RECORDINGS_MIN_FREE_BYTES": str(1 << 20),
+            # The Buy button on the featured product links to the shop's page for it.
+            "LIVEHUB_SHOP_PRODUCT_URL": SHOP_PRODUCT_URL,
         }).start()
         state = Show(hub)
         try:
@@ -257,7 +262,11 @@ def test_a_live_with_chat_and_products_can_be_rewound_and_returned_to_live(show,
     say(show, "first! hello everyone")
     time.sleep(2.5)
     feature(show, show.products["a"])
-    time.sleep(2.5)
+    # The watch page's featured card has a Buy button to the shop's page of that product.
+    buy = wait_until(lambda: js(driver, "const a = document.querySelector('#featured-spot a.buy-button'); return a && a.href"),
+                     timeout=10, what="the Buy button on the featured product", driver=driver)
+    assert buy == f"https://shop.example/products/sku-a?live={room_id}"
+    time.sleep(2.0)
     say(show, "is the scarf soft?")
     time.sleep(2.5)
     post_order(show, show.products["a"])
@@ -409,6 +418,9 @@ def test_the_replay_page_shows_the_chat_and_product_of_the_moment_it_is_seeked_t
     wait_until(lambda: js(driver, "return document.querySelector('#replay-product').dataset.liveProductId") == show.products["b"]["id"], what="chapter B's product", driver=driver)
     assert video_time(driver) == pytest.approx(chapters[1]["t"], abs=1.5)
     assert "Linen Shirt" in driver.find_element("css selector", "#replay-product").text
+    buy = driver.find_element("css selector", "#replay-product a.buy-button")
+    assert buy.get_attribute("href") == f"https://shop.example/products/sku-b?live={room_id}", "Buy opens the shop's page of the product shown"
+    assert buy.get_attribute("target") == "_blank" and buy.is_displayed()
     # Playing across the order pops its toast.
     order = next(e for e in events if e["type"] == "order")
     js(driver, "window.livehubReplay.seek(arguments[0]); document.querySelector('#video').play()", max(0, order["t"] - 1.2))

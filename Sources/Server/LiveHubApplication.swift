@@ -194,7 +194,9 @@ public struct LiveHub: Sendable {
                 try await devTokenIssuer.sign(AuthUser(userId: userId, username: username, roles: roles), lifetime: 7 * 24 * 3600)
             }
         }
-        WebController(assets: WebController.loadAssets(logger: logger), devTokens: devTokens).addRoutes(to: router)
+        WebController(
+            assets: WebController.configure(WebController.loadAssets(logger: logger), shopProductURL: configuration.shopProductURLTemplate),
+            devTokens: devTokens).addRoutes(to: router)
         let packaging = PackagingService(streams: streams, hls: hls, logger: logger)
 
         let connectionLimits = HTTPConnectionLimits(

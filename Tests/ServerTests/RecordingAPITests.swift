@@ -3,6 +3,7 @@ import HLS
 import Hummingbird
 import HummingbirdTesting
 import MediaCore
+import NIOCore
 import Testing
 
 @testable import Server
@@ -60,6 +61,23 @@ private let base = "/v1/notifications/live"
         ] {
             #expect(throws: ConfigurationError.self, "\(name)=\(value)") { try LiveHubConfiguration.fromEnvironment([name: value]) }
         }
+    }
+
+    /// The Buy button's target (`LIVEHUB_SHOP_PRODUCT_URL`): validated at start, and written into
+    /// the pages' `<meta name="livehub-shop-product-url">`, escaped.
+    @Test func theShopProductURLIsValidatedAndFilledIntoThePages() throws {
+        #expect(try LiveHubConfiguration.fromEnvironment([:]).shopProductURLTemplate == nil)
+        let template = "https://shop.example/p/{productId}?live={roomId}&a=\"b\""
+        #expect(try LiveHubConfiguration.fromEnvironment(["LIVEHUB_SHOP_PRODUCT_URL": template]).shopProductURLTemplate == template)
+        for bad in ["https://shop.example/p/1", "/products/{productId}", "javascript:alert({productId})", "ftp://x/{productId}",
+                    "https://shop.example/" + String(repeating: "a", count: 3000) + "{productId}"] {
+            #expect(throws: ConfigurationError.self, "\(bad)") { try LiveHubConfiguration.fromEnvironment(["LIVEHUB_SHOP_PRODUCT_URL": bad]) }
+        }
+        let page = #"<head><meta name="livehub-shop-product-url" content=""></head>"#
+        let assets = ["watch.html": WebController.Asset(bytes: ByteBuffer(string: page), contentType: "text/html")]
+        #expect(String(buffer: WebController.configure(assets, shopProductURL: nil)["watch.html"]!.bytes) == page)
+        let filled = String(buffer: WebController.configure(assets, shopProductURL: template)["watch.html"]!.bytes)
+        #expect(filled == #"<head><meta name="livehub-shop-product-url" content="https://shop.example/p/{productId}?live={roomId}&amp;a=&quot;b&quot;"></head>"#)
     }
 
     @Test func anEndedRoomWithARecordingHasAReplayURLAndTheOwnerDeletesIt() async throws {

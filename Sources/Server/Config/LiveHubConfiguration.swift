@@ -126,6 +126,10 @@ public struct LiveHubConfiguration: Sendable {
     /// `LIVEHUB_HLS_PROXY_TIMEOUT` seconds (5): an HLS request to another node, connect included; a
     /// request the origin may hold (blocking reload, hinted part) gets the origin's hold time on top.
     public var hlsProxyTimeout: Duration = .seconds(5)
+    /// `LIVEHUB_SHOP_PRODUCT_URL` (unset): the shop's product page, an absolute http(s) URL with
+    /// `{productId}` (and optionally `{roomId}`) in it; the watch and replay pages' Buy button on
+    /// the featured product links there. Unset: no Buy button.
+    public var shopProductURLTemplate: String?
     /// `LIVEHUB_RECORDING` (`on`): record every live (issue 21); `off` records nothing.
     public var recordingEnabled = true
     /// `LIVEHUB_RECORDINGS_DIR` (`./data/recordings`, i.e. `recordings` under `LIVEHUB_DATA_DIR`).
@@ -422,6 +426,16 @@ public struct LiveHubConfiguration: Sendable {
         if let bytes = try integer("LIVEHUB_HLS_PROXY_CACHE_BYTES", 0...(1 << 40)) { hlsProxyCacheBytes = bytes }
         if let timeout = try duration("LIVEHUB_HLS_PROXY_TIMEOUT", 0.1...120) { hlsProxyTimeout = timeout }
         if let bytes = try integer("LIVEHUB_HLS_DISCOVERY_BUFFER_BYTES", 65_536...(1 << 32)) { hlsDiscoveryBufferBytes = bytes }
+        if let template = value("LIVEHUB_SHOP_PRODUCT_URL"), !template.isEmpty {
+            let sample = template.replacingOccurrences(of: "{productId}", with: "p1").replacingOccurrences(of: "{roomId}", with: "r1")
+            guard template.contains("{productId}"), template.utf8.count <= 2048,
+                let url = URL(string: sample), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), url.host != nil
+            else {
+                throw ConfigurationError(
+                    variable: "LIVEHUB_SHOP_PRODUCT_URL", value: template, expected: "an absolute http(s) URL containing {productId}")
+            }
+            shopProductURLTemplate = template
+        }
         if let on = try flag("LIVEHUB_RECORDING") { recordingEnabled = on }
         if let dir = value("LIVEHUB_RECORDINGS_DIR") { recordingsDirectoryOverride = dir }
         if let days = try integer("LIVEHUB_RECORDING_RETENTION_DAYS", 0...100_000) { recordingRetentionDays = days }

@@ -31,6 +31,28 @@ struct WebController {
         return assets
     }
 
+    /// The pages' settings from the configuration: `<meta name="livehub-shop-product-url">` (issue 21:
+    /// the Buy button on the featured product, `LIVEHUB_SHOP_PRODUCT_URL`) filled in every page
+    /// that has the empty tag; without a template the tag stays empty and the pages show no button.
+    static func configure(_ assets: [String: Asset], shopProductURL: String?) -> [String: Asset] {
+        guard let shopProductURL else { return assets }
+        let placeholder = #"<meta name="livehub-shop-product-url" content="">"#
+        let filled = #"<meta name="livehub-shop-product-url" content="\#(htmlAttribute(shopProductURL))">"#
+        var configured = assets
+        for (name, asset) in assets where name.hasSuffix(".html") {
+            let text = String(buffer: asset.bytes)
+            guard text.contains(placeholder) else { continue }
+            configured[name] = Asset(bytes: ByteBuffer(string: text.replacingOccurrences(of: placeholder, with: filled)), contentType: asset.contentType)
+        }
+        return configured
+    }
+
+    /// `value` escaped for a double-quoted HTML attribute.
+    static func htmlAttribute(_ value: String) -> String {
+        value.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "\"", with: "&quot;")
+            .replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+    }
+
     static func contentType(for name: String) -> String {
         switch (name as NSString).pathExtension.lowercased() {
         case "html": return "text/html; charset=utf-8"

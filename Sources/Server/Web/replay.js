@@ -153,7 +153,7 @@ function renderAt(time, { playing = false } = {}) {
   const featuredKey = featured ? `${featured.id}|${featured.productId}` : null;
   if (featuredKey !== state.featuredId) {
     state.featuredId = featuredKey;
-    renderFeaturedCard($('#replay-product'), featured, { label: 'Shown now' });
+    renderFeaturedCard($('#replay-product'), featured, { label: 'Shown now', roomId });
   }
   const pinnedSeq = pinned ? pinned.seq : null;
   if (pinnedSeq !== state.pinnedSeq) {

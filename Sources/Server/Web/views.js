@@ -45,8 +45,27 @@ export function productThumb(p, name) {
   return box;
 }
 
-/** The featured product over the video (watch page "Now showing", replay page card); hidden when `p` is null. */
-export function renderFeaturedCard(spot, p, { label = 'Now showing' } = {}) {
+/**
+ * The shop's page for product `p` of room `roomId`: the server fills `<meta name="livehub-shop-product-url">`
+ * from LIVEHUB_SHOP_PRODUCT_URL (`{productId}`, `{roomId}` placeholders); null when it is not set.
+ */
+export function shopProductUrl(p, roomId) {
+  const meta = document.querySelector('meta[name="livehub-shop-product-url"]');
+  const template = meta && meta.content;
+  if (!template || !p || p.productId == null) return null;
+  const url = template.replaceAll('{productId}', encodeURIComponent(String(p.productId))).replaceAll('{roomId}', encodeURIComponent(roomId || ''));
+  return /^https?:\/\//i.test(url) ? url : null;
+}
+
+/** A "Buy" link to the shop's product page (a new tab), or null without LIVEHUB_SHOP_PRODUCT_URL. */
+export function buyButton(p, roomId) {
+  const href = shopProductUrl(p, roomId);
+  if (!href) return null;
+  return el('a', { class: 'buy-button', href, target: '_blank', rel: 'noopener', text: 'Buy' });
+}
+
+/** The featured product over the video (watch page "Now showing", replay page card), with its Buy button; hidden when `p` is null. */
+export function renderFeaturedCard(spot, p, { label = 'Now showing', roomId = null } = {}) {
   if (!p) {
     spot.replaceChildren();
     delete spot.dataset.productId;
@@ -64,7 +83,8 @@ export function renderFeaturedCard(spot, p, { label = 'Now showing' } = {}) {
       el('span', { class: 'spot-name', text: name }),
       el('span', { class: 'product-price' },
         el('b', { class: 'live-price', text: formatMoney(p.livePrice) }),
-        p.discountPercent >= 0.5 ? el('span', { class: 'discount', text: `-${Math.round(p.discountPercent)}%` }) : null)));
+        p.discountPercent >= 0.5 ? el('span', { class: 'discount', text: `-${Math.round(p.discountPercent)}%` }) : null)),
+    buyButton(p, roomId));
   show(spot, true);
 }
 

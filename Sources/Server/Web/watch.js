@@ -327,7 +327,7 @@ function renderProducts() {
 
 /** The featured product, pinned over the video. */
 function renderFeaturedSpot(p) {
-  renderFeaturedCard($('#featured-spot'), p);
+  renderFeaturedCard($('#featured-spot'), p, { roomId });
 }
 
 // --- chat -----------------------------------------------------------------------------------
