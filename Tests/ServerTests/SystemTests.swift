@@ -66,7 +66,7 @@ import Testing
         let first = try AppDatabase.open(path: path)
         #expect(try first.journalMode == "wal")
         try first.writer.write { db in
-            for table in ["room", "live_product", "live_chat", "notification", "processed_order"] {
+            for table in ["room", "live_product", "live_chat", "notification", "processed_order", "live_timeline_event"] {
                 #expect(try db.tableExists(table), "\(table) missing")
             }
             try db.execute(sql: "INSERT INTO room (id, shopOwnerId, title, streamKey, status, createdAt, updatedAt) VALUES ('r1','o','t','k','PENDING','2026-01-01T00:00:00.000Z','2026-01-01T00:00:00.000Z')")
@@ -74,7 +74,7 @@ import Testing
         try first.close()
         let second = try AppDatabase.open(path: path)
         let applied = try second.writer.read { db in try AppDatabase.migrator.appliedMigrations(db) }
-        #expect(applied == ["v1-rooms-products-chats-notifications-orders", "v2-processed-order-ordered-at"])
+        #expect(applied == ["v1-rooms-products-chats-notifications-orders", "v2-processed-order-ordered-at", "v3-live-timeline-event"])
         let room = try second.writer.read { db in try RoomRecord.fetchOne(db, key: "r1") }
         #expect(room?.title == "t")
         #expect(room?.createdAt == ISOTime.date("2026-01-01T00:00:00.000Z"))

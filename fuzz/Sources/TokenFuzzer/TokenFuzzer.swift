@@ -81,7 +81,7 @@ func fuzzTimelineQuery(_ text: String) {
         fuzzCheck((0...WallClock.maxMs).contains(cursor.atMs) && cursor.seq >= 0, "a timeline cursor out of range: \(cursor)")
         fuzzCheck((try? TimelineCursor(parsing: cursor.text)) == cursor, "a timeline cursor does not parse back to itself: \(text)")
     }
-    if let seconds = try? TimelineController.seconds(text, name: "from"), let seconds {
+    if let seconds = try? TimelineController.seconds(text, name: "from") {
         fuzzCheck(seconds.isFinite && seconds >= 0 && seconds <= TimelineReader.maxSeconds, "timeline seconds accepted: \(text)")
     }
 }
