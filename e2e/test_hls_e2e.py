@@ -552,12 +552,15 @@ def test_blocking_reload_waits_for_the_hinted_part(live):
     MEASUREMENTS["blocking reload _HLS_msn only (next segment): request → answer (s)"] = round(waited, 3)
 
 
-def memfd_bytes(pid):
-    """Total size of the process's open memfds (finished segments live there, see HLSMemoryFile)."""
+def segment_file_bytes(pid):
+    """Total size of the files the process holds finished segments in (see HLSMemoryFile): sealed
+    memfds, or, for a recorded live (issue 21), the recording's own segment files, which the live
+    serves once they are written."""
     total = 0
     for fd in Path(f"/proc/{pid}/fd").iterdir():
         try:
-            if os.readlink(fd).startswith("/memfd:livehub-segment"):
+            target = os.readlink(fd)
+            if target.startswith("/memfd:livehub-segment") or ("/recordings/" in target and "/seg-" in target):
                 total += os.stat(fd).st_size
         except OSError:
             pass
@@ -566,16 +569,17 @@ def memfd_bytes(pid):
 
 @pytest.mark.parametrize("live", ["fmp4-ll"], indirect=True)
 def test_a_finished_segment_is_sent_from_its_memory_file_whole_and_as_its_parts(live):
-    """Finished segments are sent with sendfile from sealed memfds. Over one keep-alive connection:
+    """Finished segments are sent with sendfile from files (sealed memfds, or the recording's segment
+    files). Over one keep-alive connection:
     a segment's body is exactly its parts' bodies back to back, Content-Length is right for GET and
     HEAD (HEAD sends no body, the next response on the connection still parses), and
-    `Connection: close` closes after the whole body. The memfds are open in the server process.
+    `Connection: close` closes after the whole body. The files are open in the server process.
     The router's answers (a connection's first request) copy the same bytes out of the file."""
     playlist = live.wait_for_segments(4)
     # The last two complete segments list their parts.
     segment = playlist["segments"][-2]
     assert segment["parts"], playlist
-    assert memfd_bytes(live.hub.proc.pid) > 0, "no segment memory files open in the server"
+    assert segment_file_bytes(live.hub.proc.pid) > 0, "no segment files open in the server"
     connection = http.client.HTTPConnection("127.0.0.1", live.hub.http_port, timeout=15)
     path = f"/hls/{live.id}/"
     connection.request("GET", path + segment["uri"])

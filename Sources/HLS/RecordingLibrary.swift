@@ -389,10 +389,20 @@ final class RecordingSession: Sendable {
 
     func initSection(liveIndex: Int, bytes: ByteBuffer) { recorder.initSection(session: number, liveIndex: liveIndex, bytes: bytes) }
 
-    func segment(msn: Int, duration: Double, programDateTimeMs: Int64, discontinuity: Bool, liveInit: Int?, body: HLSBody) {
+    /// Whether segments are still being recorded (false once the recorder stopped).
+    var isActive: Bool { recorder.isActive(session: number) }
+
+    /// Queues a sealed segment; false when it is not recorded (stopped, refused). `stored` is then
+    /// not called; otherwise it is called once on the recorder's queue with the written file
+    /// opened read-only, or nil when it could not be written.
+    @discardableResult
+    func segment(
+        msn: Int, duration: Double, programDateTimeMs: Int64, discontinuity: Bool, liveInit: Int?, body: HLSBody,
+        stored: (@Sendable (HLSMemoryFile?) -> Void)? = nil
+    ) -> Bool {
         recorder.segment(
             session: number, msn: msn, duration: duration, programDateTimeMs: programDateTimeMs, discontinuity: discontinuity,
-            liveInit: liveInit, body: body)
+            liveInit: liveInit, body: body, stored: stored)
     }
 
     func chapter(id: String, atMs: Int64, attributes: [String: String]) { recorder.chapter(id: id, atMs: atMs, attributes: attributes) }
@@ -483,7 +493,12 @@ final class RoomRecorder: Sendable {
         }
     }
 
-    func segment(session: Int, msn: Int, duration: Double, programDateTimeMs: Int64, discontinuity: Bool, liveInit: Int?, body: HLSBody) {
+    func isActive(session: Int) -> Bool { state.withLock { !$0.stopped && $0.session == session } }
+
+    func segment(
+        session: Int, msn: Int, duration: Double, programDateTimeMs: Int64, discontinuity: Bool, liveInit: Int?, body: HLSBody,
+        stored: (@Sendable (HLSMemoryFile?) -> Void)?
+    ) -> Bool {
         let line: RecordingIndex.Line? = state.withLock { state in
             guard !state.stopped, state.session == session, msn > (state.lastQueuedMSN ?? -1) else { return nil }
             var initIndex: Int?
@@ -498,17 +513,19 @@ final class RoomRecorder: Sendable {
                 msn: msn, duration: duration, programDateTimeMs: programDateTimeMs, discontinuity: disc, initIndex: initIndex,
                 bytes: Int64(body.count))
         }
-        guard let line else { return }
-        let ext = variant.segmentExtension
+        guard let line else { return false }
+        let name = "seg-\(msn).\(variant.segmentExtension)"
         let minFree = library.configuration.minFreeBytes
-        enqueue(bytes: body.count) { recorder in
+        return enqueue(bytes: body.count, onFailure: { stored?(nil) }) { recorder in
             if let free = RecordingLibrary.freeBytes(path: recorder.directory), free < minFree {
                 recorder.library.refused("disk_space")
                 recorder.stop(reason: "free disk space below LIVEHUB_RECORDINGS_MIN_FREE_BYTES")
+                stored?(nil)
                 return
             }
-            try recorder.writeFile(named: "seg-\(msn).\(ext)", body: body)
+            try recorder.writeFile(named: name, body: body)
             recorder.appendNow(line)
+            if let stored { stored(HLSMemoryFile.openReadOnly(path: recorder.directory + "/" + name)) }
         }
     }
 
@@ -576,7 +593,12 @@ final class RoomRecorder: Sendable {
         state.withLock { $0.index.apply(line) }
     }
 
-    private func enqueue(bytes: Int, _ work: @escaping @Sendable (RoomRecorder) throws -> Void) {
+    /// Runs `work` on the queue when the backlog allows; false when it was not queued. `onFailure`
+    /// runs on the queue instead of (or after) `work` when the recorder stopped meanwhile or `work` threw.
+    @discardableResult
+    private func enqueue(
+        bytes: Int, onFailure: (@Sendable () -> Void)? = nil, _ work: @escaping @Sendable (RoomRecorder) throws -> Void
+    ) -> Bool {
         let accepted = state.withLock { state -> Bool in
             guard !state.stopped else { return false }
             if state.backlogBytes + bytes > library.configuration.maxBacklogBytes { return false }
@@ -588,18 +610,23 @@ final class RoomRecorder: Sendable {
                 library.refused("backlog")
                 stop(reason: "the disk is behind: LIVEHUB_RECORDING_MAX_BACKLOG_BYTES queued")
             }
-            return
+            return false
         }
         queue.async { [self] in
             defer { state.withLock { $0.backlogBytes -= bytes } }
-            guard !state.withLock({ $0.stopped }) else { return }
+            guard !state.withLock({ $0.stopped }) else {
+                onFailure?()
+                return
+            }
             do {
                 try work(self)
             } catch {
                 library.refused("io")
                 stop(reason: "write failed: \(error)")
+                onFailure?()
             }
         }
+        return true
     }
 
     @discardableResult

@@ -107,8 +107,14 @@ final class SegmentStore: Sendable {
         // The file is written before the lock is taken, straight from the parts (no heap copy of the
         // whole segment first). Only the packager adds parts and closes segments, so the open
         // segment's parts cannot change in between.
+        //
+        // Recorded (issue 21): no memory file. The segment stays on the heap until the recorder has
+        // written its file to disk, then the window serves that file (`adoptFile`), from the page
+        // cache with sendfile like a memory file. So a recorded segment is copied out of user memory
+        // once, as an unrecorded one is: recording costs the disk's bookkeeping, not a second copy.
+        let recordedToDisk = configuration.segmentsInMemoryFiles && recording?.isActive == true
         var file: HLSMemoryFile?
-        if configuration.segmentsInMemoryFiles {
+        if configuration.segmentsInMemoryFiles && !recordedToDisk {
             file = HLSMemoryFile.make(copying: bytes.map { [$0] } ?? state.withLock { $0.window.openPartBytes })
         }
         let now = ContinuousClock.now
@@ -119,11 +125,33 @@ final class SegmentStore: Sendable {
                 targetDuration: targetDuration, now: now)
             closed = $0.segments.last
         }
-        if let recording, let closed {
-            recording.segment(
-                msn: closed.msn, duration: closed.duration, programDateTimeMs: closed.programDateTimeMs,
-                discontinuity: closed.discontinuity, liveInit: variant.usesFragmentedMP4 ? closed.initIndex : nil, body: closed.body)
+        guard let recording, let closed else { return }
+        let msn = closed.msn
+        var stored: (@Sendable (HLSMemoryFile?) -> Void)?
+        if recordedToDisk {
+            stored = { [weak self] diskFile in
+                self?.adoptFile(diskFile, msn: msn)
+            }
         }
+        let queued = recording.segment(
+            msn: msn, duration: closed.duration, programDateTimeMs: closed.programDateTimeMs,
+            discontinuity: closed.discontinuity, liveInit: variant.usesFragmentedMP4 ? closed.initIndex : nil, body: closed.body,
+            stored: stored)
+        if recordedToDisk && !queued { adoptFile(nil, msn: msn) }
+    }
+
+    /// The recorder wrote segment `msn` to disk (`diskFile`, opened read-only) or could not (nil):
+    /// the window serves that file from now on, or a memory file made from the heap bytes, as an
+    /// unrecorded segment would have had from the start.
+    func adoptFile(_ diskFile: HLSMemoryFile?, msn: Int) {
+        let now = ContinuousClock.now
+        var file = diskFile
+        if file == nil {
+            guard let heap = state.withLock({ $0.window.segment(msn: msn, now: now)?.body }), case .bytes(let bytes) = heap else { return }
+            file = HLSMemoryFile.make(copying: [bytes])
+        }
+        guard let file else { return }
+        state.withLock { _ = $0.window.adoptFile(file, msn: msn) }
     }
 
     /// `EXT-X-ENDLIST`: wakes every waiting request; the recording gets its `end` line.

@@ -152,6 +152,21 @@ struct SegmentWindow: Sendable {
         dropUnreferencedInits()
     }
 
+    /// Segment `msn`, still on the heap, is served from `file` from now on (the same bytes: its
+    /// recorded copy on disk, or a memory file made late); its parts become ranges of the file.
+    /// False when the segment is gone, already in a file, or `file` does not have its size.
+    mutating func adoptFile(_ file: HLSMemoryFile, msn: Int) -> Bool {
+        func adopt(_ segment: inout Segment) -> Bool {
+            guard case .bytes(let bytes) = segment.body, bytes.readableBytes == file.size else { return false }
+            segment.body = .file(file, offset: 0, length: file.size)
+            for index in segment.parts.indices { segment.parts[index].bytes = ByteBuffer() }
+            return true
+        }
+        if let index = segments.firstIndex(where: { $0.msn == msn }) { return adopt(&segments[index]) }
+        if let index = retired.firstIndex(where: { $0.segment.msn == msn }) { return adopt(&retired[index].segment) }
+        return false
+    }
+
     /// `EXT-X-ENDLIST`: every condition now holds.
     mutating func end() {
         ended = true

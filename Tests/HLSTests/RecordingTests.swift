@@ -63,6 +63,16 @@ func waitForRecordingEnd(_ library: RecordingLibrary, room: String) async throws
                 continue
             }
             #expect(Data(served.body.readableBytesView) == onDisk)
+            // The live segment itself is now sent from that file (no memory file was made for it):
+            // one copy out of user memory per segment, recorded or not.
+            if let live = store.segmentBody(msn: msn), case .file(let file, _, _) = live {
+                var liveInfo = stat()
+                var diskInfo = stat()
+                #expect(fstat(file.descriptor, &liveInfo) == 0 && stat("\(directory)/\(room)/seg-\(msn).\(ext)", &diskInfo) == 0)
+                #expect(liveInfo.st_ino == diskInfo.st_ino, "seg-\(msn) is served from its recorded file")
+            } else {
+                Issue.record("live seg-\(msn) is not served from a file")
+            }
         }
         if variant.usesFragmentedMP4 {
             let initOnDisk = try Data(contentsOf: URL(fileURLWithPath: "\(directory)/\(room)/init-0.mp4"))
