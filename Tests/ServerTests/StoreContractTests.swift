@@ -297,7 +297,10 @@ struct PostgresStoreTests {
         await #expect(throws: DomainError.unavailable("the database did not answer in time")) {
             try await PostgresRoomStore(database: database).insert(room("a"))
         }
-        #expect(ContinuousClock.now - started < .seconds(8))
+        // Bounded, not fast: the lease timeout is 5 s; without it the request would wait for the
+        // pool indefinitely. A loaded test machine stretched it to 8.5 s once, so the bound is loose
+        // (a liveness check; speed lives in `make bench`).
+        #expect(ContinuousClock.now - started < .seconds(30))
         #expect(await database.isHealthy() == false)
     }
 }
