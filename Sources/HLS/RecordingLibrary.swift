@@ -88,6 +88,10 @@ public final class RecordingLibrary: Sendable {
     /// Rendered DVR/VOD playlists per room and type, for one index revision (a DVR playlist of a
     /// long show is re-rendered once per segment, not per request). Bounded like the index cache.
     private let renderedPlaylists = Mutex<[String: (revision: Int, body: ByteBuffer)]>([:])
+    /// `hasReplay` answers, keyed by the index file's size and change time (so any write or a
+    /// deletion makes them stale by itself); at most `maxReplayMemo` rooms, then it starts over.
+    private let replayMemo = Mutex<[String: (size: Int64, changedNs: Int64, replayable: Bool)]>([:])
+    static let maxReplayMemo = 16_384
     let bytesWritten: Counter
     private let activeGauge: Gauge
     private let metricsFactory: any MetricsFactory
@@ -221,6 +225,26 @@ public final class RecordingLibrary: Sendable {
     }
 
     func isRecording(roomId: String) -> Bool { state.withLock { $0.active[roomId] != nil } }
+
+    /// Whether the room has a finished recording with at least one segment: what `replayUrl`
+    /// needs, asked for every ENDED room of a room list. One `stat` of the index while the answer
+    /// is memoised, so a list never parses indexes again (`index(roomId:)` keeps only 64).
+    public func hasReplay(roomId: String) -> Bool {
+        guard HLSService.isValidRoomId(roomId), !isRecording(roomId: roomId) else { return false }
+        var file = stat()
+        guard stat(directory(roomId: roomId) + "/index.jsonl", &file) == 0 else { return false }
+        let size = Int64(file.st_size)
+        let changedNs = Int64(file.st_mtim.tv_sec) &* 1_000_000_000 &+ Int64(file.st_mtim.tv_nsec)
+        if let memo = replayMemo.withLock({ $0[roomId] }), memo.size == size, memo.changedNs == changedNs {
+            return memo.replayable
+        }
+        let replayable = index(roomId: roomId)?.segments.isEmpty == false
+        replayMemo.withLock { memo in
+            if memo.count >= Self.maxReplayMemo { memo.removeAll(keepingCapacity: true) }
+            memo[roomId] = (size, changedNs, replayable)
+        }
+        return replayable
+    }
 
     public func info(roomId: String) -> RecordingInfo? {
         guard let index = index(roomId: roomId), let started = index.startedAtMs ?? index.segments.first?.programDateTimeMs else { return nil }

@@ -163,7 +163,7 @@ public struct LiveHub: Sendable {
         RoomController(
             rooms: rooms, auth: auth, urls: urls, maxBodyBytes: configuration.maxRequestBodyBytes,
             hasLiveThumbnail: { hls.hasStream(roomId: $0) }, hasPublisher: { rtmp.hasPublisher(roomId: $0) },
-            hasReplay: { roomId in recordings?.info(roomId: roomId).map { $0.segmentCount > 0 && !$0.isRecording } ?? false })
+            hasReplay: { roomId in recordings?.hasReplay(roomId: roomId) ?? false })
             .addRoutes(to: liveAPI)
         RecordingController(rooms: rooms, auth: auth, library: recordings).addRoutes(to: liveAPI)
         await rooms.attachIngest(disconnectPublisher: { roomId in await rtmp.disconnectPublisher(roomId: roomId) })

@@ -422,6 +422,27 @@ extension RecordingIndex.Line {
         #expect(library.info(roomId: "fresh")?.endedAtMs == now - 1_000_000)
     }
 
+    /// `replayUrl`'s question, asked per ENDED room of a room list (memoised per index size and
+    /// change time): true for a finished recording with a segment, false while recording or deleted.
+    @Test func hasReplayFollowsTheIndexWithoutReparsingIt() throws {
+        let directory = recordingsDirectory("has-replay")
+        let library = makeLibrary(directory)
+        #expect(!library.hasReplay(roomId: "none") && !library.hasReplay(roomId: "../x"))
+        try plant(directory, room: "done", bytes: 10, startedAtMs: 1000, endedAtMs: 3000)
+        #expect(library.hasReplay(roomId: "done") && library.hasReplay(roomId: "done"))
+        // An index with no segment (a recording refused after its start line) is no replay.
+        let path = directory + "/empty"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        try Data(RecordingIndex.Line.start(ms: 1000, variant: .fmp4LowLatency, targetDuration: 2).encoded.utf8)
+            .write(to: URL(fileURLWithPath: path + "/index.jsonl"))
+        #expect(!library.hasReplay(roomId: "empty") && !library.hasReplay(roomId: "empty"))
+        let session = try #require(library.begin(roomId: "busy", variant: .fmp4LowLatency, targetDuration: 2))
+        #expect(!library.hasReplay(roomId: "busy"), "still being written")
+        #expect(library.delete(roomId: "done") == .deleted)
+        #expect(!library.hasReplay(roomId: "done"))
+        _ = session
+    }
+
     @Test func deleteAnswersDeletedNotFoundOrRecording() throws {
         let directory = recordingsDirectory("delete")
         let library = makeLibrary(directory)
