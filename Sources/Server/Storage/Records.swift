@@ -109,6 +109,16 @@ public struct LiveChatRecord: Codable, Sendable, Equatable, FetchableRecord, Mut
     public mutating func didInsert(_ inserted: InsertionSuccess) {
         seq = inserted.rowID
     }
+
+    /// Types of the rows that are chat lines (what history, the recent ring and the replay show).
+    /// Every other type is an event of the chat topic's log (issue 22), e.g. `DELETED` (a line
+    /// removed by a moderator; `message` holds the removed line's id): it takes a `seq` like a line,
+    /// so the chat topic's offsets are `seq`s and recovery replays the log in order, but it is never
+    /// a line of the history.
+    public static let lineTypes = ["CHAT", "ORDER"]
+    /// `type IN ('CHAT','ORDER')`: the SQL filter both stores put on every history read.
+    static let lineTypeSQLList = lineTypes.map { "'\($0)'" }.joined(separator: ",")
+    public var isLine: Bool { Self.lineTypes.contains(type) }
 }
 
 /// `notification` table: the per-user bell.

@@ -66,19 +66,20 @@ public struct SQLiteLiveRoomStore: LiveRoomStore {
 
     public func chats(roomId: String, limit: Int, beforeSeq: Int64?) async throws -> [LiveChatRecord] {
         try await database.writer.read { db in
-            var request = LiveChatRecord.filter(Column("liveRoomId") == roomId)
+            var request = LiveChatRecord.filter(Column("liveRoomId") == roomId && LiveChatRecord.lineTypes.contains(Column("type")))
             if let beforeSeq { request = request.filter(Column("seq") < beforeSeq) }
             return try request.order(Column("seq").desc).limit(limit).fetchAll(db).reversed()
         }
     }
 
     public func chat(id: String) async throws -> LiveChatRecord? {
-        try await database.writer.read { db in try LiveChatRecord.filter(Column("id") == id).fetchOne(db) }
+        try await database.writer.read { db in try LiveChatRecord.filter(Column("id") == id && LiveChatRecord.lineTypes.contains(Column("type"))).fetchOne(db) }
     }
 
     public func pin(chatId: String, roomId: String) async throws -> LiveChatRecord? {
         try await database.writer.write { db in
-            guard var chat = try LiveChatRecord.filter(Column("id") == chatId && Column("liveRoomId") == roomId).fetchOne(db) else { return nil }
+            guard var chat = try LiveChatRecord.filter(
+                Column("id") == chatId && Column("liveRoomId") == roomId && LiveChatRecord.lineTypes.contains(Column("type"))).fetchOne(db) else { return nil }
             try db.execute(sql: "UPDATE live_chat SET isPinned = (id = ?) WHERE liveRoomId = ? AND (isPinned = 1 OR id = ?)", arguments: [chatId, roomId, chatId])
             chat.isPinned = true
             return chat

@@ -59,7 +59,8 @@ public struct SQLiteTimelineStore: TimelineStore {
     public func chats(roomId: String, fromMs: Int64, toMs: Int64, after: TimelinePosition?, limit: Int) async throws -> [LiveChatRecord] {
         try await database.writer.read { db in
             var request = LiveChatRecord.filter(
-                Column("liveRoomId") == roomId && Column("createdAt") >= WallClock.isoText(fromMs) && Column("createdAt") <= WallClock.isoText(toMs))
+                Column("liveRoomId") == roomId && LiveChatRecord.lineTypes.contains(Column("type"))
+                    && Column("createdAt") >= WallClock.isoText(fromMs) && Column("createdAt") <= WallClock.isoText(toMs))
             if let after {
                 let text = WallClock.isoText(after.atMs)
                 request = request.filter(Column("createdAt") > text || (Column("createdAt") == text && Column("seq") > after.seq))

@@ -154,7 +154,8 @@ public struct PostgresLiveRoomStore: LiveRoomStore {
         return try await database.withStoreConnection { connection in
             try await Self.chats(connection, """
                 SELECT \(unescaped: Self.chatColumns) FROM live_chat
-                WHERE live_room_id = \(roomId) AND (\(beforeSeq)::bigint IS NULL OR seq < \(beforeSeq))
+                WHERE live_room_id = \(roomId) AND type IN (\(unescaped: LiveChatRecord.lineTypeSQLList))
+                  AND (\(beforeSeq)::bigint IS NULL OR seq < \(beforeSeq))
                 ORDER BY seq DESC LIMIT \(limit)
                 """).reversed()
         }
@@ -163,7 +164,7 @@ public struct PostgresLiveRoomStore: LiveRoomStore {
     public func chat(id: String) async throws -> LiveChatRecord? {
         guard PostgresText.isStorable(id) else { return nil }
         return try await database.withStoreConnection { connection in
-            try await Self.chats(connection, "SELECT \(unescaped: Self.chatColumns) FROM live_chat WHERE id = \(id)").first
+            try await Self.chats(connection, "SELECT \(unescaped: Self.chatColumns) FROM live_chat WHERE id = \(id) AND type IN (\(unescaped: LiveChatRecord.lineTypeSQLList))").first
         }
     }
 
@@ -171,7 +172,8 @@ public struct PostgresLiveRoomStore: LiveRoomStore {
         guard PostgresText.isStorable(chatId, roomId) else { return nil }
         return try await database.inTransaction { connection in
             guard var chat = try await Self.chats(connection, """
-                SELECT \(unescaped: Self.chatColumns) FROM live_chat WHERE id = \(chatId) AND live_room_id = \(roomId) FOR UPDATE
+                SELECT \(unescaped: Self.chatColumns) FROM live_chat
+                WHERE id = \(chatId) AND live_room_id = \(roomId) AND type IN (\(unescaped: LiveChatRecord.lineTypeSQLList)) FOR UPDATE
                 """).first else { return nil }
             try await connection.query("""
                 UPDATE live_chat SET is_pinned = (id = \(chatId)) WHERE live_room_id = \(roomId) AND (is_pinned OR id = \(chatId))

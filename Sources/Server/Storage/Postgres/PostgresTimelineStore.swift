@@ -73,7 +73,7 @@ public struct PostgresTimelineStore: TimelineStore {
         return try await database.withStoreConnection { connection in
             try await PostgresLiveRoomStore.chats(connection, """
                 SELECT \(unescaped: PostgresLiveRoomStore.chatColumns) FROM live_chat
-                WHERE live_room_id = \(roomId)
+                WHERE live_room_id = \(roomId) AND type IN (\(unescaped: LiveChatRecord.lineTypeSQLList))
                   AND created_at COLLATE "C" >= \(fromText) AND created_at COLLATE "C" <= \(toText)
                   AND (\(afterText)::text IS NULL OR created_at COLLATE "C" > \(afterText)
                        OR (created_at COLLATE "C" = \(afterText) AND seq > \(afterSeq)))
