@@ -91,6 +91,7 @@ bench: deps
 	python3 bench/hub/stomp_fanout.py --bin .build-bench/release/livehub --native bench/.cache/stompsub $(STOMPSUB_ARGS) --subscribers 10000 --messages 250 --rate 25 --skip-throughput --out hub-10k-throughput.json
 	python3 bench/hub/idle_memory.py --bin .build-bench/release/livehub --connections 5000
 	python3 bench/hub/bell_load.py --bin .build-bench/release/livehub --clients 1000 --users 200
+	python3 bench/deals/claims_bench.py --bin .build-bench/release/livehub --buyers 1000 --units 100 --rounds 3
 	@echo "Micro-benchmarks of the hot paths (chunk decode, AMF0, HLS packager, hub fan-out): make microbench"
 	# Issue 20: 3 nodes + PostgreSQL against one node (bench/cluster/cluster_bench.py).
 	python3 bench/cluster/cluster_bench.py --bin .build-bench/release/livehub

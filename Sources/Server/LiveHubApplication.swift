@@ -121,6 +121,11 @@ public struct LiveHub: Sendable {
             events: RealtimeWiring.liveRoomEvents(broker: broker, notifications: notifications, timeline: timeline),
             maxChatBytes: configuration.chatMaxBytes, stockCatalog: lookups.stock, userProfiles: lookups.userProfiles,
             orderEventTimeZone: configuration.orderEventTimeZone, logger: logger)
+        // Issue 22: flash deals; an order's reservationId is confirmed through them.
+        let deals = DealService(
+            rooms: roomStore, products: storage.live, store: storage.deals, events: RealtimeWiring.dealEvents(broker: broker),
+            reservationLifetime: configuration.dealReservation, maxPerRoom: configuration.dealsMaxPerRoom, logger: logger)
+        await live.attachReservations(deals)
         let rooms = RoomService(
             store: roomStore, viewers: viewers,
             events: RealtimeWiring.roomEvents(broker: broker, live: live, notifications: notifications, streams: streams, timeline: timeline),
@@ -137,6 +142,7 @@ public struct LiveHub: Sendable {
         let liveAPI = router.group("v1/notifications/live")
         LiveRoomController(live: live, auth: auth, maxBodyBytes: configuration.maxRequestBodyBytes)
             .addRoutes(to: liveAPI)
+        DealController(deals: deals, auth: auth, maxBodyBytes: configuration.maxRequestBodyBytes).addRoutes(to: liveAPI)
         TimelineController(reader: TimelineReader(rooms: roomStore, store: storage.timeline, recordings: replayRecordings))
             .addRoutes(to: liveAPI)
         NotificationController(notifications: notifications, auth: auth, maxBodyBytes: configuration.maxRequestBodyBytes)
@@ -223,6 +229,7 @@ public struct LiveHub: Sendable {
         let lifecycle = LifecycleService(rooms: rooms, storage: storage, logger: logger)
         // Services stop in reverse order: the cluster's stop before the lifecycle closes the pool.
         var services: [any Service] = [lifecycle] + clusterServices + [packaging, ingest, HubService(hub: hub)]
+        services.append(DealSweepService(deals: deals, interval: configuration.dealSweep))
         if let recordings {
             services.append(RecordingSweepService(library: recordings, interval: configuration.recordingSweep))
         }

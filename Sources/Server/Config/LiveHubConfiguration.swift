@@ -144,6 +144,14 @@ public struct LiveHubConfiguration: Sendable {
     public var recordingsMinFreeBytes: Int64 = 1 << 30
     /// `LIVEHUB_RECORDING_SWEEP_SECONDS` (300): how often retention and quota are enforced.
     public var recordingSweep: Duration = .seconds(300)
+    /// `LIVEHUB_DEAL_RESERVATION_SECONDS` (600, 1...86400): how long a flash-deal claim holds its
+    /// units before they return to the deal (issue 22).
+    public var dealReservation: Duration = .seconds(600)
+    /// `LIVEHUB_DEAL_SWEEP_SECONDS` (1, 0.05...60): how often expired reservations are returned and
+    /// deal starts and ends are announced.
+    public var dealSweep: Duration = .seconds(1)
+    /// `LIVEHUB_DEALS_MAX_PER_ROOM` (20, 1...1000): scheduled or live deals a room may hold at once.
+    public var dealsMaxPerRoom = 20
     /// `LIVEHUB_RECORDING_MAX_BACKLOG_BYTES` (64 MiB): bytes queued for the disk per recording;
     /// more stops that recording (a disk slower than the stream).
     public var recordingMaxBacklogBytes = 64 << 20
@@ -456,6 +464,9 @@ public struct LiveHubConfiguration: Sendable {
         if let bytes = try integer("LIVEHUB_SOCKJS_STREAM_BYTES", 4096...(1 << 30)) { sockJSStreamBytes = bytes }
         if let bytes = try integer("LIVEHUB_SOCKJS_MAX_MESSAGE_BYTES", 1024...(64 << 20)) { sockJSMaxMessageBytes = bytes }
         if let bytes = try integer("LIVEHUB_CHAT_MAX_BYTES", 1...65_536) { chatMaxBytes = bytes }
+        if let hold = try duration("LIVEHUB_DEAL_RESERVATION_SECONDS", 1...86_400) { dealReservation = hold }
+        if let sweep = try duration("LIVEHUB_DEAL_SWEEP_SECONDS", 0.05...60) { dealSweep = sweep }
+        if let count = try integer("LIVEHUB_DEALS_MAX_PER_ROOM", 1...1000) { dealsMaxPerRoom = count }
         if let count = try integer("LIVEHUB_IDEMPOTENCY_KEYS_PER_USER", 1...100_000) { idempotencyKeysPerUser = count }
         if let count = try integer("LIVEHUB_IDEMPOTENCY_KEYS_TOTAL", 1...10_000_000) { idempotencyKeysTotal = count }
         let serviceURLs: [(String, WritableKeyPath<LiveHubConfiguration, String?>)] = [

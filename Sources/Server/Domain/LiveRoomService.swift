@@ -72,6 +72,8 @@ public actor LiveRoomService {
     /// Cluster mode (issue 20): a per-user chat limit across nodes (`ClusterChatRateLimit`); nil
     /// on one node, where the hub's token buckets are the limit.
     private var chatRateGate: (any ChatRateGate)?
+    /// Issue 22: confirms an order's flash-deal reservation (`DealService`); nil = no deals.
+    private var reservations: (any ReservationConfirmer)?
 
     public init(
         rooms: any RoomStore, store: any LiveRoomStore, events: LiveRoomEvents, maxChatBytes: Int = 2000,
@@ -92,6 +94,11 @@ public actor LiveRoomService {
     /// Cluster mode: chat lines are also counted per user across nodes.
     func attachChatRateGate(_ gate: any ChatRateGate) {
         chatRateGate = gate
+    }
+
+    /// Orders with a `reservationId` confirm it first (issue 22).
+    func attachReservations(_ confirmer: any ReservationConfirmer) {
+        reservations = confirmer
     }
 
     /// Forgets what was kept for a room that ended (its history ring).
@@ -244,6 +251,12 @@ public actor LiveRoomService {
         }
         let orderedAt = event.timestamp?.date(in: orderEventTimeZone)
         let room = try await rooms.existingRoom(id: event.roomId)
+        // Issue 22: the reservation first (held → confirmed, idempotent); an unknown or expired one
+        // refuses the order (409) before anything is written, so the order service can tell.
+        if let reservationId = event.reservationId {
+            guard let reservations else { throw DealRefusal.unknownReservation }
+            try await reservations.confirmReservation(id: reservationId, roomId: event.roomId)
+        }
         let who = event.username ?? "A viewer"
         let what = event.productName ?? "a product"
         let chat = LiveChatRecord(

@@ -130,6 +130,9 @@ public struct LiveOrderEvent: Codable, Sendable {
     public var productName: String?
     public var amount: Double
     public var timestamp: OrderTimestamp?
+    /// Issue 22: the flash-deal reservation this order pays for; it is confirmed before the order
+    /// is applied (an unknown or expired one refuses the order with 409).
+    public var reservationId: String?
 
     public init(
         orderId: FlexibleID?, roomId: String, userId: FlexibleID? = nil, username: String? = nil, productId: FlexibleID? = nil,
@@ -146,7 +149,7 @@ public struct LiveOrderEvent: Codable, Sendable {
     }
 
     private enum CodingKeys: String, CodingKey {
-        case orderId, roomId, userId, username, productId, productName, amount, timestamp
+        case orderId, roomId, userId, username, productId, productName, amount, timestamp, reservationId
     }
 
     public init(from decoder: any Decoder) throws {
@@ -160,6 +163,7 @@ public struct LiveOrderEvent: Codable, Sendable {
         productName = try container.decodeIfPresent(String.self, forKey: .productName)
         amount = try container.decode(Double.self, forKey: .amount)
         timestamp = try container.decodeIfPresent(OrderTimestamp.self, forKey: .timestamp)
+        reservationId = try container.decodeIfPresent(String.self, forKey: .reservationId)
     }
 }
 

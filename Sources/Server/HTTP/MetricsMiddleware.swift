@@ -32,6 +32,8 @@ struct JSONErrorMiddleware: RouterMiddleware {
             throw error
         } catch let refusal as DomainError {
             throw APIError(refusal)
+        } catch let refusal as DealRefusal {
+            throw APIError(refusal)
         } catch let failure as StockLookupError {
             throw APIError(failure)
         } catch let error as HTTPError {

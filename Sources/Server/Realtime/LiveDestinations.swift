@@ -1,11 +1,11 @@
 /// STOMP destinations of the live-room hub (DESIGN.md "Live room hub").
 enum LiveDestination: Equatable {
-    /// `/topic/live/{roomId}/{chat|product|status|viewers}` — server → client.
+    /// `/topic/live/{roomId}/{chat|product|status|viewers|deal}` — server → client.
     case topic(roomId: String, LiveTopic)
     /// `/app/live/{roomId}/{chat|join|leave}` — client → server.
     case app(roomId: String, LiveAction)
 
-    enum LiveTopic: String { case chat, product, status, viewers }
+    enum LiveTopic: String { case chat, product, status, viewers, deal }
     enum LiveAction: String { case chat, join, leave }
 
     init?(_ destination: String) {

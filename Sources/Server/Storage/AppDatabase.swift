@@ -164,6 +164,37 @@ public final class AppDatabase: Sendable {
             try db.create(index: "live_timeline_event_on_room_at", on: "live_timeline_event", columns: ["liveRoomId", "atMs", "seq"])
             try db.create(index: "live_chat_on_room_created", on: "live_chat", columns: ["liveRoomId", "createdAt", "seq"])
         }
+        // Issue 22: flash deals and their reservations (SQLiteDealStore); times in epoch milliseconds.
+        migrator.registerMigration("v4-flash-deals") { db in
+            try db.create(table: "deal") { t in
+                t.primaryKey("id", .text)
+                t.column("liveRoomId", .text).notNull().references("room", onDelete: .cascade)
+                t.column("liveProductId", .text).notNull()
+                t.column("productName", .text)
+                t.column("originalPrice", .double)
+                t.column("dealPrice", .double).notNull()
+                t.column("quantity", .integer).notNull()
+                t.column("remaining", .integer).notNull()
+                t.column("perBuyerLimit", .integer).notNull()
+                t.column("startsAt", .integer).notNull()
+                t.column("endsAt", .integer).notNull()
+                t.column("status", .text).notNull()
+                t.column("createdAt", .integer).notNull()
+            }
+            try db.create(index: "deal_on_room", on: "deal", columns: ["liveRoomId", "createdAt"])
+            try db.create(index: "deal_on_status", on: "deal", columns: ["status"])
+            try db.create(table: "deal_reservation") { t in
+                t.primaryKey("id", .text)
+                t.column("dealId", .text).notNull().references("deal", onDelete: .cascade)
+                t.column("userId", .text).notNull()
+                t.column("quantity", .integer).notNull()
+                t.column("expiresAt", .integer).notNull()
+                t.column("status", .text).notNull()
+                t.column("createdAt", .integer).notNull()
+            }
+            try db.create(index: "deal_reservation_on_buyer", on: "deal_reservation", columns: ["dealId", "userId"])
+            try db.create(index: "deal_reservation_on_status_expiry", on: "deal_reservation", columns: ["status", "expiresAt"])
+        }
         return migrator
     }
 }

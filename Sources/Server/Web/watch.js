@@ -7,6 +7,7 @@ import { StompClient } from './stomp.js';
 import { SocketIOClient } from './socketio.js';
 import { createLivePlayer } from './mse-player.js';
 import { renderChatLine, productThumb, renderFeaturedCard, showOrderToast } from './views.js';
+import { attachDeals } from './deals.js';
 
 const roomId = decodeURIComponent(location.pathname.split('/').filter(Boolean)[1] || '');
 const params = new URLSearchParams(location.search);
@@ -328,6 +329,7 @@ function renderProducts() {
 /** The featured product, pinned over the video. */
 function renderFeaturedSpot(p) {
   renderFeaturedCard($('#featured-spot'), p, { roomId });
+  if (state.deals) state.deals.refresh();
 }
 
 // --- chat -----------------------------------------------------------------------------------
@@ -403,6 +405,7 @@ function connectHub() {
     renderProducts();
   });
   stomp.subscribe(`${base}/chat`, (chat) => addChat(chat, { live: true }));
+  state.deals = attachDeals({ stomp, roomId, token: () => state.token });
   stomp.subscribe('/user/queue/errors', (error) => {
     const text = (error && error.message) || String(error);
     toast(text, { kind: 'error', title: 'Not sent' });

@@ -101,5 +101,40 @@ enum PostgresStoreSchema {
             "CREATE INDEX live_timeline_event_on_room_at ON live_timeline_event (live_room_id, at_ms, seq)",
             "CREATE INDEX live_chat_on_room_created ON live_chat (live_room_id, (created_at COLLATE \"C\"), seq)",
         ]),
+        // Issue 22: mirrors SQLite's v4 (flash deals and their reservations; times in epoch ms).
+        PostgresMigration("store-v4-flash-deals", [
+            """
+            CREATE TABLE deal (
+                id TEXT PRIMARY KEY,
+                live_room_id TEXT NOT NULL REFERENCES room (id) ON DELETE CASCADE,
+                live_product_id TEXT NOT NULL,
+                product_name TEXT,
+                original_price DOUBLE PRECISION,
+                deal_price DOUBLE PRECISION NOT NULL,
+                quantity BIGINT NOT NULL,
+                remaining BIGINT NOT NULL CHECK (remaining >= 0),
+                per_buyer_limit BIGINT NOT NULL,
+                starts_at BIGINT NOT NULL,
+                ends_at BIGINT NOT NULL,
+                status TEXT NOT NULL,
+                created_at BIGINT NOT NULL
+            )
+            """,
+            "CREATE INDEX deal_on_room ON deal (live_room_id, created_at)",
+            "CREATE INDEX deal_on_status ON deal (status)",
+            """
+            CREATE TABLE deal_reservation (
+                id TEXT PRIMARY KEY,
+                deal_id TEXT NOT NULL REFERENCES deal (id) ON DELETE CASCADE,
+                user_id TEXT NOT NULL,
+                quantity BIGINT NOT NULL,
+                expires_at BIGINT NOT NULL,
+                status TEXT NOT NULL,
+                created_at BIGINT NOT NULL
+            )
+            """,
+            "CREATE INDEX deal_reservation_on_buyer ON deal_reservation (deal_id, user_id)",
+            "CREATE INDEX deal_reservation_on_status_expiry ON deal_reservation (status, expires_at)",
+        ]),
     ]
 }
