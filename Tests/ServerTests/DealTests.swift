@@ -255,9 +255,8 @@ private let base = "/v1/notifications/live"
                 #expect($0.status == .forbidden)
             }
             try await client.execute(uri: "\(base)/rooms/\(room)/deals", method: .post, body: json("{\(good)}")) { #expect($0.status == .unauthorized) }
-            try await client.execute(uri: "\(base)/rooms/\(room)/deals", method: .get) { response in
-                #expect(try decode([DealView].self, response).isEmpty)
-            }
+            let none = try await client.execute(uri: "\(base)/rooms/\(room)/deals", method: .get) { try decode([DealView].self, $0) }
+            #expect(none.isEmpty)
             // The healthy path next to them.
             let created = try await client.execute(uri: "\(base)/rooms/\(room)/deals", method: .post, headers: bearer(t.ownerToken), body: json("{\(good)}")) {
                 #expect($0.status == .created)

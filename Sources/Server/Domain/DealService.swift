@@ -221,6 +221,13 @@ public actor DealService: ReservationConfirmer {
     public func claim(roomId: String, dealId: String, _ request: ClaimDealRequest, by user: AuthUser) async throws -> DealClaimResponse {
         let quantity = try DealRules.integer(request.quantity ?? 1, "quantity", 1...DealRules.maxQuantity)
         let claimedAt = nowMs
+        // A quick refusal from the committed row, without the claim's lock (most of a sold-out
+        // rush ends here); a claim that may succeed is decided by the store's transaction alone.
+        if let seen = try await store.deal(id: dealId) {
+            guard seen.liveRoomId == roomId else { throw DealRefusal.unknownDeal }
+            try DealRules.checkClaimable(seen, nowMs: claimedAt)
+            guard seen.remaining >= quantity else { throw DealRefusal.soldOut }
+        }
         let lifetimeMs = reservationLifetime.components.seconds * 1000 + reservationLifetime.components.attoseconds / 1_000_000_000_000_000
         let claim = try await store.claim(
             dealId: dealId, roomId: roomId, userId: user.userId, quantity: quantity, reservationId: UUID().uuidString.lowercased(),

@@ -2,9 +2,9 @@ import Foundation
 import PostgresNIO
 
 /// `DealStore` on the cluster's PostgreSQL database (migration `store-v4-flash-deals`); answers as
-/// `SQLiteDealStore` does. A claim locks its deal row (`SELECT … FOR UPDATE`), so claims on any
-/// node are serialised per deal: the per-buyer count and the decrement see no other claim of that
-/// deal in between. Transitions and expiries are `UPDATE … WHERE <old state> RETURNING`: a row
+/// `SQLiteDealStore` does. A claim's first statement is its conditional decrement, which locks the
+/// deal row until the commit, so claims on any node are serialised per deal: the per-buyer count
+/// that follows sees every earlier claim of that deal committed, and an over-limit claim rolls back. Transitions and expiries are `UPDATE … WHERE <old state> RETURNING`: a row
 /// changes once, and only the node that changed it hears of it.
 public struct PostgresDealStore: DealStore {
     let database: PostgresDatabase
@@ -108,22 +108,30 @@ public struct PostgresDealStore: DealStore {
         guard PostgresText.isStorable(dealId, roomId) else { throw DealRefusal.unknownDeal }
         guard PostgresText.isStorable(userId) else { throw DomainError.invalid("the user id may not contain U+0000") }
         return try await database.inTransaction { connection in
-            guard var deal = try await Self.deals(connection, "SELECT \(unescaped: Self.dealColumns) FROM deal WHERE id = \(dealId) FOR UPDATE").first,
-                deal.liveRoomId == roomId
-            else { throw DealRefusal.unknownDeal }
-            try DealRules.checkClaimable(deal, nowMs: nowMs)
+            // The decrement first: it locks the deal row (claims of this deal on every node wait
+            // here), and it happens only when the deal is open and has the units.
+            guard let deal = try await Self.deals(connection, """
+                UPDATE deal SET remaining = remaining - \(quantity)
+                WHERE id = \(dealId) AND live_room_id = \(roomId) AND status IN ('scheduled', 'live')
+                  AND starts_at <= \(nowMs) AND ends_at > \(nowMs) AND remaining >= \(quantity)
+                RETURNING \(unescaped: Self.dealColumns)
+                """).first
+            else {
+                // Why not: the same rules, on the row as it is (the transaction rolls back).
+                guard let deal = try await Self.deals(connection, "SELECT \(unescaped: Self.dealColumns) FROM deal WHERE id = \(dealId)").first,
+                    deal.liveRoomId == roomId
+                else { throw DealRefusal.unknownDeal }
+                try DealRules.checkClaimable(deal, nowMs: nowMs)
+                throw DealRefusal.soldOut
+            }
+            // Under the row lock, the buyer's earlier claims of this deal are all committed: the
+            // count is exact; over the limit, the rollback gives the units back.
             var held = 0
             for try await sum in try await connection.query("""
                 SELECT COALESCE(SUM(quantity), 0)::bigint FROM deal_reservation
                 WHERE deal_id = \(dealId) AND user_id = \(userId) AND status IN ('held', 'confirmed')
                 """, logger: connection.logger).decode(Int.self) { held = sum }
             guard held <= deal.perBuyerLimit - quantity else { throw DealRefusal.overLimit(limit: deal.perBuyerLimit, alreadyReserved: held) }
-            var remaining: Int?
-            for try await value in try await connection.query("""
-                UPDATE deal SET remaining = remaining - \(quantity) WHERE id = \(dealId) AND remaining >= \(quantity) RETURNING remaining
-                """, logger: connection.logger).decode(Int.self) { remaining = value }
-            guard let remaining else { throw DealRefusal.soldOut }
-            deal.remaining = remaining
             try await connection.query("""
                 INSERT INTO deal_reservation (id, deal_id, user_id, quantity, expires_at, status, created_at)
                 VALUES (\(reservationId), \(dealId), \(userId), \(quantity), \(expiresAtMs), 'held', \(nowMs))
