@@ -60,6 +60,10 @@ def seed_data(hub):
         viewer.close()
     for room in rooms[:2]:
         chats += [line["id"] for line in requests.get(f"{hub.api}/rooms/{room['id']}/chats").json()]
+    # Issue 22: a flash deal to claim, list and (try to) cancel.
+    deal = requests.post(f"{hub.api}/rooms/{rooms[0]['id']}/deals", headers=owner,
+                         json={"liveProductId": products[0], "dealPrice": 5, "quantity": 1000, "perBuyerLimit": 1000, "durationSeconds": 3600})
+    assert deal.status_code == 201, deal.text
     notifications = []
     for user in ("dev-viewer", "dev-owner"):
         made = requests.post(f"{hub.base}/internal/notifications", headers=internal,
@@ -67,7 +71,8 @@ def seed_data(hub):
         assert made.status_code == 201, made.text
         notifications.append(made.json()["id"])
     return {"ids": [room["id"] for room in rooms] + notifications, "rooms": [room["id"] for room in rooms], "endable": [endable["id"]],
-            "keys": [callbacks["streamKey"]], "products": products, "chats": chats}
+            "keys": [callbacks["streamKey"]], "products": products, "chats": chats,
+            "deals": [deal.json()["id"]]}
 
 
 def write_config(path, tokens, data):
@@ -80,6 +85,7 @@ def write_config(path, tokens, data):
         '"path.roomId" = { dictionary = "ids", probability = 0.5 }',
         '"path.liveProductId" = { dictionary = "products", probability = 0.5 }',
         '"path.chatId" = { dictionary = "chats", probability = 0.5 }',
+        '"path.dealId" = { dictionary = "deals", probability = 0.5 }',
         '"body.roomId" = { dictionary = "ids", probability = 0.5 }',
         '"query.name" = { dictionary = "keys", probability = 0.5 }',
         "",

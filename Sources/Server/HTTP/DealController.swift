@@ -38,7 +38,8 @@ struct DealController {
         let buyer = try auth.requireUser(request, context: context)
         // An empty body claims one unit.
         let body: ClaimDealRequest
-        if let length = request.headers[.contentLength], length == "0" {
+        let length = request.headers[.contentLength]
+        if length == "0" || (length == nil && request.headers[.transferEncoding] == nil) {
             body = ClaimDealRequest()
         } else {
             body = try await JSONBody.decode(ClaimDealRequest.self, from: request, limit: maxBodyBytes)
