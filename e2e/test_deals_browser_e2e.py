@@ -70,3 +70,34 @@ def test_the_featured_card_counts_down_on_the_server_clock_and_claims(hub):
         assert not console_errors(driver)
     finally:
         driver.quit()
+
+
+def test_the_studio_creates_a_deal_on_the_featured_product(hub):
+    room = hub.create_room("studio deal")
+    api = f"{hub.api}/rooms/{room['id']}"
+    product = requests.post(f"{api}/products", headers=hub.headers(), json={"productId": "mug", "livePrice": 20, "productName": "Mug"}).json()
+    assert requests.put(f"{api}/products/{product['id']}/feature", headers=hub.headers()).status_code == 200
+    driver = make_driver()
+    try:
+        driver.get(f"{hub.base}/rooms")
+        js(driver, "localStorage.setItem('livehub.ownerToken', arguments[0])", hub.tokens["owner"])
+        driver.get(f"{hub.base}/#room={room['id']}")
+        wait_until(lambda: visible(driver, "#deal-form") and js(driver, "return !document.querySelector('#deal-form button').disabled"),
+                   what="the deal form for the featured product", driver=driver)
+        assert "Mug" in text(driver, "#deal-target")
+        js(driver, """
+            const set = (id, v) => { document.querySelector('#' + id).value = v; };
+            set('deal-price', '12.5'); set('deal-quantity', '7'); set('deal-per-buyer', '2'); set('deal-starts', '60'); set('deal-duration', '120');
+        """)
+        driver.find_element("css selector", "#deal-form button").click()
+        deals = wait_until(lambda: requests.get(f"{api}/deals").json(), what="the created deal", driver=driver)
+        assert [(d["dealPrice"], d["quantity"], d["perBuyerLimit"], d["status"], d["liveProductId"]) for d in deals] == [(12.5, 7, 2, "scheduled", product["id"])]
+        # A duration under 10 s: the form refuses it (and so would the server, 400).
+        js(driver, "document.querySelector('#deal-duration').value = '5'")
+        assert js(driver, "return document.querySelector('#deal-duration').validity.valid") is False
+        driver.find_element("css selector", "#deal-form button").click()
+        time.sleep(0.5)
+        assert len(requests.get(f"{api}/deals").json()) == 1, "an invalid duration created nothing"
+        assert not console_errors(driver)
+    finally:
+        driver.quit()

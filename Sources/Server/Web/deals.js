@@ -107,3 +107,46 @@ export function attachDeals({ stomp, roomId, spot = $('#featured-spot'), token =
   ticker = setInterval(() => { if (deals.size) tick(); }, 250);
   return { refresh, stop: () => clearInterval(ticker), serverNow };
 }
+
+/** The studio's "Create deal" form for the featured product, in `container`. `room()` and
+ *  `products()` read the studio's state; call `refresh()` after the products change. */
+export function attachStudioDeals({ container, room, products, token }) {
+  const field = (id, label, attrs) => el('label', { class: 'deal-field' }, el('span', { text: label }), el('input', { id, type: 'number', required: true, ...attrs }));
+  const error = el('p', { class: 'form-error', id: 'deal-error', role: 'alert' });
+  const title = el('p', { class: 'muted small', id: 'deal-target' });
+  const form = el('form', { class: 'deal-form', id: 'deal-form' },
+    field('deal-price', 'Deal price', { min: '0', step: '0.01' }),
+    field('deal-quantity', 'Units', { min: '1', max: '1000000', step: '1', value: '100' }),
+    field('deal-per-buyer', 'Per buyer', { min: '1', step: '1', value: '1' }),
+    field('deal-starts', 'Starts in (s)', { min: '0', max: '3600', step: '1', value: '0' }),
+    field('deal-duration', 'Lasts (s)', { min: '10', max: '3600', step: '1', value: '300' }),
+    el('button', { class: 'btn btn-sm btn-primary', type: 'submit', text: '⚡ Create deal' }));
+  container.replaceChildren(el('h3', { class: 'deal-heading', text: 'Flash deal' }), title, form, error);
+
+  const featured = () => (products() || []).find((p) => p.isFeatured) || null;
+  function refresh() {
+    const p = featured();
+    container.classList.toggle('hidden', !room());
+    title.textContent = p ? `On the featured product: ${p.productName || p.productId}` : 'Feature a product to put it on a flash deal.';
+    form.querySelector('button').disabled = !p;
+  }
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    error.textContent = '';
+    const p = featured();
+    if (!p || !room()) return;
+    const value = (id) => Number(form.querySelector(`#${id}`).value);
+    try {
+      await api(`${API}/rooms/${encodeURIComponent(room().id)}/deals`, {
+        method: 'POST', token: token(),
+        body: { liveProductId: p.id, dealPrice: value('deal-price'), quantity: value('deal-quantity'), perBuyerLimit: value('deal-per-buyer'),
+          startsInSeconds: value('deal-starts'), durationSeconds: value('deal-duration') },
+      });
+      toast('The deal is on.', { kind: 'success', title: 'Flash deal' });
+    } catch (failure) {
+      error.textContent = failure.message;
+    }
+  });
+  refresh();
+  return { refresh };
+}

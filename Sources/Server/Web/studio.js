@@ -4,6 +4,7 @@ import { API, $, el, show, api, identity, tokens, devToken, toast, copyText, wsU
 import { StompClient } from './stomp.js';
 import { createLivePlayer } from './mse-player.js';
 import { renderChatLine, productThumb } from './views.js';
+import { attachStudioDeals } from './deals.js';
 
 const params = new URLSearchParams(location.search);
 const playerMode = params.get('player') || 'auto';
@@ -380,7 +381,10 @@ function renderProducts() {
         el('button', { type: 'button', class: 'btn btn-sm btn-ghost remove-btn', text: 'Remove', 'aria-label': `Remove ${name}`, onclick: () => removeProduct(p) })));
   }));
   show($('#no-products'), state.products.length === 0);
+  studioDeals.refresh();
 }
+
+const studioDeals = attachStudioDeals({ container: $('#studio-deals'), room: () => state.room, products: () => state.products, token: () => state.token });
 
 $('#product-form').addEventListener('submit', async (event) => {
   event.preventDefault();
