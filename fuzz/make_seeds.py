@@ -399,7 +399,11 @@ def json_seeds():
             '{"roomId":7,"amount":1.49E5,"timestamp":[2026,12,7,14,3,22,123000000]}', '2026-02-28T23:59:59.999999999+09:00',
             '{"id":7,"name":"Green tea","price":299000,"imageUrl":"https://img.example/tea.png","stock":12}',
             '{"data":{"productName":"Cup","originalPrice":"1000.50","productImageUrl":"http://i/x.png","stockQuantity":-3}}',
-            '{"data":{"nickname":"Lee","profileImageUrl":"https://img.example/lee.png"}}']
+            '{"data":{"nickname":"Lee","profileImageUrl":"https://img.example/lee.png"}}',
+            # issue 22: flash-deal bodies, sane and hostile
+            '{"liveProductId":"p1","dealPrice":49.5,"quantity":100,"perBuyerLimit":2,"startsInSeconds":0,"durationSeconds":600}',
+            '{"liveProductId":"p1","dealPrice":1e309,"quantity":2.5,"perBuyerLimit":-1,"startsInSeconds":3601,"durationSeconds":9}',
+            '{"quantity":1e300}']
     return {f"doc-{index}": Seed().raw(doc.encode()) for index, doc in enumerate(docs)}
 
 
