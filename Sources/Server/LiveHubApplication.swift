@@ -22,6 +22,8 @@ public struct LiveHub: Sendable {
     public let rooms: RoomService
     public let live: LiveRoomService
     public let notifications: NotificationService
+    /// Moderation of the chat (issue 22 §3).
+    public let moderation: ModerationService
     /// Writes the replay timeline's events (issue 21).
     public let timeline: TimelineRecorder
     /// One `LiveStream` per live room: the ingest publishes into it, HLS reads from it.
@@ -121,6 +123,9 @@ public struct LiveHub: Sendable {
             events: RealtimeWiring.liveRoomEvents(broker: broker, notifications: notifications, timeline: timeline),
             maxChatBytes: configuration.chatMaxBytes, stockCatalog: lookups.stock, userProfiles: lookups.userProfiles,
             orderEventTimeZone: configuration.orderEventTimeZone, logger: logger)
+        // Issue 22 §3: moderation, checked on every chat line.
+        let moderation = ModerationService(rooms: roomStore, store: storage.moderation, limits: configuration.moderation, logger: logger)
+        await live.attachModeration(moderation)
         let rooms = RoomService(
             store: roomStore, viewers: viewers,
             events: RealtimeWiring.roomEvents(broker: broker, live: live, notifications: notifications, streams: streams, timeline: timeline),
@@ -136,6 +141,8 @@ public struct LiveHub: Sendable {
         let urls = PublicURLs(publicHost: configuration.publicHost, rtmpPort: configuration.rtmpPort)
         let liveAPI = router.group("v1/notifications/live")
         LiveRoomController(live: live, auth: auth, maxBodyBytes: configuration.maxRequestBodyBytes)
+            .addRoutes(to: liveAPI)
+        ModerationController(live: live, moderation: moderation, auth: auth, maxBodyBytes: configuration.maxRequestBodyBytes)
             .addRoutes(to: liveAPI)
         TimelineController(reader: TimelineReader(rooms: roomStore, store: storage.timeline, recordings: replayRecordings))
             .addRoutes(to: liveAPI)
@@ -257,7 +264,7 @@ public struct LiveHub: Sendable {
             onServerRunning: { channel in await onHTTPReady(channel.localAddress?.port ?? configuration.httpPort) },
             logger: logger)
         return LiveHub(
-            configuration: configuration, database: storage.sqlite, postgres: storage.postgres, rooms: rooms, live: live, notifications: notifications, timeline: timeline, streams: streams, rtmp: rtmp, hls: hls, hub: hub, verifier: verifier, devTokenIssuer: devTokenIssuer, internalToken: internalToken,
+            configuration: configuration, database: storage.sqlite, postgres: storage.postgres, rooms: rooms, live: live, notifications: notifications, moderation: moderation, timeline: timeline, streams: streams, rtmp: rtmp, hls: hls, hub: hub, verifier: verifier, devTokenIssuer: devTokenIssuer, internalToken: internalToken,
             metrics: metrics, logger: logger, application: application, routes: routes)
     }
 

@@ -164,6 +164,10 @@ public final class AppDatabase: Sendable {
             try db.create(index: "live_timeline_event_on_room_at", on: "live_timeline_event", columns: ["liveRoomId", "atMs", "seq"])
             try db.create(index: "live_chat_on_room_created", on: "live_chat", columns: ["liveRoomId", "createdAt", "seq"])
         }
+        // Issue 22 §3: moderation (SQLiteModerationStore).
+        migrator.registerMigration("v5-moderation") { db in
+            try SQLiteModerationStore.migrate(db)
+        }
         return migrator
     }
 }

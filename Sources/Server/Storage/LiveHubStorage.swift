@@ -16,6 +16,8 @@ struct LiveHubStorage: Sendable {
     let notifications: any NotificationStore
     /// The replay timeline's events (issue 21).
     let timeline: any TimelineStore
+    /// Moderation (issue 22 §3).
+    let moderation: any ModerationStore
     let health: any StorageHealth
 
     /// Opens and migrates the configured backend. On PostgreSQL the pool starts here, before the
@@ -26,7 +28,8 @@ struct LiveHubStorage: Sendable {
             return LiveHubStorage(
                 sqlite: database, postgres: nil, postgresPool: nil,
                 rooms: SQLiteRoomStore(database: database), live: SQLiteLiveRoomStore(database: database),
-                notifications: SQLiteNotificationStore(database: database), timeline: SQLiteTimelineStore(database: database), health: database)
+                notifications: SQLiteNotificationStore(database: database), timeline: SQLiteTimelineStore(database: database),
+                moderation: SQLiteModerationStore(database: database), health: database)
         }
         let database = PostgresDatabase(url: url, poolSize: configuration.databasePoolSize, logger: logger)
         let pool = Task { await database.client.run() }
@@ -40,7 +43,8 @@ struct LiveHubStorage: Sendable {
         return LiveHubStorage(
             sqlite: nil, postgres: database, postgresPool: pool,
             rooms: PostgresRoomStore(database: database), live: PostgresLiveRoomStore(database: database),
-            notifications: PostgresNotificationStore(database: database), timeline: PostgresTimelineStore(database: database), health: database)
+            notifications: PostgresNotificationStore(database: database), timeline: PostgresTimelineStore(database: database),
+            moderation: PostgresModerationStore(database: database), health: database)
     }
 
     /// Graceful shutdown: SQLite checkpoints its WAL and closes; the PostgreSQL pool stops.
