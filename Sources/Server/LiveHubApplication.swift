@@ -126,6 +126,8 @@ public struct LiveHub: Sendable {
         // Issue 22 §3: moderation, checked on every chat line.
         let moderation = ModerationService(rooms: roomStore, store: storage.moderation, limits: configuration.moderation, logger: logger)
         await live.attachModeration(moderation)
+        // Several nodes: a line posted or deleted on another node is not in this node's history ring.
+        if storage.postgres != nil { await live.readHistoryFromStore() }
         let rooms = RoomService(
             store: roomStore, viewers: viewers,
             events: RealtimeWiring.roomEvents(broker: broker, live: live, notifications: notifications, streams: streams, timeline: timeline),

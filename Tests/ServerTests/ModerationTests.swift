@@ -203,7 +203,8 @@ struct ModerationStoreContractTests {
             try await client.execute(uri: "\(path)/moderators", method: .post, body: json(#"{"userId":"mod-1"}"#)) { #expect($0.status == .unauthorized) }
             try await client.execute(uri: "\(path)/moderators", method: .post, headers: bearer(t.ownerToken), body: json(#"{"userId":"mod-1"}"#)) { response in
                 #expect(response.status == .created)
-                #expect(try object(response)["moderators"] as? [String] == ["mod-1"])
+                let body = try object(response)
+                #expect(body["moderators"] as? [String] == ["mod-1"])
             }
             try await client.execute(uri: "\(path)/moderators", method: .post, headers: bearer(moderator), body: json(#"{"userId":"mod-2"}"#)) { try expectError($0, .forbidden) }
             try await client.execute(uri: "\(path)/moderators", method: .post, headers: bearer(admin), body: json(#"{"userId":"mod-2"}"#)) { #expect($0.status == .created) }
@@ -266,14 +267,15 @@ struct ModerationStoreContractTests {
             }
             // Nothing was stored, and the room still takes good requests.
             try await client.execute(uri: "\(path)/moderation-log", method: .get, headers: bearer(t.ownerToken)) { response in
-                #expect(try JSONSerialization.jsonObject(with: Data((response.body ?? ByteBuffer()).readableBytesView)) as? [Any] != nil)
-                #expect(response.body?.readableBytes == 2, "the log is empty: []")
+                let entries = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [Any]
+                #expect(entries?.isEmpty == true, "the log is empty")
             }
             try await client.execute(uri: "\(path)/mutes", method: .post, headers: bearer(t.ownerToken), body: json(#"{"userId":"v","minutes":10080}"#)) { #expect($0.status == .created) }
             let words = "[" + (0..<200).map { "\"w\($0)\"" }.joined(separator: ",") + "]"
             try await client.execute(uri: "\(path)/chat-settings", method: .put, headers: bearer(t.ownerToken), body: json(#"{"blockedWords":\#(words),"slowModeSeconds":3600}"#)) { response in
                 #expect(response.status == .ok)
-                #expect((try object(response)["blockedWords"] as? [String])?.count == 200)
+                let body = try object(response)
+                #expect((body["blockedWords"] as? [String])?.count == 200)
             }
         }
     }
@@ -332,7 +334,7 @@ struct ModerationStoreContractTests {
                 "later", "back", "one", "a", "b", "see https://shop.example/deal", "buy SPAM now",
             ])
             try await client.execute(uri: "\(path)/moderation-log?limit=200", method: .get, headers: bearer(t.ownerToken)) { response in
-                let entries = try #require(try JSONSerialization.jsonObject(with: Data((response.body ?? ByteBuffer()).readableBytesView)) as? [[String: Any]])
+                let entries = try #require(try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [[String: Any]])
                 #expect(entries.compactMap { $0["action"] as? String }.reversed() == [
                     "MODERATOR_ADDED", "CHAT_DELETED", "USER_MUTED", "USER_UNMUTED", "USER_BANNED", "USER_UNBANNED", "SETTINGS_CHANGED",
                     "HELD_APPROVED", "SETTINGS_CHANGED", "SETTINGS_CHANGED", "HELD_DROPPED", "MODERATOR_REMOVED",

@@ -95,6 +95,9 @@ public actor LiveRoomService {
     /// Cluster mode (issue 20): a per-user chat limit across nodes (`ClusterChatRateLimit`); nil
     /// on one node, where the hub's token buckets are the limit.
     private var chatRateGate: (any ChatRateGate)?
+    /// Cluster mode: the history is read from the shared database, never from this node's ring,
+    /// which holds neither the lines posted on other nodes nor their moderators' deletes.
+    private var historyFromStore = false
     /// Issue 22: mutes, bans, slow mode, links and blocked words checked before a line is stored;
     /// nil = no moderation (tests of the bare service).
     private var moderation: ModerationService?
@@ -123,6 +126,11 @@ public actor LiveRoomService {
     /// Moderation of the chat (issue 22 §3).
     func attachModeration(_ service: ModerationService) {
         moderation = service
+    }
+
+    /// Cluster mode: see `historyFromStore`.
+    func readHistoryFromStore() {
+        historyFromStore = true
     }
 
     /// Forgets what was kept for a room that ended (its history ring, its moderation state).
@@ -245,7 +253,7 @@ public actor LiveRoomService {
     /// History, newest last. `before` is a chat id: lines older than it.
     public func history(roomId: String, limit: Int, before: String?) async throws -> [LiveChatView] {
         let room = try await rooms.existingRoom(id: roomId)
-        if before == nil, limit <= Self.historySize, room.status != .ended {
+        if before == nil, limit <= Self.historySize, room.status != .ended, !historyFromStore {
             return Array(try await recentLines(roomId).suffix(limit))
         }
         var beforeSeq: Int64?
