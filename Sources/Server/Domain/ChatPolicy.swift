@@ -83,6 +83,10 @@ enum ChatPolicy {
                 throw DomainError.malformed("a blocked word is at most \(maxBlockedWordLength) characters")
             }
             let word = normalize(raw)
+            // Lower-casing may add scalars (`İ` → `i̇`): the stored word is bounded too.
+            guard word.unicodeScalars.count <= maxBlockedWordLength else {
+                throw DomainError.malformed("a blocked word is at most \(maxBlockedWordLength) characters")
+            }
             guard !word.isEmpty, !word.contains(where: { $0.isWhitespace }),
                   !word.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
                 throw DomainError.malformed("a blocked word is one word of letters, digits or symbols (no spaces)")

@@ -56,6 +56,8 @@ public actor ModerationService {
         var state: RoomModerationState
         var loadedAt: ContinuousClock.Instant
         var lastUsed: UInt64
+        /// `state.settings.blockedWords` as a set, made once per read.
+        var blocked: Set<String>
         /// userId → time of their last accepted line (slow mode, this node).
         var lastLine: [String: Date] = [:]
     }
@@ -91,7 +93,7 @@ public actor ModerationService {
                 return .slowMode(waitSeconds: wait)
             }
             if state.settings.linksOnlyFromModerators, ChatPolicy.containsLink(message) { return .linksNotAllowed }
-            if ChatPolicy.blockedWord(in: message, blocked: Set(state.settings.blockedWords)) != nil {
+            if ChatPolicy.blockedWord(in: message, blocked: entry.blocked) != nil {
                 guard state.settings.blockedWordAction == .hold else { return .blockedWord }
                 let held = HeldChatRecord(
                     id: UUID().uuidString.lowercased(), liveRoomId: room.id, userId: userId, username: user.username, avatarUrl: user.avatarUrl,
@@ -142,6 +144,7 @@ public actor ModerationService {
         useCounter &+= 1
         if var entry = cache[roomId] {
             entry.state = state
+            entry.blocked = Set(state.settings.blockedWords)
             entry.loadedAt = clock.now
             entry.lastUsed = useCounter
             cache[roomId] = entry
@@ -150,7 +153,7 @@ public actor ModerationService {
         if cache.count >= limits.cachedRooms, let oldest = cache.min(by: { $0.value.lastUsed < $1.value.lastUsed })?.key {
             cache.removeValue(forKey: oldest)
         }
-        cache[roomId] = CachedRoom(state: state, loadedAt: clock.now, lastUsed: useCounter)
+        cache[roomId] = CachedRoom(state: state, loadedAt: clock.now, lastUsed: useCounter, blocked: Set(state.settings.blockedWords))
     }
 
     /// After a change made here: the room's state is read again at once.
