@@ -22,6 +22,8 @@ public struct LiveHub: Sendable {
     public let rooms: RoomService
     public let live: LiveRoomService
     public let notifications: NotificationService
+    /// Moderation of the chat (issue 22 §3).
+    public let moderation: ModerationService
     /// Writes the replay timeline's events (issue 21).
     public let timeline: TimelineRecorder
     /// One `LiveStream` per live room: the ingest publishes into it, HLS reads from it.
@@ -126,6 +128,11 @@ public struct LiveHub: Sendable {
             rooms: roomStore, products: storage.live, store: storage.deals, events: RealtimeWiring.dealEvents(broker: broker),
             reservationLifetime: configuration.dealReservation, maxPerRoom: configuration.dealsMaxPerRoom, logger: logger)
         await live.attachReservations(deals)
+        // Issue 22 §3: moderation, checked on every chat line.
+        let moderation = ModerationService(rooms: roomStore, store: storage.moderation, limits: configuration.moderation, logger: logger)
+        await live.attachModeration(moderation)
+        // Several nodes: a line posted or deleted on another node is not in this node's history ring.
+        if storage.postgres != nil { await live.readHistoryFromStore() }
         let rooms = RoomService(
             store: roomStore, viewers: viewers,
             events: RealtimeWiring.roomEvents(broker: broker, live: live, notifications: notifications, streams: streams, timeline: timeline),
@@ -143,6 +150,8 @@ public struct LiveHub: Sendable {
         LiveRoomController(live: live, auth: auth, maxBodyBytes: configuration.maxRequestBodyBytes)
             .addRoutes(to: liveAPI)
         DealController(deals: deals, auth: auth, maxBodyBytes: configuration.maxRequestBodyBytes).addRoutes(to: liveAPI)
+        ModerationController(live: live, moderation: moderation, auth: auth, maxBodyBytes: configuration.maxRequestBodyBytes)
+            .addRoutes(to: liveAPI)
         TimelineController(reader: TimelineReader(rooms: roomStore, store: storage.timeline, recordings: replayRecordings))
             .addRoutes(to: liveAPI)
         NotificationController(notifications: notifications, auth: auth, maxBodyBytes: configuration.maxRequestBodyBytes)
@@ -264,7 +273,7 @@ public struct LiveHub: Sendable {
             onServerRunning: { channel in await onHTTPReady(channel.localAddress?.port ?? configuration.httpPort) },
             logger: logger)
         return LiveHub(
-            configuration: configuration, database: storage.sqlite, postgres: storage.postgres, rooms: rooms, live: live, notifications: notifications, timeline: timeline, streams: streams, rtmp: rtmp, hls: hls, hub: hub, verifier: verifier, devTokenIssuer: devTokenIssuer, internalToken: internalToken,
+            configuration: configuration, database: storage.sqlite, postgres: storage.postgres, rooms: rooms, live: live, notifications: notifications, moderation: moderation, timeline: timeline, streams: streams, rtmp: rtmp, hls: hls, hub: hub, verifier: verifier, devTokenIssuer: devTokenIssuer, internalToken: internalToken,
             metrics: metrics, logger: logger, application: application, routes: routes)
     }
 

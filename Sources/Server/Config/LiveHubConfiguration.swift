@@ -196,6 +196,11 @@ public struct LiveHubConfiguration: Sendable {
     /// recently active user forgotten first).
     public var idempotencyKeysPerUser = 100
     public var idempotencyKeysTotal = 10_000
+    /// Issue 22 §3 (README "Moderation"): `LIVEHUB_MODERATION_MAX_MODERATORS` (50),
+    /// `LIVEHUB_MODERATION_MAX_MUTES` (1000), `LIVEHUB_MODERATION_MAX_BANS` (1000),
+    /// `LIVEHUB_MODERATION_MAX_HELD` (200) per room; `LIVEHUB_MODERATION_CACHE_ROOMS` (1000) rooms
+    /// in the chat path's cache, re-read after `LIVEHUB_MODERATION_CACHE_TTL_MS` (1000).
+    public var moderation = ModerationLimits()
     /// `LIVEHUB_STOCK_SERVICE_URL`: base URL of the site's stock service; when set, a product added
     /// without `productName`, `originalPrice`, `productImageUrl` or `stockAvailable` gets them from
     /// `GET {url}/v1/products/{productId}` (README "Lookups in other services"). Unset: no lookup.
@@ -469,6 +474,12 @@ public struct LiveHubConfiguration: Sendable {
         if let count = try integer("LIVEHUB_DEALS_MAX_PER_ROOM", 1...1000) { dealsMaxPerRoom = count }
         if let count = try integer("LIVEHUB_IDEMPOTENCY_KEYS_PER_USER", 1...100_000) { idempotencyKeysPerUser = count }
         if let count = try integer("LIVEHUB_IDEMPOTENCY_KEYS_TOTAL", 1...10_000_000) { idempotencyKeysTotal = count }
+        if let count = try integer("LIVEHUB_MODERATION_MAX_MODERATORS", 1...10_000) { moderation.moderatorsPerRoom = count }
+        if let count = try integer("LIVEHUB_MODERATION_MAX_MUTES", 1...1_000_000) { moderation.mutesPerRoom = count }
+        if let count = try integer("LIVEHUB_MODERATION_MAX_BANS", 1...1_000_000) { moderation.bansPerRoom = count }
+        if let count = try integer("LIVEHUB_MODERATION_MAX_HELD", 1...100_000) { moderation.heldPerRoom = count }
+        if let count = try integer("LIVEHUB_MODERATION_CACHE_ROOMS", 1...1_000_000) { moderation.cachedRooms = count }
+        if let ms = try integer("LIVEHUB_MODERATION_CACHE_TTL_MS", 0...60_000) { moderation.cacheTTL = .milliseconds(ms) }
         let serviceURLs: [(String, WritableKeyPath<LiveHubConfiguration, String?>)] = [
             ("LIVEHUB_STOCK_SERVICE_URL", \.stockServiceURL), ("LIVEHUB_USER_SERVICE_URL", \.userServiceURL),
         ]

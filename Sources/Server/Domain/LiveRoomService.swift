@@ -10,6 +10,14 @@ public enum ChatRefusal: Error, Equatable, Sendable, CustomStringConvertible {
     case roomEnded
     case unknownRoom
     case rateLimited
+    /// Moderation (issue 22 §3; `ModerationService`).
+    case banned
+    case muted(until: Date)
+    case slowMode(waitSeconds: Int)
+    case linksNotAllowed
+    /// Kept for review by the owner or a moderator; not broadcast.
+    case heldForReview
+    case blockedWord
 
     public var code: String {
         switch self {
@@ -20,6 +28,12 @@ public enum ChatRefusal: Error, Equatable, Sendable, CustomStringConvertible {
         case .roomEnded: return "ROOM_ENDED"
         case .unknownRoom: return "UNKNOWN_ROOM"
         case .rateLimited: return "RATE_LIMITED"
+        case .banned: return "BANNED"
+        case .muted: return "MUTED"
+        case .slowMode: return "SLOW_MODE"
+        case .linksNotAllowed: return "LINKS_NOT_ALLOWED"
+        case .heldForReview: return "HELD_FOR_REVIEW"
+        case .blockedWord: return "BLOCKED_WORD"
         }
     }
 
@@ -32,6 +46,12 @@ public enum ChatRefusal: Error, Equatable, Sendable, CustomStringConvertible {
         case .roomEnded: return "the live room has ended"
         case .unknownRoom: return "no such live room"
         case .rateLimited: return "too many messages; slow down"
+        case .banned: return "you are banned from this room's chat"
+        case .muted(let until): return "you are muted in this room until \(ISOTime.string(until))"
+        case .slowMode(let wait): return "slow mode: wait \(wait) s before your next message"
+        case .linksNotAllowed: return "only the host and moderators may post links here"
+        case .heldForReview: return "your message is held for review by a moderator"
+        case .blockedWord: return "your message contains a blocked word"
         }
     }
 }
@@ -43,6 +63,9 @@ public struct LiveRoomEvents: Sendable {
     public var productsChanged: @Sendable (_ roomId: String, _ products: [LiveProductView]) async -> Void = { _, _ in }
     public var chatPosted: @Sendable (_ chat: LiveChatView) async -> Void = { _ in }
     public var orderApplied: @Sendable (_ room: RoomRecord, _ event: LiveOrderEvent) async -> Void = { _, _ in }
+    /// A moderator deleted line `chatId` (issue 22): `{"type":"DELETED","id":chatId}` on the chat
+    /// topic; `tombstoneSeq` is the `seq` of its DELETED row (the message's offset).
+    public var chatDeleted: @Sendable (_ roomId: String, _ chatId: String, _ tombstoneSeq: Int64) async -> Void = { _, _, _ in }
     public init() {}
 }
 
@@ -74,6 +97,12 @@ public actor LiveRoomService {
     private var chatRateGate: (any ChatRateGate)?
     /// Issue 22: confirms an order's flash-deal reservation (`DealService`); nil = no deals.
     private var reservations: (any ReservationConfirmer)?
+    /// Cluster mode: the history is read from the shared database, never from this node's ring,
+    /// which holds neither the lines posted on other nodes nor their moderators' deletes.
+    private var historyFromStore = false
+    /// Issue 22: mutes, bans, slow mode, links and blocked words checked before a line is stored;
+    /// nil = no moderation (tests of the bare service).
+    private var moderation: ModerationService?
 
     public init(
         rooms: any RoomStore, store: any LiveRoomStore, events: LiveRoomEvents, maxChatBytes: Int = 2000,
@@ -101,9 +130,20 @@ public actor LiveRoomService {
         reservations = confirmer
     }
 
-    /// Forgets what was kept for a room that ended (its history ring).
-    public func roomEnded(_ roomId: String) {
+    /// Moderation of the chat (issue 22 §3).
+    func attachModeration(_ service: ModerationService) {
+        moderation = service
+    }
+
+    /// Cluster mode: see `historyFromStore`.
+    func readHistoryFromStore() {
+        historyFromStore = true
+    }
+
+    /// Forgets what was kept for a room that ended (its history ring, its moderation state).
+    public func roomEnded(_ roomId: String) async {
         recent.removeValue(forKey: roomId)
+        await moderation?.roomEnded(roomId)
     }
 
     /// Rooms whose history is kept in memory (tests: ended rooms are not).
@@ -182,6 +222,17 @@ public actor LiveRoomService {
         let room: RoomRecord
         do { room = try await rooms.existingRoom(id: roomId) } catch { throw .unknownRoom }
         guard room.status != .ended else { throw .roomEnded }
+        if let moderation {
+            switch await moderation.check(room: room, user: user, message: message, now: now) {
+            case .allow: break
+            case .banned: throw .banned
+            case .muted(let until): throw .muted(until: until)
+            case .slowMode(let wait): throw .slowMode(waitSeconds: wait)
+            case .linksNotAllowed: throw .linksNotAllowed
+            case .held: throw .heldForReview
+            case .blockedWord: throw .blockedWord
+            }
+        }
         if let chatRateGate, await !chatRateGate.allowChat(userId: user.userId) { throw .rateLimited }
         let record = LiveChatRecord(
             seq: nil, id: UUID().uuidString.lowercased(), liveRoomId: roomId, userId: user.userId, username: user.username,
@@ -209,7 +260,7 @@ public actor LiveRoomService {
     /// History, newest last. `before` is a chat id: lines older than it.
     public func history(roomId: String, limit: Int, before: String?) async throws -> [LiveChatView] {
         let room = try await rooms.existingRoom(id: roomId)
-        if before == nil, limit <= Self.historySize, room.status != .ended {
+        if before == nil, limit <= Self.historySize, room.status != .ended, !historyFromStore {
             return Array(try await recentLines(roomId).suffix(limit))
         }
         var beforeSeq: Int64?
@@ -232,6 +283,52 @@ public actor LiveRoomService {
             for index in lines.indices { lines[index].isPinned = lines[index].id == chatId }
             recent[roomId] = lines
         }
+        await events.chatPosted(view)
+        return view
+    }
+
+    // MARK: Moderation (issue 22 §3)
+
+    /// A moderator's delete: the line and its DELETED tombstone in one transaction, then the line
+    /// leaves the recent ring and `{"type":"DELETED","id"}` goes out on the chat topic.
+    public func deleteChat(roomId: String, chatId: String, by user: AuthUser, now: Date = Date()) async throws {
+        guard let moderation else { throw DomainError.notFound("moderation is not enabled") }
+        _ = try await moderation.requireModerator(roomId: roomId, user: user)
+        guard let line = try await store.chat(id: chatId), line.liveRoomId == roomId else {
+            throw DomainError.notFound("no chat \(chatId) in this room")
+        }
+        let tombstone = LiveChatRecord(
+            seq: nil, id: UUID().uuidString.lowercased(), liveRoomId: roomId, userId: user.userId, username: user.username, avatarUrl: nil,
+            message: chatId, type: "DELETED", isPinned: false, productId: nil, productName: nil, createdAt: now)
+        let log = await moderation.logEntry(
+            .chatDeleted, roomId: roomId, actor: user, targetUserId: line.userId, targetChatId: chatId,
+            detail: ["message": .string(line.message), "type": .string(line.type)], now: now)
+        guard let deleted = try await moderation.store.deleteChat(chatId: chatId, roomId: roomId, tombstone: tombstone, log: log) else {
+            throw DomainError.notFound("no chat \(chatId) in this room")
+        }
+        recent[roomId]?.removeAll { $0.id == chatId }
+        await events.chatDeleted(roomId, chatId, deleted.tombstone.seq ?? 0)
+    }
+
+    /// Approves a held line: it becomes a chat line (stored, in the ring, broadcast) — one transaction.
+    public func approveHeld(roomId: String, heldId: String, by user: AuthUser, now: Date = Date()) async throws -> LiveChatView {
+        guard let moderation else { throw DomainError.notFound("moderation is not enabled") }
+        let room = try await moderation.requireModerator(roomId: roomId, user: user)
+        guard room.status != .ended else { throw DomainError.conflict("the room has ended") }
+        guard let held = try await moderation.store.heldChats(roomId: roomId).first(where: { $0.id == heldId }) else {
+            throw DomainError.notFound("no held line \(heldId) in this room")
+        }
+        let line = LiveChatRecord(
+            seq: nil, id: UUID().uuidString.lowercased(), liveRoomId: roomId, userId: held.userId, username: held.username,
+            avatarUrl: held.avatarUrl, message: held.message, type: "CHAT", isPinned: false, productId: nil, productName: nil, createdAt: now)
+        let log = await moderation.logEntry(
+            .heldApproved, roomId: roomId, actor: user, targetUserId: held.userId, targetChatId: line.id,
+            detail: ["heldId": .string(heldId), "message": .string(held.message)], now: now)
+        guard let saved = try await moderation.store.approveHeld(id: heldId, roomId: roomId, line: line, log: log) else {
+            throw DomainError.notFound("no held line \(heldId) in this room")
+        }
+        let view = LiveChatView(saved)
+        await remember(view)
         await events.chatPosted(view)
         return view
     }

@@ -83,6 +83,10 @@ struct RealtimeWiring: Sendable {
             // A posted line is never pinned; `LiveRoomService.pin` announces the line it pinned.
             if chat.isPinned { await timeline?.chatPinned(chat) }
         }
+        // Issue 22: a moderator's delete, `{"type":"DELETED","id"}` on the chat topic.
+        events.chatDeleted = { roomId, chatId, _ in
+            await broker.publish(topic: LiveDestination.topic(roomId, .chat), payload: ChatDeletedMessage.payload(chatId))
+        }
         events.orderApplied = { room, order in
             await timeline?.orderApplied(order)
             let what = order.productName ?? "a product"
@@ -252,6 +256,15 @@ struct ViewerCountMessage: Codable, Sendable {
     var roomId: String
     var count: Int
     var peak: Int
+}
+
+/// `/topic/live/{roomId}/chat`: a line a moderator deleted (issue 22 contract).
+/// Written as exactly `{"type":"DELETED","id":"…"}` (that key order).
+enum ChatDeletedMessage {
+    static func payload(_ chatId: String) -> ByteBuffer {
+        let id = (try? RealtimeWiring.encoder.encode(chatId)).flatMap { String(data: $0, encoding: .utf8) } ?? "\"\""
+        return ByteBuffer(string: #"{"type":"DELETED","id":"# + id + "}")
+    }
 }
 
 /// `notification:new` (DESIGN.md).

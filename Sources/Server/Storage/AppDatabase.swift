@@ -195,6 +195,10 @@ public final class AppDatabase: Sendable {
             try db.create(index: "deal_reservation_on_buyer", on: "deal_reservation", columns: ["dealId", "userId"])
             try db.create(index: "deal_reservation_on_status_expiry", on: "deal_reservation", columns: ["status", "expiresAt"])
         }
+        // Issue 22 §3: moderation (SQLiteModerationStore).
+        migrator.registerMigration("v5-moderation") { db in
+            try SQLiteModerationStore.migrate(db)
+        }
         return migrator
     }
 }

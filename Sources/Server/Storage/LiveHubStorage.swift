@@ -18,6 +18,8 @@ struct LiveHubStorage: Sendable {
     let timeline: any TimelineStore
     /// Flash deals and their reservations (issue 22).
     let deals: any DealStore
+    /// Moderation (issue 22 §3).
+    let moderation: any ModerationStore
     let health: any StorageHealth
 
     /// Opens and migrates the configured backend. On PostgreSQL the pool starts here, before the
@@ -29,7 +31,8 @@ struct LiveHubStorage: Sendable {
                 sqlite: database, postgres: nil, postgresPool: nil,
                 rooms: SQLiteRoomStore(database: database), live: SQLiteLiveRoomStore(database: database),
                 notifications: SQLiteNotificationStore(database: database), timeline: SQLiteTimelineStore(database: database),
-                deals: SQLiteDealStore(database: database), health: database)
+                deals: SQLiteDealStore(database: database),
+                moderation: SQLiteModerationStore(database: database), health: database)
         }
         let database = PostgresDatabase(url: url, poolSize: configuration.databasePoolSize, logger: logger)
         let pool = Task { await database.client.run() }
@@ -44,7 +47,8 @@ struct LiveHubStorage: Sendable {
             sqlite: nil, postgres: database, postgresPool: pool,
             rooms: PostgresRoomStore(database: database), live: PostgresLiveRoomStore(database: database),
             notifications: PostgresNotificationStore(database: database), timeline: PostgresTimelineStore(database: database),
-            deals: PostgresDealStore(database: database), health: database)
+            deals: PostgresDealStore(database: database),
+            moderation: PostgresModerationStore(database: database), health: database)
     }
 
     /// Graceful shutdown: SQLite checkpoints its WAL and closes; the PostgreSQL pool stops.

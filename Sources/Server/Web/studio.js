@@ -5,6 +5,7 @@ import { StompClient } from './stomp.js';
 import { createLivePlayer } from './mse-player.js';
 import { renderChatLine, productThumb } from './views.js';
 import { attachStudioDeals } from './deals.js';
+import { handleChatDeleted, chatLineActions, mountModerationPanel } from './moderation.js';
 
 const params = new URLSearchParams(location.search);
 const playerMode = params.get('player') || 'auto';
@@ -108,6 +109,7 @@ function watchRoom(roomId) {
     }),
     stomp.subscribe(`${base}/chat`, (chat) => {
       if (!state.room || state.room.id !== roomId) return;
+      if (handleChatDeleted(chat, $('#studio-chat'), state.seenChat)) { state.moderation?.refresh(); return; }
       addChat(chat);
       if (chat.type === 'ORDER') {
         refreshStats();
@@ -204,6 +206,7 @@ async function selectRoom(roomId, known) {
   renderRoomList();
   $('#studio-chat').replaceChildren();
   renderProducts();
+  state.moderation = mountModerationPanel($('#studio-moderation'), { roomId: room.id, token: state.token });
   watchRoom(room.id);
   clearInterval(state.statsTimer);
   state.statsTimer = setInterval(refreshStats, 10000);
@@ -436,7 +439,10 @@ function addChat(chat) {
   state.seenChat.add(chat.id);
   const list = $('#studio-chat');
   const stick = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
-  list.append(renderChatLine(chat, { me: state.me }));
+  const line = renderChatLine(chat, { me: state.me });
+  const actions = chatLineActions(chat, { roomId: state.room.id, token: state.token, me: state.me, onChange: () => state.moderation?.refresh() });
+  if (actions) line.append(actions);
+  list.append(line);
   while (list.children.length > 200) list.firstElementChild.remove();
   if (stick) list.scrollTop = list.scrollHeight;
 }

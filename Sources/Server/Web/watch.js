@@ -8,6 +8,7 @@ import { SocketIOClient } from './socketio.js';
 import { createLivePlayer } from './mse-player.js';
 import { renderChatLine, productThumb, renderFeaturedCard, showOrderToast } from './views.js';
 import { attachDeals } from './deals.js';
+import { handleChatDeleted } from './moderation.js';
 
 const roomId = decodeURIComponent(location.pathname.split('/').filter(Boolean)[1] || '');
 const params = new URLSearchParams(location.search);
@@ -404,7 +405,10 @@ function connectHub() {
     state.products = products;
     renderProducts();
   });
-  stomp.subscribe(`${base}/chat`, (chat) => addChat(chat, { live: true }));
+  stomp.subscribe(`${base}/chat`, (chat) => {
+    if (handleChatDeleted(chat, $('#chat'), state.seenChat)) return; // issue 22: a moderator's delete
+    addChat(chat, { live: true });
+  });
   state.deals = attachDeals({ stomp, roomId, token: () => state.token });
   stomp.subscribe('/user/queue/errors', (error) => {
     const text = (error && error.message) || String(error);

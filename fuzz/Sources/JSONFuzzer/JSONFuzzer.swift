@@ -24,6 +24,7 @@ public func jsonFuzzerMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMuta
 
 func fuzzOne(_ bytes: [UInt8]) {
     fuzzServiceJSON(bytes)
+    fuzzModeration(bytes)
     guard let value = try? JSONValue(parsing: bytes) else { return }
     let written = value.jsonBytes
     guard let again = try? JSONValue(parsing: written) else {

@@ -136,5 +136,66 @@ enum PostgresStoreSchema {
             "CREATE INDEX deal_reservation_on_buyer ON deal_reservation (deal_id, user_id)",
             "CREATE INDEX deal_reservation_on_status_expiry ON deal_reservation (status, expires_at)",
         ]),
+        // Issue 22 §3: mirrors SQLite's v5 (moderation; PostgresModerationStore).
+        PostgresMigration("store-v5-moderation", [
+            """
+            CREATE TABLE live_room_moderator (
+                live_room_id TEXT NOT NULL REFERENCES room (id) ON DELETE CASCADE,
+                user_id TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                PRIMARY KEY (live_room_id, user_id)
+            )
+            """,
+            """
+            CREATE TABLE live_room_mute (
+                live_room_id TEXT NOT NULL REFERENCES room (id) ON DELETE CASCADE,
+                user_id TEXT NOT NULL,
+                until TEXT COLLATE "C" NOT NULL,
+                PRIMARY KEY (live_room_id, user_id)
+            )
+            """,
+            """
+            CREATE TABLE live_room_ban (
+                live_room_id TEXT NOT NULL REFERENCES room (id) ON DELETE CASCADE,
+                user_id TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                PRIMARY KEY (live_room_id, user_id)
+            )
+            """,
+            """
+            CREATE TABLE live_room_chat_settings (
+                live_room_id TEXT PRIMARY KEY REFERENCES room (id) ON DELETE CASCADE,
+                slow_mode_seconds BIGINT NOT NULL DEFAULT 0,
+                blocked_words TEXT NOT NULL DEFAULT '[]',
+                blocked_word_action TEXT NOT NULL DEFAULT 'hold',
+                links_only_from_moderators BOOLEAN NOT NULL DEFAULT FALSE
+            )
+            """,
+            """
+            CREATE TABLE live_held_chat (
+                id TEXT PRIMARY KEY,
+                live_room_id TEXT NOT NULL REFERENCES room (id) ON DELETE CASCADE,
+                user_id TEXT NOT NULL,
+                username TEXT,
+                avatar_url TEXT,
+                message TEXT NOT NULL,
+                created_at TEXT COLLATE "C" NOT NULL
+            )
+            """,
+            "CREATE INDEX live_held_chat_on_room ON live_held_chat (live_room_id, created_at)",
+            """
+            CREATE TABLE live_moderation_log (
+                id BIGSERIAL PRIMARY KEY,
+                live_room_id TEXT NOT NULL REFERENCES room (id) ON DELETE CASCADE,
+                actor_id TEXT NOT NULL,
+                action TEXT NOT NULL,
+                target_user_id TEXT,
+                target_chat_id TEXT,
+                detail TEXT NOT NULL,
+                created_at TEXT NOT NULL
+            )
+            """,
+            "CREATE INDEX live_moderation_log_on_room ON live_moderation_log (live_room_id, id)",
+        ]),
     ]
 }
