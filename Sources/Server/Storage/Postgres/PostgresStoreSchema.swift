@@ -101,5 +101,11 @@ enum PostgresStoreSchema {
             "CREATE INDEX live_timeline_event_on_room_at ON live_timeline_event (live_room_id, at_ms, seq)",
             "CREATE INDEX live_chat_on_room_created ON live_chat (live_room_id, (created_at COLLATE \"C\"), seq)",
         ]),
+        // Issue 22 (recovery): the cluster's one epoch of the hub's offsets, made once with the
+        // database (a new database, with outbox ids from 1 again, gets a new one).
+        PostgresMigration("store-v6-recovery", [
+            "CREATE TABLE livehub_hub_epoch (id SMALLINT PRIMARY KEY CHECK (id = 1), epoch TEXT NOT NULL)",
+            "INSERT INTO livehub_hub_epoch (id, epoch) VALUES (1, substr(md5(random()::text || clock_timestamp()::text), 1, 16))",
+        ]),
     ]
 }
