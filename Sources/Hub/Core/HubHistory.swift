@@ -186,12 +186,12 @@ struct HubHistory {
     }
 
     /// Drops whole rings, least recently published first, until within `maxTopics` and
-    /// `maxBytes` (and at least a tenth of the topics when over the byte limit, so that a hub at the
-    /// limit does not scan on every publish).
+    /// `maxBytes`, and at least a tenth of the topics, so that a hub at a limit sorts its topics
+    /// once per tenth of them rather than on every publish.
     private mutating func evictOldestTopics(keeping topic: String) {
         let order = rings.filter { $0.key != topic }.sorted { $0.value.lastPublishAt < $1.value.lastPublishAt }.map(\.key)
         var index = 0
-        let minimum = totalBytes > configuration.maxBytes ? max(1, rings.count / 10) : 0
+        let minimum = max(1, rings.count / 10)
         var dropped = 0
         while index < order.count, rings.count > configuration.maxTopics || totalBytes > configuration.maxBytes || dropped < minimum {
             if let ring = rings.removeValue(forKey: order[index]) {

@@ -68,6 +68,14 @@ export function decodeFrames(bytes) {
   return frames;
 }
 
+/** Whether `headers` (offset, epoch) is past `position`: another epoch, or a larger offset (decimal strings up to 19 digits: compared as text, not as lossy Numbers). */
+function laterPosition(position, headers) {
+  if (!position || position.epoch !== headers.epoch) return true;
+  const a = position.offset;
+  const b = headers.offset;
+  return b.length !== a.length ? b.length > a.length : b > a;
+}
+
 export class StompClient {
   /**
    * @param {string} url ws(s)://host/ws/live
@@ -156,7 +164,7 @@ export class StompClient {
         const sub = this.subscriptions.get(frame.headers.subscription)
           || Array.from(this.subscriptions.values()).find((s) => s.destination === frame.headers.destination);
         if (!sub) return;
-        if (frame.headers.offset !== undefined && frame.headers.epoch) {
+        if (frame.headers.offset !== undefined && frame.headers.epoch && laterPosition(sub.position, frame.headers)) {
           sub.position = { offset: frame.headers.offset, epoch: frame.headers.epoch };
         }
         if (frame.headers.recovered !== undefined) {
