@@ -77,13 +77,13 @@ struct LiveRoomHubBackend: LiveRoomBackend {
         guard room.status != .ended else { return .refused(code: "room-ended", message: "the live room has ended") }
         let sender = connection.identity.map { "user:\($0.userId)" } ?? "guest:\(connection.connectionId)"
         switch reactions.add(roomId: roomId, type: type, senderKey: sender) {
-        case .success:
+        case nil:
             return .accepted
-        case .failure(.rateLimited):
+        case .rateLimited?:
             return .refused(code: "rate-limited", message: "too many reactions (limit \(Int(reactions.limiter.limit.ratePerSecond))/s)")
-        case .failure(.tooManyRooms):
+        case .tooManyRooms?:
             return .refused(code: "busy", message: "too many rooms are reacting right now; try again")
-        case .failure(.unknownType):
+        case .unknownType?:
             return .refused(code: "invalid-reaction", message: "unknown reaction type; use one of \(allowed)")
         }
     }

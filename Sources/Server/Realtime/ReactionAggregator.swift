@@ -47,10 +47,11 @@ final class ReactionAggregator: Sendable {
         self.publish = publish
     }
 
-    /// Counts one reaction of `type` by `senderKey` (a user id, or the guest connection's key).
-    func add(roomId: String, type: String, senderKey: String) -> Result<Void, Refusal> {
-        guard let index = Self.types.firstIndex(of: type) else { return .failure(.unknownType) }
-        guard self.limiter.allow(senderKey) else { return .failure(.rateLimited) }
+    /// Counts one reaction of `type` by `senderKey` (a user id, or the guest connection's key);
+    /// nil when counted, else why not.
+    func add(roomId: String, type: String, senderKey: String) -> Refusal? {
+        guard let index = Self.types.firstIndex(of: type) else { return .unknownType }
+        guard self.limiter.allow(senderKey) else { return .rateLimited }
         enum Counted { case counted(startTimer: Bool), full }
         let counted: Counted = self.state.withLock { s in
             if s.pending[roomId] == nil {
@@ -65,10 +66,10 @@ final class ReactionAggregator: Sendable {
         }
         switch counted {
         case .full:
-            return .failure(.tooManyRooms)
+            return .tooManyRooms
         case .counted(let startTimer):
             if startTimer { self.startWindow() }
-            return .success(())
+            return nil
         }
     }
 
