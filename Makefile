@@ -97,6 +97,7 @@ bench: deps
 	python3 bench/cluster/cluster_bench.py --bin .build-bench/release/livehub
 	# Issue 21: recording on against off, CPU per stream and disk bytes per stream-second (bench/recording/recording_bench.py).
 	python3 bench/recording/recording_bench.py --bin .build-bench/release/livehub
+	python3 bench/reactions/reactions_bench.py --bin .build-bench/release/livehub && python3 bench/recovery/recovery_bench.py --bin .build-bench/release/livehub
 
 ## Micro-benchmarks of the hot paths, in-process, no servers (Benchmarks/, package-benchmark; see
 ## bench/README.md "Micro-benchmarks"). Release build in Benchmarks/.build; malloc counts need nothing

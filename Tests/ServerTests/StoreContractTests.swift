@@ -56,7 +56,7 @@ private func product(_ id: String, room: String, productId: String, stock: Int? 
         displayOrder: 0, createdAt: t0)
 }
 
-private func chat(_ id: String, room: String, type: String = "TEXT", at offset: TimeInterval = 0) -> LiveChatRecord {
+private func chat(_ id: String, room: String, type: String = "CHAT", at offset: TimeInterval = 0) -> LiveChatRecord {
     LiveChatRecord(
         seq: nil, id: id, liveRoomId: room, userId: "u1", username: "User", avatarUrl: nil, message: "hello \(id)", type: type,
         isPinned: false, productId: nil, productName: nil, createdAt: t0.addingTimeInterval(offset))
@@ -167,6 +167,30 @@ struct StoreContractTests {
             #expect(try await stores.live.pin(chatId: "s0", roomId: "r") == nil)
             let pinned = try await stores.live.chats(roomId: "r", limit: 10, beforeSeq: nil).filter(\.isPinned).map(\.id)
             #expect(pinned == ["c2"])
+        }
+    }
+
+    /// Issue 22 recovery: the chat topic's log is every row of the room after a `seq`, events
+    /// (`PINNED`, `DELETED`) included, oldest first and bounded; `chatRow` finds a row of any type.
+    @Test(arguments: StoreBackend.available)
+    func theChatLogReadsEveryTypeAfterASeqInOrder(_ backend: StoreBackend) async throws {
+        try await backend.withStores { stores in
+            try await stores.rooms.insert(room("r"))
+            try await stores.rooms.insert(room("s"))
+            let lines = try await stores.live.insertChats([chat("a", room: "r", type: "CHAT"), chat("b", room: "r", type: "ORDER")])
+            _ = try await stores.live.insertChats([chat("elsewhere", room: "s", type: "CHAT")])
+            var pinned = chat("p1", room: "r", type: "PINNED")
+            pinned.message = "a"
+            let events = try await stores.live.insertChats([pinned, chat("d1", room: "r", type: "DELETED")])
+            let all = try await stores.live.chatLog(roomId: "r", afterSeq: 0, limit: 10)
+            #expect(all.map(\.id) == ["a", "b", "p1", "d1"])
+            let after = try await stores.live.chatLog(roomId: "r", afterSeq: lines[1].seq ?? 0, limit: 10)
+            #expect(after.map(\.id) == ["p1", "d1"] && after.map(\.seq) == events.map(\.seq))
+            #expect(try await stores.live.chatLog(roomId: "r", afterSeq: 0, limit: 2).map(\.id) == ["a", "b"])
+            #expect(try await stores.live.chatLog(roomId: "r", afterSeq: Int64.max, limit: 10).isEmpty)
+            #expect(try await stores.live.chatRow(id: "p1")?.type == "PINNED")
+            #expect(try await stores.live.chat(id: "p1") == nil, "an event is never a history line")
+            #expect(try await stores.live.chats(roomId: "r", limit: 10, beforeSeq: nil).map(\.id) == ["a", "b"])
         }
     }
 

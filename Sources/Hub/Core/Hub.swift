@@ -34,9 +34,24 @@ public final class Hub: Sendable {
         var recipients: [String: FanoutPlan] = [:]
         var shuttingDown = false
         var encodes = 0
+        /// Offsets and the per-topic history (recovery after a reconnect).
+        var history: HubHistory
+        /// topic → subscriptions being recovered: not in `topics` yet; what is published meanwhile
+        /// waits here and is handed over after the missed messages (`recover`).
+        var recovering: [String: [RecoveringKey: PendingLive]] = [:]
     }
 
-    private let state = Mutex(State())
+    struct RecoveringKey: Hashable {
+        var connection: HubConnectionID
+        var variant: String
+    }
+
+    struct PendingLive {
+        var messages: [HubMessage] = []
+        var overflowed = false
+    }
+
+    private let state: Mutex<State>
 
     public init(
         configuration: HubConfiguration = .init(),
@@ -47,6 +62,16 @@ public final class Hub: Sendable {
         self.clock = clock
         self.metrics = HubMetrics(factory: metricsFactory)
         self.accounting = HubDeliveryAccounting(metrics: self.metrics)
+        self.state = Mutex(State(history: HubHistory(configuration: configuration.history)))
+    }
+
+    /// The epoch of this hub's offsets (`HubHistoryConfiguration.epoch`, or the one adopted).
+    public var epoch: String { self.state.withLock { $0.history.epoch } }
+
+    /// Takes a cluster's epoch (every node the same one, kept in the database, so that a client
+    /// recovers on any node); the history kept so far is forgotten. Call before the broker delivers.
+    public func adoptEpoch(_ epoch: String) {
+        self.state.withLock { $0.history.adopt(epoch: epoch) }
     }
 
     // MARK: Connections
@@ -95,6 +120,12 @@ public final class Hub: Sendable {
         let removed: (Unregistration, Gauges)? = self.state.withLock { s in
             guard let entry = s.connections.removeValue(forKey: connection.id) else { return nil }
             for topic in s.topics.removeAll(of: connection.id) { s.recipients.removeValue(forKey: topic) }
+            if !s.recovering.isEmpty {
+                for topic in Array(s.recovering.keys) {
+                    s.recovering[topic] = s.recovering[topic]?.filter { $0.key.connection != connection.id }
+                    if s.recovering[topic]?.isEmpty ?? true { s.recovering.removeValue(forKey: topic) }
+                }
+            }
             let connections = s.presence.closed(connection.format)
             let left = entry.userId.map { s.presence.detach($0, connection.id, protocolName: proto) }
             return (
@@ -182,6 +213,10 @@ public final class Hub: Sendable {
     @discardableResult
     public func unsubscribe(_ connection: HubConnection, topic: String, variant: String = "") -> Bool {
         let change: TopicRegistry.Change = self.state.withLock { s in
+            let key = RecoveringKey(connection: connection.id, variant: variant)
+            if s.recovering[topic]?.removeValue(forKey: key) != nil, s.recovering[topic]?.isEmpty ?? false {
+                s.recovering.removeValue(forKey: topic)
+            }
             let change = s.topics.unsubscribe(connection.id, topic: topic, variant: variant)
             if change.changed { s.recipients.removeValue(forKey: topic) }
             return change
@@ -190,6 +225,7 @@ public final class Hub: Sendable {
     }
 
     /// Records the subscription gauges after a change; returns whether anything changed.
+    @discardableResult
     private func recordGauges(_ change: TopicRegistry.Change?) -> Bool {
         guard let change, change.changed else { return false }
         self.metrics.subscriptions.record(change.subscriptions)
@@ -268,12 +304,34 @@ public final class Hub: Sendable {
     /// variant) among the subscribers and hands the same buffer to every matching connection — per
     /// lane in one hand-over (`HubLaneAttachment`), else into each queue.
     /// Never waits; a subscriber whose queue overflows is dropped as a slow consumer.
+    ///
+    /// A topic under `configuration.historyTopicPrefix` gets an offset (`offset`, else the hub's
+    /// counter) and the hub's epoch on the message, and the message is kept in its history ring;
+    /// subscriptions still recovering get it after their missed messages (`recover`).
     /// - Returns: the number of frames handed over (a lane may still find a member closing).
     @discardableResult
-    public func publish(topic: String, payload: ByteBuffer, contentType: String? = "application/json") -> Int {
+    public func publish(topic: String, payload: ByteBuffer, contentType: String? = "application/json", offset: HubPublishOffset? = nil) -> Int {
+        let now = self.clock.now()
+        let prefix = self.configuration.historyTopicPrefix
         let (message, plan): (HubMessage, FanoutPlan?) = self.state.withLock { s in
             s.sequence += 1
-            let m = HubMessage(destination: topic, payload: payload, contentType: contentType, sequence: s.sequence)
+            var m = HubMessage(destination: topic, payload: payload, contentType: contentType, sequence: s.sequence)
+            if topic.hasPrefix(prefix) {
+                let value = offset?.offset ?? s.history.nextOffset()
+                s.history.record(topic: topic, offset: value, explicitFloor: offset?.completeAfter, payload: payload, contentType: contentType, now: now)
+                m.position = HubStreamPosition(offset: value, epoch: s.history.epoch)
+                if var waiting = s.recovering[topic] {
+                    let limit = self.configuration.history.maxBufferedWhileRecovering
+                    for key in waiting.keys {
+                        if waiting[key]!.messages.count < limit {
+                            waiting[key]!.messages.append(m)
+                        } else {
+                            waiting[key]!.overflowed = true
+                        }
+                    }
+                    s.recovering[topic] = waiting
+                }
+            }
             if let cached = s.recipients[topic] { return (m, cached) }
             guard let subs = s.topics.subscribers[topic] else { return (m, nil) }
             let plan = FanoutPlan(subs, connections: s.connections)
@@ -296,6 +354,143 @@ public final class Hub: Sendable {
         self.state.withLock { $0.encodes += plan.groups.count }
         for (p, n) in sent { self.metrics.messagesOut(p, n) }
         return sent.values.reduce(0, +)
+    }
+
+    // MARK: Recovery (Centrifugo "History and recovery")
+
+    /// How a recovery ended (the marker's content).
+    public struct RecoveryOutcome: Sendable, Hashable {
+        /// All the missed messages were handed over (else the client reloads its state by REST).
+        public var recovered: Bool
+        /// Messages handed over before the marker.
+        public var missed: Int
+        /// The position the marker carries: the last message the subscription has now seen.
+        public var position: HubStreamPosition
+    }
+
+    /// Subscribes `connection` to `topic` under `variant`, first handing it what it missed since
+    /// `position`, in order, then a marker, then what was published meanwhile — nothing twice,
+    /// nothing lost:
+    /// 1. under the lock, the subscription starts buffering what `publish` sends to the topic (not
+    ///    yet in the fan-out), and the history ring is read;
+    /// 2. the missed messages come from `log` (the topic's durable log, e.g. the chat's rows) when
+    ///    given, else from the ring; more than `maxMessages`, a ring that no longer reaches back to
+    ///    `position`, or another epoch → none, and the marker says `recovered: false`;
+    /// 3. the missed messages and the marker (`HubMessage.recovered`, body
+    ///    `{"type":"RECOVERY","recovered":…,"missed":N,"offset":…,"epoch":"…"}`) are encoded for the
+    ///    connection's format and queued;
+    /// 4. the buffered messages with an offset above the last one handed over follow, batch by
+    ///    batch; when the buffer is found empty (under the lock) the subscription joins the topic's
+    ///    fan-out, so a later publish comes after all of them.
+    /// A buffer over `HubHistoryConfiguration.maxBufferedWhileRecovering` closes the connection as a
+    /// slow consumer (the client reconnects and recovers again). nil when the connection is gone.
+    public func recover(
+        _ connection: HubConnection, topic: String, variant: String = "", since position: HubStreamPosition,
+        log: (any HubTopicLog)? = nil, maxMessages: Int = 1000
+    ) async -> RecoveryOutcome? {
+        let now = self.clock.now()
+        let key = RecoveringKey(connection: connection.id, variant: variant)
+        let lookup: HubHistory.Lookup? = self.state.withLock { s in
+            guard s.connections[connection.id] != nil else { return nil }
+            s.recovering[topic, default: [:]][key] = PendingLive()
+            return s.history.lookup(topic: topic, after: position, now: now)
+        }
+        guard let lookup else { return nil }
+        let epoch = self.epoch
+        var missed: [HubStreamPosition.Offset] = []
+        var recovered: Bool
+        var top: UInt64?
+        switch lookup {
+        case .missed(let m, let t):
+            (missed, recovered, top) = (m, true, t)
+        case .incomplete(let t):
+            (recovered, top) = (false, t)
+        }
+        if let log, position.epoch == epoch {
+            if let rows = await log.messages(after: position.offset, limit: maxMessages), rows.count <= maxMessages,
+                zip(rows, rows.dropFirst()).allSatisfy({ $0.offset < $1.offset }), rows.first.map({ $0.offset > position.offset }) ?? true
+            {
+                (missed, recovered) = (rows, true)
+                top = max(top ?? 0, rows.last?.offset ?? position.offset)
+            } else {
+                (missed, recovered) = ([], false)
+            }
+        } else if missed.count > maxMessages {
+            (missed, recovered) = ([], false)
+        }
+        let last = recovered ? (missed.last?.offset ?? position.offset) : (top ?? 0)
+        let marker = RecoveryOutcome(recovered: recovered, missed: missed.count, position: HubStreamPosition(offset: last, epoch: epoch))
+        // Missed messages, then the marker.
+        let firstSequence: UInt64 = self.state.withLock { s in
+            let first = s.sequence + 1
+            s.sequence += UInt64(missed.count + 1)
+            return first
+        }
+        let encoder = connection.format.encoder
+        for (i, entry) in missed.enumerated() {
+            let m = HubMessage(
+                destination: topic, payload: entry.payload, contentType: entry.contentType, sequence: firstSequence + UInt64(i),
+                position: HubStreamPosition(offset: entry.offset, epoch: epoch))
+            self.send(encoder.encode(m, variant: variant), to: connection)
+        }
+        let body: JSONValue = [
+            "type": "RECOVERY", "recovered": .bool(recovered), "missed": .number(Double(missed.count)),
+            "offset": .string(String(last)), "epoch": .string(epoch),
+        ]
+        let markerMessage = HubMessage(
+            destination: topic, payload: ByteBuffer(bytes: body.jsonBytes), contentType: "application/json",
+            sequence: firstSequence + UInt64(missed.count), position: marker.position, recovered: recovered)
+        self.send(encoder.encode(markerMessage, variant: variant), to: connection)
+        // What was published meanwhile, until the buffer is found empty: then join the fan-out.
+        var delivered = last
+        while true {
+            enum Step {
+                case gone
+                case joined(TopicRegistry.Change)
+                case overflowed
+                case batch([HubMessage])
+            }
+            let step: Step = self.state.withLock { s in
+                guard let pending = s.recovering[topic]?[key], s.connections[connection.id] != nil else { return .gone }
+                if pending.overflowed { return .overflowed }
+                if pending.messages.isEmpty {
+                    s.recovering[topic]?.removeValue(forKey: key)
+                    if s.recovering[topic]?.isEmpty ?? false { s.recovering.removeValue(forKey: topic) }
+                    let change = s.topics.subscribe(connection.id, topic: topic, variant: variant)
+                    if change.changed { s.recipients.removeValue(forKey: topic) }
+                    return .joined(change)
+                }
+                s.recovering[topic]?[key] = PendingLive()
+                return .batch(pending.messages)
+            }
+            switch step {
+            case .gone:
+                return nil
+            case .overflowed:
+                self.state.withLock { s in
+                    s.recovering[topic]?.removeValue(forKey: key)
+                    if s.recovering[topic]?.isEmpty ?? false { s.recovering.removeValue(forKey: topic) }
+                }
+                self.close(connection, reason: .slowConsumer)
+                return marker
+            case .joined(let change):
+                self.recordGauges(change)
+                return marker
+            case .batch(let messages):
+                for m in messages {
+                    if let offset = m.position?.offset {
+                        guard offset > delivered else { continue }
+                        delivered = offset
+                    }
+                    self.send(encoder.encode(m, variant: variant), to: connection)
+                }
+            }
+        }
+    }
+
+    /// The last offset this hub published on `topic` and its epoch (nil: none kept).
+    public func position(topic: String) -> HubStreamPosition? {
+        self.state.withLock { s in s.history.top(topic: topic).map { HubStreamPosition(offset: $0, epoch: s.history.epoch) } }
     }
 
     /// Convenience: publish a UTF-8 string payload (JSON text).

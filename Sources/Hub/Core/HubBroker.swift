@@ -7,13 +7,19 @@ public import NIOCore
 /// event for every node and each node's listener calls `Hub.publish`/`Hub.sendToUser` on its own
 /// hub; the STOMP and Socket.IO code does not change.
 public protocol HubBroker: Sendable {
-    /// Publish to a topic's subscribers on every node.
-    func publish(topic: String, payload: ByteBuffer, contentType: String?) async
+    /// Publish to a topic's subscribers on every node. `offset`: the message's offset in its
+    /// topic when the publisher numbers it (the chat topic: the row's `seq`); nil: the broker's
+    /// (in one process the hub's counter; in a cluster the outbox id).
+    func publish(topic: String, payload: ByteBuffer, contentType: String?, offset: UInt64?) async
     /// Push an event to every connection of a user on every node.
     func sendToUser(userId: String, event: String, payload: ByteBuffer) async
 }
 
 extension HubBroker {
+    public func publish(topic: String, payload: ByteBuffer, contentType: String?) async {
+        await self.publish(topic: topic, payload: payload, contentType: contentType, offset: nil)
+    }
+
     /// A JSON payload (`contentType: application/json`).
     public func publish(topic: String, payload: ByteBuffer) async {
         await self.publish(topic: topic, payload: payload, contentType: "application/json")
@@ -32,8 +38,8 @@ public struct InProcessHubBroker: HubBroker {
         self.hub = hub
     }
 
-    public func publish(topic: String, payload: ByteBuffer, contentType: String?) async {
-        self.hub.publish(topic: topic, payload: payload, contentType: contentType)
+    public func publish(topic: String, payload: ByteBuffer, contentType: String?, offset: UInt64?) async {
+        self.hub.publish(topic: topic, payload: payload, contentType: contentType, offset: offset.map { HubPublishOffset($0) })
     }
 
     public func sendToUser(userId: String, event: String, payload: ByteBuffer) async {

@@ -14,13 +14,21 @@ public struct HubConfiguration: Sendable {
     /// is bounded too). Default 256 KiB: a chat frame is
     /// ~100 B, STOMP's largest 64 KiB; a client has that much in flight only when it floods.
     public var maxInboundBytes: Int
+    /// Per-topic history and offsets (`HubHistory`, recovery after a reconnect).
+    public var history: HubHistoryConfiguration
+    /// Topics whose messages get offsets and a history: those starting with this prefix.
+    public var historyTopicPrefix: String
 
     public init(
         outboundQueue: OutboundQueueLimits = .init(),
         shutdownGracePeriod: Duration = .seconds(5),
         maxConnectionsPerUser: Int? = 20,
-        maxInboundBytes: Int = 256 * 1024
+        maxInboundBytes: Int = 256 * 1024,
+        history: HubHistoryConfiguration = .init(),
+        historyTopicPrefix: String = "/topic/"
     ) {
+        self.history = history
+        self.historyTopicPrefix = historyTopicPrefix
         self.outboundQueue = outboundQueue
         self.shutdownGracePeriod = shutdownGracePeriod
         self.maxConnectionsPerUser = maxConnectionsPerUser

@@ -11,12 +11,22 @@ public struct HubMessage: Sendable, Equatable {
     public var contentType: String?
     /// Hub-wide sequence number; STOMP uses it for `message-id`.
     public var sequence: UInt64
+    /// The message's place in its topic's stream (`Hub.publish` on a topic with history; STOMP
+    /// headers `offset` and `epoch`). Identical for every subscriber, so still encoded once.
+    public var position: HubStreamPosition?
+    /// Set on the marker that ends a recovery (STOMP header `recovered:true|false`).
+    public var recovered: Bool?
 
-    public init(destination: String, payload: ByteBuffer, contentType: String? = "application/json", sequence: UInt64 = 0) {
+    public init(
+        destination: String, payload: ByteBuffer, contentType: String? = "application/json", sequence: UInt64 = 0,
+        position: HubStreamPosition? = nil, recovered: Bool? = nil
+    ) {
         self.destination = destination
         self.payload = payload
         self.contentType = contentType
         self.sequence = sequence
+        self.position = position
+        self.recovered = recovered
     }
 
     /// The payload as a string (tests, logs).

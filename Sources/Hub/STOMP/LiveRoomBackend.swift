@@ -30,4 +30,12 @@ public protocol LiveRoomBackend: Sendable {
     /// The connection is gone (DISCONNECT, socket closed, heart-beat timeout, slow client, shutdown).
     /// Exactly once per connection that completed CONNECT — use it to make a dropped viewer leave.
     func connectionClosed(_ connection: HubConnectionContext) async
+    /// See the default in the extension below.
+    func recoveryLog(destination: String) -> (any HubTopicLog)?
+}
+
+extension LiveRoomBackend {
+    /// The durable log recovery reads a destination's missed messages from (the chat topic's rows);
+    /// nil: the hub's history ring. Default nil.
+    public func recoveryLog(destination: String) -> (any HubTopicLog)? { nil }
 }

@@ -29,6 +29,12 @@ public struct STOMPConfiguration: Sendable {
     public var tickInterval: Duration
     /// Largest WebSocket message accepted from a SockJS client (its JSON escaping inflates frames).
     public var maxSockJSMessageSize: Int
+    /// Missed messages one recovering SUBSCRIBE is handed at most (`LIVEHUB_RECOVERY_MAX_MESSAGES`,
+    /// default 1000); a longer gap ends with `recovered:false` (`Hub.recover`).
+    public var maxRecoveredMessages: Int
+    /// SENDs to destinations ending with one of these skip `sendRateLimit`: the backend limits
+    /// them itself (the Server's reactions, `/app/live/{room}/react`, have their own rate).
+    public var separatelyLimitedSendSuffixes: [String]
 
     public init(
         serverName: String = "LiveHub/1.0",
@@ -43,8 +49,12 @@ public struct STOMPConfiguration: Sendable {
         sockJSHeartbeatInterval: Duration = .seconds(25),
         tickInterval: Duration = .milliseconds(500),
         maxSockJSMessageSize: Int = 6 * 64 * 1024 + 16 * 1024,
-        maxSubscriptions: Int = 64
+        maxSubscriptions: Int = 64,
+        maxRecoveredMessages: Int = 1000,
+        separatelyLimitedSendSuffixes: [String] = []
     ) {
+        self.separatelyLimitedSendSuffixes = separatelyLimitedSendSuffixes
+        self.maxRecoveredMessages = max(0, maxRecoveredMessages)
         self.serverName = serverName
         self.heartBeatSend = heartBeatSend
         self.heartBeatReceive = heartBeatReceive

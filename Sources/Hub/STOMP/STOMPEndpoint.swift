@@ -168,10 +168,13 @@ final class STOMPProtocol: HubSessionProtocol {
         case .subscribe(let topic, let id): return .subscribe(topic: topic, variant: id)
         case .unsubscribe(let topic, let id): return .unsubscribe(topic: topic, variant: id)
         case .deliver(let request):
+            if self.endpoint.configuration.separatelyLimitedSendSuffixes.contains(where: { request.destination.hasSuffix($0) }) {
+                return nil  // the backend limits it
+            }
             let rate = Int(self.endpoint.configuration.sendRateLimit.ratePerSecond)
             return .rateLimited { $0.sendFinished(request, .refused(code: "rate-limited", message: "too many messages (limit \(rate)/s)")) }
         case .close(let reason): return .close(reason)
-        case .authenticate, .connected, .authorizeSubscription: return nil
+        case .authenticate, .connected, .authorizeSubscription, .subscribeRecovering: return nil
         }
     }
 
@@ -199,6 +202,16 @@ final class STOMPProtocol: HubSessionProtocol {
             let (backend, context) = (self.endpoint.backend, self.context(driver))
             let decision = await onOwnTask { await backend.canSubscribe(destination: request.destination, connection: context) }
             return .then(driver.session.withLock { $0.subscriptionDecided(request, decision) })
+        case .subscribeRecovering(let topic, let id, let since):
+            let (hub, connection, backend) = (driver.hub, self.connection, self.endpoint.backend)
+            let limit = self.endpoint.configuration.maxRecoveredMessages
+            let outcome = await onOwnTask {
+                await hub.recover(connection, topic: topic, variant: id, since: since, log: backend.recoveryLog(destination: topic), maxMessages: limit)
+            }
+            if let outcome {
+                driver.logger.debug("STOMP subscription recovered", metadata: ["topic": "\(topic)", "recovered": "\(outcome.recovered)", "missed": "\(outcome.missed)"])
+            }
+            return .nothing
         case .deliver(let request):
             let (backend, context) = (self.endpoint.backend, self.context(driver))
             let outcome = await onOwnTask {

@@ -65,7 +65,8 @@ public enum STOMPFrameEncoder {
     }
 
     /// STOMP 1.2 "MESSAGE" for a hub publish: `destination`, `message-id`, `subscription`,
-    /// `content-type`, `content-length`, then the payload (written straight from the shared buffer).
+    /// `content-type`, `offset` and `epoch` (a topic with history), `recovered` (the marker that
+    /// ends a recovery), `content-length`, then the payload (written straight from the shared buffer).
     public static func encodeMessage(_ message: HubMessage, subscription: String, into buffer: inout ByteBuffer) {
         buffer.writeStaticString("MESSAGE\ndestination:")
         self.writeEscaped(message.destination, into: &buffer)
@@ -76,6 +77,15 @@ public enum STOMPFrameEncoder {
         if let ct = message.contentType {
             buffer.writeStaticString("\ncontent-type:")
             self.writeEscaped(ct, into: &buffer)
+        }
+        if let position = message.position {
+            buffer.writeStaticString("\noffset:")
+            buffer.writeString(String(position.offset))
+            buffer.writeStaticString("\nepoch:")
+            self.writeEscaped(position.epoch, into: &buffer)
+        }
+        if let recovered = message.recovered {
+            buffer.writeStaticString(recovered ? "\nrecovered:true" : "\nrecovered:false")
         }
         buffer.writeStaticString("\ncontent-length:")
         buffer.writeString(String(message.payload.readableBytes))

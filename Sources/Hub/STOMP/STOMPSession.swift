@@ -3,11 +3,14 @@ public struct STOMPSubscriptionRequest: Sendable, Hashable {
     public var id: String
     public var destination: String
     public var receipt: String?
+    /// `recover-offset` + `recover-epoch`: the last position the client saw on this destination.
+    public var recover: HubStreamPosition?
 
-    public init(id: String, destination: String, receipt: String? = nil) {
+    public init(id: String, destination: String, receipt: String? = nil, recover: HubStreamPosition? = nil) {
         self.id = id
         self.destination = destination
         self.receipt = receipt
+        self.recover = recover
     }
 }
 
@@ -67,6 +70,9 @@ public struct STOMPSession: Sendable {
         case authorizeSubscription(STOMPSubscriptionRequest)
         /// Hub topic subscription with `variant` = subscription id.
         case subscribe(topic: String, id: String)
+        /// The same after handing over what was missed since `since` and the recovery marker
+        /// (`Hub.recover`).
+        case subscribeRecovering(topic: String, id: String, since: HubStreamPosition)
         case unsubscribe(topic: String, id: String)
         /// Rate-limit, call `LiveRoomBackend.handleSend`, then call `sendFinished`.
         case deliver(STOMPSendRequest)
@@ -330,7 +336,48 @@ public struct STOMPSession: Sendable {
                 destination: destination, code: "invalid-destination",
                 message: "cannot subscribe to \(destination)", receipt: receipt)
         }
-        return [.authorizeSubscription(STOMPSubscriptionRequest(id: id, destination: destination, receipt: receipt))]
+        var recover: HubStreamPosition?
+        switch Self.recoverPosition(frame.headers) {
+        case .none: break
+        case .position(let p): recover = p
+        case .invalid(let why):
+            return self.refusal(destination: destination, code: "invalid-recover-header", message: why, receipt: receipt)
+        }
+        return [.authorizeSubscription(STOMPSubscriptionRequest(id: id, destination: destination, receipt: receipt, recover: recover))]
+    }
+
+    /// What a SUBSCRIBE's `recover-offset` and `recover-epoch` headers ask for.
+    public enum RecoverHeaders: Sendable, Hashable {
+        case none
+        case position(HubStreamPosition)
+        case invalid(String)
+    }
+
+    /// Longest `recover-epoch` accepted.
+    public static let maximumEpochLength = 64
+
+    /// `recover-offset`: decimal digits only, at most 19, within `Int64` (offsets are database row
+    /// numbers); `recover-epoch`: 1…64 of `[A-Za-z0-9_-]`. Both or neither. Never traps.
+    public static func recoverPosition(_ headers: STOMPHeaders) -> RecoverHeaders {
+        let offsetText = headers["recover-offset"]
+        let epochText = headers["recover-epoch"]
+        if offsetText == nil && epochText == nil { return .none }
+        guard let offsetText, let epochText else {
+            return .invalid("recover-offset and recover-epoch go together: send both (the last offset and epoch seen) or neither")
+        }
+        let digits = offsetText.utf8
+        guard !digits.isEmpty, digits.count <= 19, digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+            let offset = UInt64(offsetText), offset <= UInt64(Int64.max)
+        else {
+            return .invalid("recover-offset must be a decimal number 0...\(Int64.max) (the offset header of the last MESSAGE seen)")
+        }
+        let epochBytes = epochText.utf8
+        guard !epochBytes.isEmpty, epochBytes.count <= Self.maximumEpochLength,
+            epochBytes.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2D || $0 == 0x5F })
+        else {
+            return .invalid("recover-epoch must be 1-\(Self.maximumEpochLength) letters, digits, '-' or '_' (the epoch header of the last MESSAGE seen)")
+        }
+        return .position(HubStreamPosition(offset: offset, epoch: epochText))
     }
 
     public mutating func subscriptionDecided(_ request: STOMPSubscriptionRequest, _ decision: SubscribeDecision) -> [Action] {
@@ -341,6 +388,9 @@ public struct STOMPSession: Sendable {
                 return self.fatal("subscription id '\(request.id)' is already in use", receipt: request.receipt)
             }
             self.subscriptions[request.id] = request.destination
+            if let since = request.recover {
+                return [.subscribeRecovering(topic: request.destination, id: request.id, since: since)] + self.receiptActions(request.receipt)
+            }
             return [.subscribe(topic: request.destination, id: request.id)] + self.receiptActions(request.receipt)
         case .refuse(let code, let message):
             return self.refusal(destination: request.destination, code: code, message: message, receipt: request.receipt)

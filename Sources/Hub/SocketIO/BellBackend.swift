@@ -1,3 +1,5 @@
+public import NIOCore
+
 /// What an inbound bell event produced: sent back as the Socket.IO ack (`43N[<value>]`) when the
 /// client asked for one.
 public enum BellEventResult: Sendable, Hashable {
@@ -20,9 +22,26 @@ public protocol BellBackend: Sendable {
     func userConnected(_ connection: HubConnectionContext, identity: HubIdentity, isFirstConnectionOfUser: Bool) async
     /// A socket left; `wasLastConnectionOfUser` = the user entry was removed.
     func userDisconnected(_ connection: HubConnectionContext, identity: HubIdentity, wasLastConnectionOfUser: Bool) async
+    /// See the default below.
+    func missedEvents(after lastNotificationId: String, identity: HubIdentity) async -> [BellReplayEvent]
+}
+
+/// One event replayed to a reconnecting socket only (`BellBackend.missedEvents`).
+public struct BellReplayEvent: Sendable, Hashable {
+    public var event: String
+    public var payload: ByteBuffer
+
+    public init(event: String, payload: ByteBuffer) {
+        self.event = event
+        self.payload = payload
+    }
 }
 
 extension BellBackend {
+    /// The socket said the last notification it saw (`lastNotificationId` in the handshake's
+    /// `auth` or the `AUTH` payload): what it missed since, sent to it alone, in order. Default: none.
+    public func missedEvents(after lastNotificationId: String, identity: HubIdentity) async -> [BellReplayEvent] { [] }
+
     public func userConnected(_ connection: HubConnectionContext, identity: HubIdentity, isFirstConnectionOfUser: Bool) async {}
     public func userDisconnected(_ connection: HubConnectionContext, identity: HubIdentity, wasLastConnectionOfUser: Bool) async {}
 }

@@ -136,6 +136,19 @@ final class SocketIOProtocol: HubSessionProtocol {
         }
     }
 
+    /// The events the socket missed since its `lastNotificationId` (`BellBackend.missedEvents`),
+    /// to this socket alone, in order; asked once per id given.
+    func replayMissed(identity: HubIdentity, driver: HubSessionDriver<SocketIOProtocol>) async {
+        guard let last = driver.session.withLock({ $0.takeLastNotificationId() }) else { return }
+        let backend = self.endpoint.backend
+        let events = await onOwnTask { await backend.missedEvents(after: last, identity: identity) }
+        let encoder = self.connection.format.encoder
+        for e in events {
+            let frame = encoder.encode(HubMessage(destination: e.event, payload: e.payload), variant: "")
+            driver.hub.send(frame, to: self.connection)
+        }
+    }
+
     func context(identity: HubIdentity?, driver: HubSessionDriver<SocketIOProtocol>) -> HubConnectionContext {
         HubConnectionContext(connectionId: self.connection.id, sessionId: driver.session.withLock { $0.socketSid }, identity: identity)
     }
@@ -172,6 +185,7 @@ final class SocketIOProtocol: HubSessionProtocol {
             self.joined.withLock { $0 = identity }
             let (context, flag) = (self.context(identity: identity, driver: driver), change.isFirstConnectionOfUser)
             await onOwnTask { await backend.userConnected(context, identity: identity, isFirstConnectionOfUser: flag) }
+            await self.replayMissed(identity: identity, driver: driver)
             return .nothing
         case .identityChanged(let previous, let identity):
             let change = self.takeAdmission() ?? hub.setIdentity(identity, for: self.connection)
@@ -184,6 +198,7 @@ final class SocketIOProtocol: HubSessionProtocol {
                 let (context, flag) = (self.context(identity: identity, driver: driver), change.isFirstConnectionOfUser)
                 await onOwnTask { await backend.userConnected(context, identity: identity, isFirstConnectionOfUser: flag) }
             }
+            await self.replayMissed(identity: identity, driver: driver)
             return .nothing
         case .left(let identity):
             let change = hub.setIdentity(nil, for: self.connection)

@@ -225,6 +225,24 @@ public struct SocketIOSession: Sendable {
         return actions
     }
 
+    /// The last notification the client saw (`lastNotificationId` in the namespace CONNECT's auth
+    /// object or the latest `AUTH` payload): its missed ones are replayed when it joins. Only an id
+    /// of 1-128 printable ASCII characters (or an integer) is kept; anything else is ignored.
+    public private(set) var lastNotificationId: String?
+
+    /// Takes the id (replayed once).
+    public mutating func takeLastNotificationId() -> String? {
+        defer { self.lastNotificationId = nil }
+        return self.lastNotificationId
+    }
+
+    static func lastNotificationId(in value: JSONValue?) -> String? {
+        guard let value = value?["lastNotificationId"] else { return nil }
+        let text = value.stringValue ?? value.intValue.map(String.init)
+        guard let text, !text.isEmpty, text.utf8.count <= 128, text.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return nil }
+        return text
+    }
+
     private mutating func handle(_ packet: SocketIOPacket, now: Duration) -> [Action] {
         if packet.namespace != "/" {
             if packet.type == .connect {
@@ -236,6 +254,7 @@ public struct SocketIOSession: Sendable {
         switch packet.type {
         case .connect:
             guard self.state == .awaitingConnect else { return [] }
+            self.lastNotificationId = Self.lastNotificationId(in: packet.data)
             if let token = Self.token(in: packet.data) {
                 self.state = .authenticating
                 return [.authenticate(token: token, purpose: .connect)]
@@ -262,6 +281,7 @@ public struct SocketIOSession: Sendable {
             guard self.state == .connected, let name = packet.eventName else { return [] }
             let args = packet.eventArguments
             if name == self.configuration.authEventName {
+                if let last = Self.lastNotificationId(in: args.first) { self.lastNotificationId = last }
                 guard let token = Self.token(in: args.first) ?? args.first?.stringValue, !token.isEmpty else {
                     return [.send(Self.errorReply(ackId: packet.ackId, code: "invalid_token", message: "missing token", event: name))]
                 }

@@ -59,6 +59,10 @@ public final class PostgresHubBroker: HubBroker, Service {
     private let writer: BrokerOutboxWriter
     private let reading = Mutex(false)
     private let earlyIds = BrokerEarlyIds()
+    /// Per shard, the id above which this node has delivered every row (its starting cursor, raised
+    /// past rows pruned before it read them): the floor of the hub's history for that shard's
+    /// topics (`HubPublishOffset.completeAfter`).
+    private let completeAfter = Mutex<[Int32: Int64]>([:])
 
     /// Whether `run()` has its starting cursors and reads the outbox (this node now receives).
     public var isReading: Bool { reading.withLock { $0 } }
@@ -77,8 +81,8 @@ public final class PostgresHubBroker: HubBroker, Service {
 
     // MARK: HubBroker
 
-    public func publish(topic: String, payload: ByteBuffer, contentType: String?) async {
-        _ = await publishReportingOutcome(topic: topic, payload: payload, contentType: contentType)
+    public func publish(topic: String, payload: ByteBuffer, contentType: String?, offset: UInt64?) async {
+        _ = await publishReportingOutcome(topic: topic, payload: payload, contentType: contentType, offset: offset)
     }
 
     public func sendToUser(userId: String, event: String, payload: ByteBuffer) async {
@@ -86,9 +90,11 @@ public final class PostgresHubBroker: HubBroker, Service {
     }
 
     /// `publish`, telling whether the broadcast was committed (`false`: dropped and counted).
-    func publishReportingOutcome(topic: String, payload: ByteBuffer, contentType: String?) async -> Bool {
+    /// A topic event's `event` column holds the publisher's offset in decimal (the chat topic's
+    /// `seq`), empty when the outbox id is the offset.
+    func publishReportingOutcome(topic: String, payload: ByteBuffer, contentType: String?, offset: UInt64? = nil) async -> Bool {
         await writer.submit(BrokerEvent(
-            kind: .topic, target: topic, event: "", contentType: contentType ?? "", payload: payload,
+            kind: .topic, target: topic, event: offset.map { String($0) } ?? "", contentType: contentType ?? "", payload: payload,
             shard: BrokerSharding.shard(ofTopic: topic, shards: configuration.shards)))
     }
 
@@ -117,6 +123,7 @@ public final class PostgresHubBroker: HubBroker, Service {
             }
         }
         let start = cursors ?? [:]
+        completeAfter.withLock { $0 = start }
         reading.withLock { $0 = true }
         defer { reading.withLock { $0 = false } }
         logger.info("broker started", metadata: ["shards": "\(start.count)", "node": "\(configuration.nodeId)"])
@@ -137,6 +144,13 @@ public final class PostgresHubBroker: HubBroker, Service {
         // The broker's tables exist: `LiveHubStorage.open` (and the tests' `TestPostgres.withDatabase`)
         // migrated before any service runs.
         try await BrokerOutboxWriter.ensureShardRows(configuration.shards, client: database.client, logger: logger)
+        // Every node numbers a topic with the same outbox ids, under the cluster's one epoch
+        // (`store-v6-recovery`), so a client recovers on any node.
+        for try await epoch in try await database.client.query("SELECT epoch FROM livehub_hub_epoch WHERE id = 1", logger: logger)
+            .decode(String.self)
+        {
+            hub.adoptEpoch(epoch)
+        }
         var cursors: [Int32: Int64] = [:]
         for try await (shard, lastId) in try await database.client.query("SELECT shard, last_id FROM livehub_broker_shard", logger: logger)
             .decode((Int32, Int64).self)
@@ -235,6 +249,7 @@ public final class PostgresHubBroker: HubBroker, Service {
             {
                 let cursor = cursors[shard] ?? 0
                 if id > cursor + 1 {
+                    completeAfter.withLock { $0[shard] = max($0[shard] ?? 0, id - 1) }
                     metrics.skippedIds.increment(by: id - cursor - 1)
                     logger.warning("broker skipped outbox rows pruned before this node read them", metadata: ["shard": "\(shard)", "from": "\(cursor + 1)", "to": "\(id - 1)"])
                 }
@@ -242,7 +257,17 @@ public final class PostgresHubBroker: HubBroker, Service {
                 cursors[shard] = id
                 rowsPerShard[shard, default: 0] += 1
                 switch BrokerEvent.Kind(rawValue: kind) {
-                case .topic: hub.publish(topic: target, payload: payload, contentType: contentType)
+                case .topic:
+                    // The offset: the publisher's (the chat's `seq`, in `event`), else the outbox id —
+                    // increasing per topic, since a room's topics share one shard read in id order.
+                    let offset: HubPublishOffset
+                    if let event, !event.isEmpty, let explicit = UInt64(event) {
+                        offset = HubPublishOffset(explicit)
+                    } else {
+                        let floor = completeAfter.withLock { $0[shard] } ?? cursor
+                        offset = HubPublishOffset(UInt64(max(id, 0)), completeAfter: UInt64(max(floor, 0)))
+                    }
+                    hub.publish(topic: target, payload: payload, contentType: contentType, offset: offset)
                 case .user: hub.sendToUser(userId: target, event: event ?? "", payload: payload)
                 case nil: logger.warning("broker row of an unknown kind skipped", metadata: ["kind": "\(kind)"])
                 }

@@ -177,6 +177,26 @@ public struct LiveHubConfiguration: Sendable {
     public var wsMaxInboundBytes = 256 * 1024
     /// `LIVEHUB_STOMP_CONNECT_TIMEOUT` seconds (10): a STOMP connection must send CONNECT this soon.
     public var stompConnectTimeout: Duration = .seconds(10)
+    /// `LIVEHUB_HUB_HISTORY_SIZE` (100; 0 = none): messages kept per room topic for recovery.
+    public var hubHistorySize = 100
+    /// `LIVEHUB_HUB_HISTORY_TTL_SECONDS` (300): how long a room topic message is kept for recovery.
+    public var hubHistoryTTL: Duration = .seconds(300)
+    /// `LIVEHUB_HUB_HISTORY_MAX_TOPICS` (10000): topics with a history at once.
+    public var hubHistoryMaxTopics = 10_000
+    /// `LIVEHUB_HUB_HISTORY_MAX_BYTES` (64 MiB): payload bytes of every topic's history together.
+    public var hubHistoryMaxBytes = 64 << 20
+    /// `LIVEHUB_RECOVERY_MAX_MESSAGES` (1000): missed messages one recovering SUBSCRIBE is handed;
+    /// a longer gap answers `recovered:false`.
+    public var recoveryMaxMessages = 1000
+    /// `LIVEHUB_BELL_REPLAY_MAX` (100): missed notifications replayed to a reconnecting bell; more
+    /// → `notification:resync`.
+    public var bellReplayMax = 100
+    /// `LIVEHUB_REACTIONS_PER_SECOND` (10): reactions per signed-in user (guests: per connection).
+    public var reactionsPerSecond = 10
+    /// `LIVEHUB_REACTION_WINDOW_MS` (250): reactions are summed per room over this window.
+    public var reactionWindow: Duration = .milliseconds(250)
+    /// `LIVEHUB_REACTION_MAX_ROOMS` (10000): rooms with a window being summed at once.
+    public var reactionMaxRooms = 10_000
     /// `LIVEHUB_SOCKJS_MAX_SESSIONS` (10000): SockJS HTTP sessions (`xhr`, `xhr_streaming`) held
     /// at once; each also counts against `LIVEHUB_WS_MAX_CONNECTIONS_PER_IP` as a WebSocket would.
     public var sockJSMaxSessions = 10_000
@@ -464,6 +484,15 @@ public struct LiveHubConfiguration: Sendable {
         if let count = try integer("LIVEHUB_WS_MAX_SUBSCRIPTIONS", 1...100_000) { wsMaxSubscriptions = count }
         if let bytes = try integer("LIVEHUB_WS_MAX_INBOUND_BYTES", 1024...(1 << 30)) { wsMaxInboundBytes = bytes }
         if let timeout = try duration("LIVEHUB_STOMP_CONNECT_TIMEOUT", 0.1...3600) { stompConnectTimeout = timeout }
+        if let count = try integer("LIVEHUB_HUB_HISTORY_SIZE", 0...100_000) { hubHistorySize = count }
+        if let ttl = try duration("LIVEHUB_HUB_HISTORY_TTL_SECONDS", 1...86_400) { hubHistoryTTL = ttl }
+        if let count = try integer("LIVEHUB_HUB_HISTORY_MAX_TOPICS", 1...10_000_000) { hubHistoryMaxTopics = count }
+        if let bytes = try integer("LIVEHUB_HUB_HISTORY_MAX_BYTES", 0...(1 << 34)) { hubHistoryMaxBytes = bytes }
+        if let count = try integer("LIVEHUB_RECOVERY_MAX_MESSAGES", 0...100_000) { recoveryMaxMessages = count }
+        if let count = try integer("LIVEHUB_BELL_REPLAY_MAX", 0...10_000) { bellReplayMax = count }
+        if let count = try integer("LIVEHUB_REACTIONS_PER_SECOND", 1...10_000) { reactionsPerSecond = count }
+        if let ms = try integer("LIVEHUB_REACTION_WINDOW_MS", 50...10_000) { reactionWindow = .milliseconds(ms) }
+        if let count = try integer("LIVEHUB_REACTION_MAX_ROOMS", 1...10_000_000) { reactionMaxRooms = count }
         if let count = try integer("LIVEHUB_SOCKJS_MAX_SESSIONS", 1...10_000_000) { sockJSMaxSessions = count }
         if let delay = try duration("LIVEHUB_SOCKJS_DISCONNECT_DELAY", 0.1...60) { sockJSDisconnectDelay = delay }
         if let bytes = try integer("LIVEHUB_SOCKJS_STREAM_BYTES", 4096...(1 << 30)) { sockJSStreamBytes = bytes }

@@ -59,9 +59,18 @@ public enum ChatRefusal: Error, Equatable, Sendable, CustomStringConvertible {
 /// Where products, chat and orders are announced, given to `LiveRoomService` when it is made
 /// (the Server's `RealtimeWiring.liveRoomEvents`; DESIGN.md destinations). Everything is persisted
 /// before an event goes out.
+/// One message of the chat topic's log (`LiveRoomService.chatLog`).
+public enum ChatLogMessage: Sendable {
+    case line(LiveChatView)
+    /// `{"type":"DELETED","id":…}`: a moderator removed the line.
+    case deleted(id: String)
+}
+
 public struct LiveRoomEvents: Sendable {
     public var productsChanged: @Sendable (_ roomId: String, _ products: [LiveProductView]) async -> Void = { _, _ in }
-    public var chatPosted: @Sendable (_ chat: LiveChatView) async -> Void = { _ in }
+    /// A line (or a re-announced pinned line) for the chat topic; `seq` is its offset there (the
+    /// `live_chat.seq` of the line, or of the `PINNED` event row of a pin).
+    public var chatPosted: @Sendable (_ chat: LiveChatView, _ seq: Int64?) async -> Void = { _, _ in }
     public var orderApplied: @Sendable (_ room: RoomRecord, _ event: LiveOrderEvent) async -> Void = { _, _ in }
     /// A moderator deleted line `chatId` (issue 22): `{"type":"DELETED","id":chatId}` on the chat
     /// topic; `tombstoneSeq` is the `seq` of its DELETED row (the message's offset).
@@ -247,7 +256,7 @@ public actor LiveRoomService {
         }
         let view = LiveChatView(saved)
         await remember(view)
-        await events.chatPosted(view)
+        await events.chatPosted(view, saved.seq)
         return view
     }
 
@@ -273,6 +282,30 @@ public actor LiveRoomService {
         return try await store.chats(roomId: roomId, limit: limit, beforeSeq: beforeSeq).map(LiveChatView.init)
     }
 
+    /// The chat topic's log after `afterSeq` as the messages the topic carried (recovery, issue 22):
+    /// CHAT/ORDER rows as `LiveChatView`, `DELETED` as `{"type":"DELETED","id":…}`, `PINNED` as the
+    /// pinned line (skipped when the line is gone). nil when the read fails. Reads `limit` rows
+    /// (`rows`: how many it read, skipped ones included).
+    public func chatLog(roomId: String, afterSeq: Int64, limit: Int) async -> (messages: [(seq: Int64, message: ChatLogMessage)], rows: Int)? {
+        guard let rows = try? await store.chatLog(roomId: roomId, afterSeq: afterSeq, limit: limit) else { return nil }
+        var out: [(seq: Int64, message: ChatLogMessage)] = []
+        out.reserveCapacity(rows.count)
+        for row in rows {
+            guard let seq = row.seq else { continue }
+            if row.isLine {
+                out.append((seq, .line(LiveChatView(row))))
+            } else if row.type == "DELETED" {
+                out.append((seq, .deleted(id: row.message)))
+            } else if row.type == "PINNED" {
+                guard let line = try? await store.chatRow(id: row.message), line.isLine else { continue }
+                var view = LiveChatView(line)
+                view.isPinned = true
+                out.append((seq, .line(view)))
+            }
+        }
+        return (out, rows.count)
+    }
+
     public func pin(roomId: String, chatId: String, by user: AuthUser) async throws -> LiveChatView {
         _ = try await rooms.ownedRoom(id: roomId, by: user)
         guard let chat = try await store.pin(chatId: chatId, roomId: roomId) else {
@@ -283,7 +316,12 @@ public actor LiveRoomService {
             for index in lines.indices { lines[index].isPinned = lines[index].id == chatId }
             recent[roomId] = lines
         }
-        await events.chatPosted(view)
+        // A `PINNED` event row gives the re-announced line its own offset on the chat topic.
+        let event = LiveChatRecord(
+            seq: nil, id: UUID().uuidString.lowercased(), liveRoomId: roomId, userId: user.userId, username: nil, avatarUrl: nil,
+            message: chatId, type: "PINNED", isPinned: false, productId: nil, productName: nil, createdAt: Date())
+        let pinnedSeq = try? await store.insertChats([event]).first?.seq
+        await events.chatPosted(view, pinnedSeq ?? nil)
         return view
     }
 
@@ -329,7 +367,7 @@ public actor LiveRoomService {
         }
         let view = LiveChatView(saved)
         await remember(view)
-        await events.chatPosted(view)
+        await events.chatPosted(view, saved.seq)
         return view
     }
 
@@ -368,7 +406,7 @@ public actor LiveRoomService {
         }
         let view = LiveChatView(applied.chat)
         if room.status != .ended { await remember(view) }
-        await events.chatPosted(view)
+        await events.chatPosted(view, applied.chat.seq)
         await events.productsChanged(event.roomId, applied.products.map(LiveProductView.init))
         await events.orderApplied(applied.room, event)
         return OrderOutcome(

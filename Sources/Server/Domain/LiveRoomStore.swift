@@ -15,6 +15,11 @@ public protocol LiveRoomStore: Sendable {
     /// Newest `limit` chats of a room older than `beforeSeq` (when given), returned oldest first.
     func chats(roomId: String, limit: Int, beforeSeq: Int64?) async throws -> [LiveChatRecord]
     func chat(id: String) async throws -> LiveChatRecord?
+    /// The chat topic's log (issue 22 recovery): the room's rows of every type with `seq` above
+    /// `afterSeq`, oldest first, at most `limit`.
+    func chatLog(roomId: String, afterSeq: Int64, limit: Int) async throws -> [LiveChatRecord]
+    /// A row of any type by id (a `PINNED` event's line, whatever it became).
+    func chatRow(id: String) async throws -> LiveChatRecord?
     /// Pins `chatId` (and unpins any other pinned line of the room); nil when not in the room.
     func pin(chatId: String, roomId: String) async throws -> LiveChatRecord?
     /// Applies an order once: records the id, bumps room totals and the product's `soldCount`,

@@ -1,12 +1,12 @@
 /// STOMP destinations of the live-room hub (DESIGN.md "Live room hub").
 enum LiveDestination: Equatable {
-    /// `/topic/live/{roomId}/{chat|product|status|viewers|deal}` — server → client.
+    /// `/topic/live/{roomId}/{chat|product|status|viewers|deal|reactions}` — server → client.
     case topic(roomId: String, LiveTopic)
-    /// `/app/live/{roomId}/{chat|join|leave}` — client → server.
+    /// `/app/live/{roomId}/{chat|join|leave|react}` — client → server.
     case app(roomId: String, LiveAction)
 
-    enum LiveTopic: String { case chat, product, status, viewers, deal }
-    enum LiveAction: String { case chat, join, leave }
+    enum LiveTopic: String { case chat, product, status, viewers, deal, reactions }
+    enum LiveAction: String { case chat, join, leave, react }
 
     init?(_ destination: String) {
         let parts = destination.split(separator: "/", omittingEmptySubsequences: false)

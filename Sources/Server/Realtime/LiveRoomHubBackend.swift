@@ -9,6 +9,8 @@ struct LiveRoomHubBackend: LiveRoomBackend {
     let rooms: RoomService
     let live: LiveRoomService
     let viewers: ViewerTracker
+    /// Sums reactions per room and window (nil: reactions refused).
+    var reactions: ReactionAggregator? = nil
     let logger: Logger
 
     func canSubscribe(destination: String, connection: HubConnectionContext) async -> SubscribeDecision {
@@ -23,7 +25,7 @@ struct LiveRoomHubBackend: LiveRoomBackend {
 
     func handleSend(destination: String, body: ByteBuffer, contentType: String?, connection: HubConnectionContext) async -> SendOutcome {
         guard case .app(let roomId, let action) = LiveDestination(destination) else {
-            return .refused(code: "unknown-destination", message: "send to /app/live/{roomId}/chat|join|leave")
+            return .refused(code: "unknown-destination", message: "send to /app/live/{roomId}/chat|join|leave|react")
         }
         switch action {
         case .chat:
@@ -53,10 +55,70 @@ struct LiveRoomHubBackend: LiveRoomBackend {
         case .leave:
             await viewers.leave(roomId: roomId, connection: connection.connectionId)
             return .accepted
+        case .react:
+            return await react(roomId: roomId, body: body, connection: connection)
+        }
+    }
+
+    /// `{"type":"heart"|"fire"|"clap"|"laugh"|"wow"}` into the room's current window
+    /// (`ReactionAggregator`). Not chat: mutes and bans do not stop it. Over the sender's rate
+    /// (`LIVEHUB_REACTIONS_PER_SECOND`, per user, guests per connection) it is refused with
+    /// `rate-limited` and not counted.
+    private func react(roomId: String, body: ByteBuffer, connection: HubConnectionContext) async -> SendOutcome {
+        guard let reactions else { return .refused(code: "unknown-destination", message: "reactions are off") }
+        let allowed = ReactionAggregator.types.joined(separator: "|")
+        guard let payload = try? JSONValue(parsing: body.readableBytesView, maxDepth: 4), let type = payload["type"]?.stringValue else {
+            return .refused(code: "invalid-payload", message: "the reaction body must be JSON {\"type\": \"\(allowed)\"}")
+        }
+        guard ReactionAggregator.types.contains(type) else {
+            return .refused(code: "invalid-reaction", message: "unknown reaction type; use one of \(allowed)")
+        }
+        guard let room = try? await rooms.room(id: roomId) else { return .refused(code: "unknown-room", message: "no live room \(roomId)") }
+        guard room.status != .ended else { return .refused(code: "room-ended", message: "the live room has ended") }
+        let sender = connection.identity.map { "user:\($0.userId)" } ?? "guest:\(connection.connectionId)"
+        switch reactions.add(roomId: roomId, type: type, senderKey: sender) {
+        case nil:
+            return .accepted
+        case .rateLimited?:
+            return .refused(code: "rate-limited", message: "too many reactions (limit \(Int(reactions.limiter.limit.ratePerSecond))/s)")
+        case .tooManyRooms?:
+            return .refused(code: "busy", message: "too many rooms are reacting right now; try again")
+        case .unknownType?:
+            return .refused(code: "invalid-reaction", message: "unknown reaction type; use one of \(allowed)")
         }
     }
 
     func connectionClosed(_ connection: HubConnectionContext) async {
         await viewers.leaveAll(connection: connection.connectionId)
+    }
+
+    /// The chat topic recovers from `live_chat` (its offsets are the rows' `seq`s); the other room
+    /// topics from the hub's history ring.
+    func recoveryLog(destination: String) -> (any HubTopicLog)? {
+        guard case .topic(let roomId, .chat) = LiveDestination(destination) else { return nil }
+        return ChatTopicLog(live: live, roomId: roomId)
+    }
+}
+
+/// The chat topic's durable log: `live_chat` rows with `seq` above the offset (`LiveRoomService.chatLog`).
+struct ChatTopicLog: HubTopicLog {
+    let live: LiveRoomService
+    let roomId: String
+
+    func messages(after offset: UInt64, limit: Int) async -> [HubStreamPosition.Offset]? {
+        guard offset <= UInt64(Int64.max), limit < Int.max else { return nil }
+        guard let log = await live.chatLog(roomId: roomId, afterSeq: Int64(offset), limit: limit + 1) else { return nil }
+        if log.rows > limit {
+            // More than the limit: the caller answers recovered:false.
+            return Array(repeating: HubStreamPosition.Offset(offset: 0, payload: ByteBuffer()), count: limit + 1)
+        }
+        return log.messages.map { entry in
+            let payload: ByteBuffer
+            switch entry.message {
+            case .line(let view): payload = RealtimeWiring.json(view)
+            case .deleted(let id): payload = ChatDeletedMessage.payload(id)
+            }
+            return HubStreamPosition.Offset(offset: UInt64(max(entry.seq, 0)), payload: payload)
+        }
     }
 }

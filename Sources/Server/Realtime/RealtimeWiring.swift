@@ -34,7 +34,11 @@ struct RealtimeWiring: Sendable {
         Hub(
             configuration: HubConfiguration(
                 maxConnectionsPerUser: configuration.wsMaxConnectionsPerUser > 0 ? configuration.wsMaxConnectionsPerUser : nil,
-                maxInboundBytes: configuration.wsMaxInboundBytes),
+                maxInboundBytes: configuration.wsMaxInboundBytes,
+                history: HubHistoryConfiguration(
+                    maxEntriesPerTopic: configuration.hubHistorySize, ttl: configuration.hubHistoryTTL,
+                    maxTopics: configuration.hubHistoryMaxTopics, maxBytes: configuration.hubHistoryMaxBytes),
+                historyTopicPrefix: "/topic/live/"),
             metricsFactory: metrics.factory)
     }
 
@@ -78,14 +82,21 @@ struct RealtimeWiring: Sendable {
             await broker.publish(topic: LiveDestination.topic(roomId, .product), payload: json(products))
             await timeline?.productsChanged(roomId: roomId, products: products)
         }
-        events.chatPosted = { chat in
-            await broker.publish(topic: LiveDestination.topic(chat.liveRoomId, .chat), payload: json(chat))
+        events.chatPosted = { chat, seq in
+            // The chat topic's offsets are the rows' `seq`s, so recovery reads what was missed
+            // from `live_chat` (`ChatTopicLog`).
+            await broker.publish(
+                topic: LiveDestination.topic(chat.liveRoomId, .chat), payload: json(chat), contentType: "application/json",
+                offset: seq.flatMap { $0 > 0 ? UInt64($0) : nil })
             // A posted line is never pinned; `LiveRoomService.pin` announces the line it pinned.
             if chat.isPinned { await timeline?.chatPinned(chat) }
         }
         // Issue 22: a moderator's delete, `{"type":"DELETED","id"}` on the chat topic.
-        events.chatDeleted = { roomId, chatId, _ in
-            await broker.publish(topic: LiveDestination.topic(roomId, .chat), payload: ChatDeletedMessage.payload(chatId))
+        // Its offset is the `seq` of the DELETED row, so recovery replays the delete in order.
+        events.chatDeleted = { roomId, chatId, tombstoneSeq in
+            await broker.publish(
+                topic: LiveDestination.topic(roomId, .chat), payload: ChatDeletedMessage.payload(chatId), contentType: "application/json",
+                offset: tombstoneSeq > 0 ? UInt64(tombstoneSeq) : nil)
         }
         events.orderApplied = { room, order in
             await timeline?.orderApplied(order)
@@ -125,14 +136,22 @@ struct RealtimeWiring: Sendable {
         configuration: LiveHubConfiguration, webSocketsPerAddress: ConnectionsPerAddress? = nil, logger: Logger
     ) -> RealtimeWiring {
         let authenticator = JWTHubAuthenticator(verifier: verifier, clock: hub.clock)
+        let reactions = ReactionAggregator(
+            window: configuration.reactionWindow, maxRooms: configuration.reactionMaxRooms, perSecond: configuration.reactionsPerSecond,
+            clock: hub.clock
+        ) { roomId, payload in
+            await broker.publish(topic: LiveDestination.topic(roomId, .reactions), payload: payload)
+        }
         let stomp = STOMPEndpoint(
-            hub: hub, backend: LiveRoomHubBackend(rooms: rooms, live: live, viewers: viewers, logger: logger),
+            hub: hub, backend: LiveRoomHubBackend(rooms: rooms, live: live, viewers: viewers, reactions: reactions, logger: logger),
             authenticator: authenticator,
             configuration: STOMPConfiguration(
                 connectTimeout: configuration.stompConnectTimeout, maxSockJSMessageSize: configuration.sockJSMaxMessageBytes,
-                maxSubscriptions: configuration.wsMaxSubscriptions))
+                maxSubscriptions: configuration.wsMaxSubscriptions, maxRecoveredMessages: configuration.recoveryMaxMessages,
+                // Reactions have their own limit (`LIVEHUB_REACTIONS_PER_SECOND`), not the chat's.
+                separatelyLimitedSendSuffixes: ["/react"]))
         let bell = SocketIOEndpoint(
-            hub: hub, backend: BellHubBackend(notifications: notifications, broker: broker, logger: logger), authenticator: authenticator,
+            hub: hub, backend: BellHubBackend(notifications: notifications, broker: broker, replayMax: configuration.bellReplayMax, logger: logger), authenticator: authenticator,
             configuration: SocketIOConfiguration(
                 pingInterval: Int(configuration.socketIOPingInterval / .milliseconds(1)),
                 pingTimeout: Int(configuration.socketIOPingTimeout / .milliseconds(1)),

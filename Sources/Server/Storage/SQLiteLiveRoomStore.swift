@@ -72,6 +72,17 @@ public struct SQLiteLiveRoomStore: LiveRoomStore {
         }
     }
 
+    public func chatLog(roomId: String, afterSeq: Int64, limit: Int) async throws -> [LiveChatRecord] {
+        try await database.writer.read { db in
+            try LiveChatRecord.filter(Column("liveRoomId") == roomId && Column("seq") > afterSeq)
+                .order(Column("seq")).limit(max(0, limit)).fetchAll(db)
+        }
+    }
+
+    public func chatRow(id: String) async throws -> LiveChatRecord? {
+        try await database.writer.read { db in try LiveChatRecord.filter(Column("id") == id).fetchOne(db) }
+    }
+
     public func chat(id: String) async throws -> LiveChatRecord? {
         try await database.writer.read { db in try LiveChatRecord.filter(Column("id") == id && LiveChatRecord.lineTypes.contains(Column("type"))).fetchOne(db) }
     }

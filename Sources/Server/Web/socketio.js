@@ -4,7 +4,7 @@
 export class SocketIOClient {
   /**
    * @param {string} url ws(s)://host (the path /socket.io/ is added)
-   * @param {{auth?: object, onConnect?: Function, onDisconnect?: Function, onConnectError?: Function}} options
+   * @param {{auth?: object, lastNotificationId?: () => string|null, onConnect?: Function, onDisconnect?: Function, onConnectError?: Function}} options
    */
   constructor(url, options = {}) {
     this.url = url.replace(/\/$/, '') + '/socket.io/?EIO=4&transport=websocket';
@@ -78,7 +78,11 @@ export class SocketIOClient {
         this.pingTimeout = open.pingTimeout;
       } catch { /* defaults */ }
       this.armPingTimeout();
-      this.ws.send('40' + JSON.stringify(this.options.auth || {}));
+      // Recovery (issue 22): the last notification seen, so the server replays what was missed.
+      const auth = { ...(this.options.auth || {}) };
+      const last = this.options.lastNotificationId && this.options.lastNotificationId();
+      if (last) auth.lastNotificationId = last;
+      this.ws.send('40' + JSON.stringify(auth));
     } else if (type === '2') { // ping → pong
       this.armPingTimeout();
       this.ws.send('3' + packet.slice(1));

@@ -1,6 +1,10 @@
 // A small STOMP 1.2 client over a browser WebSocket (the subset @stomp/stompjs uses):
 // CONNECT with heart-beats, SUBSCRIBE (kept across reconnects), SEND with content-length,
 // MESSAGE routing by subscription id, ERROR, automatic reconnect with back-off.
+// Recovery (issue 22): each subscription remembers the `offset`/`epoch` of the last MESSAGE it got
+// and re-subscribes with `recover-offset`/`recover-epoch` after a reconnect; the server sends what
+// was missed, then a marker MESSAGE with a `recovered` header (handed to `onRecovery`, not the
+// callback): `recovered:false` means the gap could not be filled and the page reloads by REST.
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -62,6 +66,14 @@ export function decodeFrames(bytes) {
     frames.push({ command, headers, body: decoder.decode(bytes.subarray(bodyStart, bodyEnd)) });
   }
   return frames;
+}
+
+/** Whether `headers` (offset, epoch) is past `position`: another epoch, or a larger offset (decimal strings up to 19 digits: compared as text, not as lossy Numbers). */
+function laterPosition(position, headers) {
+  if (!position || position.epoch !== headers.epoch) return true;
+  const a = position.offset;
+  const b = headers.offset;
+  return b.length !== a.length ? b.length > a.length : b > a;
 }
 
 export class StompClient {
@@ -144,7 +156,7 @@ export class StompClient {
         this.retry = 0;
         this.session = frame.headers.session;
         this.startHeartbeats(frame.headers['heart-beat'] || '0,0');
-        for (const [id, sub] of this.subscriptions) this.sendSubscribe(id, sub.destination);
+        for (const [id, sub] of this.subscriptions) this.sendSubscribe(id, sub.destination, sub.position);
         if (this.options.onConnect) this.options.onConnect(frame);
         break;
       }
@@ -152,6 +164,14 @@ export class StompClient {
         const sub = this.subscriptions.get(frame.headers.subscription)
           || Array.from(this.subscriptions.values()).find((s) => s.destination === frame.headers.destination);
         if (!sub) return;
+        if (frame.headers.offset !== undefined && frame.headers.epoch && laterPosition(sub.position, frame.headers)) {
+          sub.position = { offset: frame.headers.offset, epoch: frame.headers.epoch };
+        }
+        if (frame.headers.recovered !== undefined) {
+          const recovered = frame.headers.recovered === 'true';
+          if (sub.onRecovery) { try { sub.onRecovery(recovered, frame); } catch (error) { console.error('STOMP recovery handler failed', error); } }
+          break;
+        }
         let payload = frame.body;
         if ((frame.headers['content-type'] || 'application/json').includes('json')) {
           try { payload = JSON.parse(frame.body); } catch { /* leave as text */ }
@@ -184,14 +204,19 @@ export class StompClient {
     }
   }
 
-  sendSubscribe(id, destination) {
-    this.ws.send(encodeFrame('SUBSCRIBE', { id, destination, ack: 'auto' }));
+  sendSubscribe(id, destination, position) {
+    const headers = { id, destination, ack: 'auto' };
+    if (position) { headers['recover-offset'] = position.offset; headers['recover-epoch'] = position.epoch; }
+    this.ws.send(encodeFrame('SUBSCRIBE', headers));
   }
 
-  /** Subscribes (now, and again after every reconnect); returns an unsubscribe function. */
-  subscribe(destination, callback) {
+  /**
+   * Subscribes (now, and again after every reconnect, recovering what was missed); returns an
+   * unsubscribe function. `options.onRecovery(recovered, frame)` is told how each recovery ended.
+   */
+  subscribe(destination, callback, options = {}) {
     const id = `sub-${this.nextId++}`;
-    this.subscriptions.set(id, { destination, callback });
+    this.subscriptions.set(id, { destination, callback, onRecovery: options.onRecovery, position: null });
     if (this.connected) this.sendSubscribe(id, destination);
     return () => {
       this.subscriptions.delete(id);

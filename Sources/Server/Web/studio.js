@@ -87,6 +87,8 @@ function watchRoom(roomId) {
   state.unsubscribe = [];
   const stomp = state.stomp;
   const base = `/topic/live/${roomId}`;
+  // Recovery (issue 22): a gap the hub could not fill after a reconnect → reload the room by REST.
+  const recovery = { onRecovery: (recovered) => { if (!recovered && state.room && state.room.id === roomId) selectRoom(roomId); } };
   state.unsubscribe.push(
     stomp.subscribe(`${base}/status`, (message) => {
       if (!state.room || state.room.id !== roomId) return;
@@ -95,18 +97,18 @@ function watchRoom(roomId) {
       renderStatus();
       if (message.message) toast(message.message, { title: statusLabel(message.status, message.reconnecting) });
       updateRoomInList(state.room);
-    }),
+    }, recovery),
     stomp.subscribe(`${base}/viewers`, (message) => {
       if (!state.room || state.room.id !== roomId) return;
       state.room.viewerCount = message.count;
       state.room.peakViewers = Math.max(state.room.peakViewers || 0, message.peak || 0);
       renderFigures();
-    }),
+    }, recovery),
     stomp.subscribe(`${base}/product`, (products) => {
       if (!state.room || state.room.id !== roomId || !Array.isArray(products)) return;
       state.products = products;
       renderProducts();
-    }),
+    }, recovery),
     stomp.subscribe(`${base}/chat`, (chat) => {
       if (!state.room || state.room.id !== roomId) return;
       if (handleChatDeleted(chat, $('#studio-chat'), state.seenChat)) { state.moderation?.refresh(); return; }
@@ -115,7 +117,7 @@ function watchRoom(roomId) {
         refreshStats();
         toast(chat.message, { kind: 'order', title: 'New order' });
       }
-    }),
+    }, recovery),
   );
 }
 

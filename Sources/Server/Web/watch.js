@@ -4,6 +4,7 @@
 // live" returns; an ended room with a recording links to its replay page (`/replay/{roomId}`).
 import { API, $, el, show, api, identity, tokens, devToken, toast, wsURL, formatMoney, formatCount, formatDuration, statusLabel, statusClass } from './common.js';
 import { StompClient } from './stomp.js';
+import { mountReactions } from './reactions.js';
 import { SocketIOClient } from './socketio.js';
 import { createLivePlayer } from './mse-player.js';
 import { renderChatLine, productThumb, renderFeaturedCard, showOrderToast } from './views.js';
@@ -393,29 +394,47 @@ function connectHub() {
   });
   state.stomp = stomp;
   const base = `/topic/live/${roomId}`;
+  // Recovery (issue 22): after a reconnect the hub replays what each topic missed; when it cannot
+  // (recovered:false), the page reloads the room, products and chat by REST.
+  const recovery = { onRecovery: (recovered) => { if (!recovered) resyncRoom(); } };
   stomp.subscribe(`${base}/status`, (message) => {
     if (!state.room) return;
     Object.assign(state.room, { status: message.status, reconnecting: !!message.reconnecting, startedAt: message.startedAt, endedAt: message.endedAt });
     if (message.stats) state.room.stats = message.stats;
     renderStatus(message.message);
-  });
-  stomp.subscribe(`${base}/viewers`, (message) => setViewers(message.count));
+  }, recovery);
+  stomp.subscribe(`${base}/viewers`, (message) => setViewers(message.count), recovery);
   stomp.subscribe(`${base}/product`, (products) => {
     if (!Array.isArray(products)) return;
     state.products = products;
     renderProducts();
-  });
+  }, recovery);
   stomp.subscribe(`${base}/chat`, (chat) => {
     if (handleChatDeleted(chat, $('#chat'), state.seenChat)) return; // issue 22: a moderator's delete
     addChat(chat, { live: true });
-  });
+  }, recovery);
   state.deals = attachDeals({ stomp, roomId, token: () => state.token });
+  mountReactions({ stomp, roomId, frame: $('#video-frame') });
   stomp.subscribe('/user/queue/errors', (error) => {
     const text = (error && error.message) || String(error);
     toast(text, { kind: 'error', title: 'Not sent' });
   });
   stomp.activate();
   addEventListener('pagehide', () => { stomp.publish(`/app/live/${roomId}/leave`, {}); });
+}
+
+/** The state the hub could not replay, from REST (a `recovered:false` marker). */
+async function resyncRoom() {
+  await loadRoom();
+  const [products, chats] = await Promise.allSettled([
+    api(`${API}/rooms/${encodeURIComponent(roomId)}/products`),
+    api(`${API}/rooms/${encodeURIComponent(roomId)}/chats?limit=50`),
+  ]);
+  if (products.status === 'fulfilled' && Array.isArray(products.value)) { state.products = products.value; renderProducts(); }
+  if (chats.status === 'fulfilled') {
+    const items = Array.isArray(chats.value) ? chats.value : (chats.value && chats.value.items) || [];
+    for (const chat of items) addChat(chat);
+  }
 }
 
 // --- bell -----------------------------------------------------------------------------------
@@ -434,6 +453,8 @@ function connectBell() {
   if (!state.token) return;
   const bell = new SocketIOClient(wsURL(''), {
     auth: { token: state.token },
+    // Recovery (issue 22): the server replays the notifications newer than this one.
+    lastNotificationId: () => state.lastNotificationId || null,
     onConnect: async () => {
       try { setUnread((await api('/v1/notifications/unread-count', { token: state.token })).count); } catch { /* keep */ }
     },
@@ -441,11 +462,22 @@ function connectBell() {
   });
   bell.on('notification:new', (n) => {
     if (n.unreadCount !== undefined) setUnread(n.unreadCount);
+    if (state.notifications.some((known) => known.id === n.notificationId)) return; // replayed and live
+    state.lastNotificationId = n.notificationId;
     toast(n.body || '', { title: n.title || 'Notification', kind: 'info' });
     state.notifications.unshift({ id: n.notificationId, type: n.type, title: n.title, body: n.body, createdAt: n.createdAt, readAt: null });
     if (!$('#bell-panel').classList.contains('hidden')) renderNotifications();
   });
   bell.on('unreadCount:updated', (m) => setUnread(m.count));
+  bell.on('notification:resync', async (m) => { // too many missed: reload by REST
+    if (m && m.unreadCount !== undefined) setUnread(m.unreadCount);
+    try {
+      const page = await api('/v1/notifications?limit=20', { token: state.token });
+      state.notifications = (page && page.items) || (Array.isArray(page) ? page : []);
+      state.lastNotificationId = state.notifications.length ? state.notifications[0].id : null;
+      renderNotifications();
+    } catch { /* keep */ }
+  });
   bell.on('notification:updated', (m) => {
     if (m.unreadCount !== undefined) setUnread(m.unreadCount);
     const now = new Date().toISOString();
@@ -491,6 +523,7 @@ $('#bell-button').addEventListener('click', async (event) => {
   try {
     const page = await api('/v1/notifications?limit=20', { token: state.token });
     state.notifications = (page && page.items) || (Array.isArray(page) ? page : []);
+    if (state.notifications.length) state.lastNotificationId = state.notifications[0].id;
     renderNotifications();
   } catch (error) {
     toast(error.message, { kind: 'error' });

@@ -17,7 +17,9 @@ import FuzzSupport
 /// - every frame the session sends parses back to itself (no header injection, e.g. a user name with a
 ///   newline in the unescaped CONNECTED frame);
 /// - `nextTickDeadline` is never later than the first tick that acts (a heart-beat or time-out that
-///   the connection ticker would otherwise miss).
+///   the connection ticker would otherwise miss);
+/// - a SUBSCRIBE's `recover-offset` / `recover-epoch` (issue 22) never trap and are only accepted as
+///   an offset within `Int64` and an epoch of 1-64 `[A-Za-z0-9_-]` (`checkRecoverHeaders`).
 @_cdecl("STOMPFuzzer_main")
 public func stompFuzzerMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
     runLibFuzzer(argc, argv) { data, count in
@@ -49,6 +51,7 @@ func fuzzParser(_ input: inout FuzzInput) {
                 continue
             }
             checkRoundTrip(frame, limits: limits)
+            checkRecoverHeaders(frame.headers)
         }
         fuzzCheck(
             parser.bufferedBytes <= max(limits.maxHeaderLineLength, limits.maxBodyLength) + 2,
@@ -82,6 +85,25 @@ func checkRoundTrip(_ frame: STOMPFrame, limits: STOMPParserLimits = STOMPParser
     fuzzCheck(original == parsed, "\(frame.command) headers changed in a round trip: \(original) → \(parsed)")
 }
 
+/// What `STOMPSession.recoverPosition` accepts is a position recovery can use.
+func checkRecoverHeaders(_ headers: STOMPHeaders) {
+    switch STOMPSession.recoverPosition(headers) {
+    case .none:
+        fuzzCheck(headers["recover-offset"] == nil && headers["recover-epoch"] == nil, "recover headers ignored")
+    case .position(let p):
+        checkPosition(p)
+        fuzzCheck(headers["recover-offset"].flatMap { UInt64($0) } == p.offset, "recover-offset \(headers["recover-offset"] ?? "") read as \(p.offset)")
+    case .invalid(let message):
+        fuzzCheck(!message.isEmpty, "a refusal without a message")
+    }
+}
+
+func checkPosition(_ p: HubStreamPosition) {
+    let epochOK = !p.epoch.isEmpty && p.epoch.utf8.count <= STOMPSession.maximumEpochLength
+        && p.epoch.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2D || $0 == 0x5F }
+    fuzzCheck(p.offset <= UInt64(Int64.max) && epochOK, "accepted recovery position \(p)")
+}
+
 struct Harness {
     var session: STOMPSession
     var parser = STOMPFrameParser()
@@ -105,7 +127,10 @@ struct Harness {
             case .authenticate:
                 pendingAuthentication = true
             case .authorizeSubscription(let request):
+                if let position = request.recover { checkPosition(position) }
                 pendingSubscriptions.append(request)
+            case .subscribeRecovering(_, _, let since):
+                checkPosition(since)
             case .deliver(let request):
                 pendingSends.append(request)
             case .close:

@@ -161,6 +161,25 @@ public struct PostgresLiveRoomStore: LiveRoomStore {
         }
     }
 
+    public func chatLog(roomId: String, afterSeq: Int64, limit: Int) async throws -> [LiveChatRecord] {
+        guard PostgresText.isStorable(roomId) else { return [] }
+        let limit = max(0, limit)
+        return try await database.withStoreConnection { connection in
+            try await Self.chats(connection, """
+                SELECT \(unescaped: Self.chatColumns) FROM live_chat
+                WHERE live_room_id = \(roomId) AND seq > \(afterSeq)
+                ORDER BY seq LIMIT \(limit)
+                """)
+        }
+    }
+
+    public func chatRow(id: String) async throws -> LiveChatRecord? {
+        guard PostgresText.isStorable(id) else { return nil }
+        return try await database.withStoreConnection { connection in
+            try await Self.chats(connection, "SELECT \(unescaped: Self.chatColumns) FROM live_chat WHERE id = \(id)").first
+        }
+    }
+
     public func chat(id: String) async throws -> LiveChatRecord? {
         guard PostgresText.isStorable(id) else { return nil }
         return try await database.withStoreConnection { connection in

@@ -197,5 +197,11 @@ enum PostgresStoreSchema {
             """,
             "CREATE INDEX live_moderation_log_on_room ON live_moderation_log (live_room_id, id)",
         ]),
+        // Issue 22 (recovery): the cluster's one epoch of the hub's offsets, made once with the
+        // database (a new database, with outbox ids from 1 again, gets a new one).
+        PostgresMigration("store-v6-recovery", [
+            "CREATE TABLE livehub_hub_epoch (id SMALLINT PRIMARY KEY CHECK (id = 1), epoch TEXT NOT NULL)",
+            "INSERT INTO livehub_hub_epoch (id, epoch) VALUES (1, substr(md5(random()::text || clock_timestamp()::text), 1, 16))",
+        ]),
     ]
 }
