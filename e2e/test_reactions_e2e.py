@@ -75,8 +75,10 @@ def test_a_10000_reaction_burst_reaches_a_viewer_as_at_most_4_windows_a_second(m
         assert sums == {"heart": 6000, "fire": 2000, "clap": 1000, "laugh": 600, "wow": 400}
         # At most one frame per 250 ms window (with scheduling slack): ≤ ~4 per second.
         assert len(windows) <= elapsed / 0.25 + 2, f"{len(windows)} frames in {elapsed:.2f}s"
-        gaps = [b[0] - a[0] for a, b in zip(windows, windows[1:])]
-        assert not gaps or min(gaps) > 0.15, gaps
+        # The cadence is one window per 250 ms: the median gap between frames, as received (a loaded
+        # client may read two frames back to back after a stall, so not the smallest gap).
+        gaps = sorted(b[0] - a[0] for a, b in zip(windows, windows[1:]))
+        assert not gaps or gaps[len(gaps) // 2] > 0.2, gaps
         assert all(int(b[1]["offset"]) > int(a[1]["offset"]) for a, b in zip(windows, windows[1:])), "reaction windows carry offsets"
         print(f"10000 reactions in {elapsed:.2f}s -> {len(windows)} frames ({len(windows) / max(elapsed, 0.001):.1f}/s)")
     finally:
