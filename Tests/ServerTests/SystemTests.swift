@@ -74,7 +74,7 @@ import Testing
         try first.close()
         let second = try AppDatabase.open(path: path)
         let applied = try second.writer.read { db in try AppDatabase.migrator.appliedMigrations(db) }
-        #expect(applied == ["v1-rooms-products-chats-notifications-orders", "v2-processed-order-ordered-at", "v3-live-timeline-event"])
+        #expect(applied == ["v1-rooms-products-chats-notifications-orders", "v2-processed-order-ordered-at", "v3-live-timeline-event", "v4-flash-deals"])
         let room = try second.writer.read { db in try RoomRecord.fetchOne(db, key: "r1") }
         #expect(room?.title == "t")
         #expect(room?.createdAt == ISOTime.date("2026-01-01T00:00:00.000Z"))
