@@ -330,3 +330,51 @@ private let base = "/v1/notifications/live"
         }
     }
 }
+
+/// What `DealService` announced, with when.
+private actor EventLog {
+    var events: [(at: ContinuousClock.Instant, message: DealMessage)] = []
+    func add(_ message: DealMessage) { events.append((ContinuousClock.now, message)) }
+}
+
+@Suite struct DealServiceTests {
+    @Test func stockEventsAreCoalescedToTenASecondAndSoldOutGoesAtOnce() async throws {
+        let database = try AppDatabase.inMemory()
+        let rooms = SQLiteRoomStore(database: database)
+        let products = SQLiteLiveRoomStore(database: database)
+        try await rooms.insert(dealRoom("r1"))
+        _ = try await products.addProduct(
+            LiveProductRecord(
+                id: "p1", liveRoomId: "r1", productId: "sku", productName: "Mug", productImageUrl: nil, originalPrice: 100, livePrice: 80,
+                discountPercent: nil, quantityLimit: nil, stockAvailable: nil, soldCount: 0, isFeatured: true, displayOrder: 0, createdAt: Date()),
+            defaultOrder: true)
+        let log = EventLog()
+        var events = DealEvents()
+        events.publish = { _, message in await log.add(message) }
+        let service = DealService(rooms: rooms, products: products, store: SQLiteDealStore(database: database), events: events, logger: Logger(label: "test"))
+        let owner = AuthUser(userId: "owner-1", username: "Shop", roles: ["SHOP_OWNER"])
+        let deal = try await service.create(
+            roomId: "r1", CreateDealRequest(liveProductId: "p1", dealPrice: 10, quantity: 300, perBuyerLimit: 1, durationSeconds: 60), by: owner)
+        #expect(deal.status == "live")
+        let began = ContinuousClock.now
+        for index in 0..<300 {
+            _ = try await service.claim(roomId: "r1", dealId: deal.id, ClaimDealRequest(), by: AuthUser(userId: "u\(index)", username: "u", roles: []))
+            if index % 30 == 0 { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        await #expect(throws: DealRefusal.soldOut) {
+            try await service.claim(roomId: "r1", dealId: deal.id, ClaimDealRequest(), by: AuthUser(userId: "late", username: "u", roles: []))
+        }
+        try await Task.sleep(for: .milliseconds(250))
+        let elapsed = ContinuousClock.now - began
+        let all = await log.events
+        #expect(all.map(\.message.type).prefix(2) == ["scheduled", "started"])
+        #expect(all.filter { $0.message.type == "sold-out" }.count == 1)
+        let stock = all.filter { $0.message.type == "stock" }
+        #expect(!stock.isEmpty)
+        #expect(Double(stock.count) <= elapsed / .milliseconds(100) + 1, "\(stock.count) stock events in \(elapsed)")
+        for (previous, next) in zip(stock, stock.dropFirst()) {
+            #expect(next.at - previous.at >= .milliseconds(95), "stock events at most one per 100 ms")
+        }
+        #expect(stock.map(\.message.deal.remaining) == stock.map(\.message.deal.remaining).sorted(by: >), "latest value wins, in order")
+    }
+}

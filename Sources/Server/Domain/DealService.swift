@@ -162,6 +162,8 @@ public actor DealService: ReservationConfirmer {
     private var pendingStock: [String: Set<String>] = [:]
     /// When each room's last `stock` flush went out (pruned by `tick`).
     private var lastStockFlush: [String: ContinuousClock.Instant] = [:]
+    /// Rooms whose `stock` flush is being read and sent (one at a time per room).
+    private var flushingRooms: Set<String> = []
 
     public init(
         rooms: any RoomStore, products: any LiveRoomStore, store: any DealStore, events: DealEvents,
@@ -294,23 +296,23 @@ public actor DealService: ReservationConfirmer {
             return
         }
         pendingStock[roomId] = [dealId]
-        var wait = Duration.zero
-        if let last = lastStockFlush[roomId] {
-            let since = ContinuousClock.now - last
-            if since < Self.stockInterval { wait = Self.stockInterval - since }
-        }
-        Task { [weak self] in
-            if wait > .zero { try? await Task.sleep(for: wait) }
-            await self?.flushStock(roomId: roomId)
-        }
+        Task { [weak self] in await self?.flushStockWhenDue(roomId: roomId) }
     }
 
-    private func flushStock(roomId: String) async {
+    /// Sends the room's pending `stock` events once `stockInterval` has passed since the end of
+    /// its previous flush (a flush under way counts as just sent), with the values read now.
+    private func flushStockWhenDue(roomId: String) async {
+        while flushingRooms.contains(roomId) || lastStockFlush[roomId].map({ ContinuousClock.now - $0 < Self.stockInterval }) == true {
+            let since = lastStockFlush[roomId].map { ContinuousClock.now - $0 } ?? .zero
+            try? await Task.sleep(for: max(.milliseconds(5), Self.stockInterval - since))
+        }
         guard let dealIds = pendingStock.removeValue(forKey: roomId) else { return }
-        lastStockFlush[roomId] = ContinuousClock.now
+        flushingRooms.insert(roomId)
+        defer { flushingRooms.remove(roomId) }
         for dealId in dealIds.sorted() {
             guard let deal = try? await store.deal(id: dealId), deal.status == .live || deal.status == .scheduled else { continue }
             await announce("stock", deal)
         }
+        lastStockFlush[roomId] = ContinuousClock.now
     }
 }
