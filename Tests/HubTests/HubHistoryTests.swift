@@ -136,6 +136,29 @@ struct HubHistoryTests {
         #expect(try #require(await hub.recover(d, topic: t, since: HubStreamPosition(offset: 0, epoch: "e1"), log: log, maxMessages: 2)).recovered == false)
     }
 
+    @Test func aGapLongerThanTheOutboundQueueIsHandedInStepsAsTheClientReads() async throws {
+        let hub = Hub(configuration: HubConfiguration(
+            outboundQueue: .init(maxFrames: 16, maxBytes: 1 << 20),
+            history: HubHistoryConfiguration(maxEntriesPerTopic: 500, epoch: "e1")))
+        let t = "/topic/live/1/status"
+        for i in 1...300 { hub.publish(topic: t, json: "m\(i)") }
+        let c = try hub.register(format: format)
+        // The client reads a few frames every millisecond.
+        let reader = Task {
+            var got: [String] = []
+            while !got.contains(where: { $0.contains("RECOVERY") }) && !Task.isCancelled {
+                got += c.pendingStrings()
+                try? await Task.sleep(for: .milliseconds(1))
+            }
+            return got
+        }
+        let outcome = try #require(await hub.recover(c, topic: t, since: HubStreamPosition(offset: 0, epoch: "e1"), maxMessages: 1000))
+        #expect(outcome.recovered && outcome.missed == 300)
+        let got = await reader.value
+        #expect(!c.wasDroppedAsSlow)
+        #expect(got.count == 301 && got.prefix(300) == ArraySlice((1...300).map { "\($0)|m\($0)" }))
+    }
+
     @Test func recoverHeadersAreValidatedWithoutTrapping() {
         func parse(_ offset: String?, _ epoch: String?) -> STOMPSession.RecoverHeaders {
             var h: STOMPHeaders = [:]

@@ -428,6 +428,9 @@ public final class Hub: Sendable {
         }
         let encoder = connection.format.encoder
         for (i, entry) in missed.enumerated() {
+            // A gap longer than the outbound queue goes out in steps as the socket drains, so it
+            // never overflows the queue (which would drop the connection as a slow consumer).
+            if i > 0, i % self.recoveryStep == 0, !(await self.waitForRoom(connection)) { break }
             let m = HubMessage(
                 destination: topic, payload: entry.payload, contentType: entry.contentType, sequence: firstSequence + UInt64(i),
                 position: HubStreamPosition(offset: entry.offset, epoch: epoch))
@@ -477,15 +480,35 @@ public final class Hub: Sendable {
                 self.recordGauges(change)
                 return marker
             case .batch(let messages):
-                for m in messages {
+                for (i, m) in messages.enumerated() {
                     if let offset = m.position?.offset {
                         guard offset > delivered else { continue }
                         delivered = offset
                     }
+                    if i > 0, i % self.recoveryStep == 0, !(await self.waitForRoom(connection)) { return nil }
                     self.send(encoder.encode(m, variant: variant), to: connection)
                 }
             }
         }
+    }
+
+    /// Missed messages handed at once during a recovery: a quarter of the outbound queue.
+    private var recoveryStep: Int { max(1, self.configuration.outboundQueue.maxFrames / 4) }
+
+    /// Waits (a millisecond at a time, at most 10 s) until the connection's queue holds less than a
+    /// quarter of its limits; false when the connection closed or the client does not read (then it
+    /// is closed as a slow consumer).
+    private func waitForRoom(_ connection: HubConnection) async -> Bool {
+        let limits = self.configuration.outboundQueue
+        for _ in 0..<10_000 {
+            // First a pause: what was just handed to a lane reaches the queue on its event loop.
+            try? await Task.sleep(for: .milliseconds(1))
+            if connection.isClosing { return false }
+            let depth = connection.queueDepth
+            if depth.frames < limits.maxFrames / 4 && depth.bytes < limits.maxBytes / 4 { return true }
+        }
+        self.close(connection, reason: .slowConsumer)
+        return false
     }
 
     /// The last offset this hub published on `topic` and its epoch (nil: none kept).

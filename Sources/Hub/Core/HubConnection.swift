@@ -96,6 +96,9 @@ public final class HubConnection: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// Frames and bytes waiting in the outbound queue (a lane's hand-over may not be in it yet).
+    var queueDepth: (frames: Int, bytes: Int) { self.queue.depth }
+
     /// Current identity (`nil` = guest). Change it with `Hub.setIdentity`.
     public var identity: HubIdentity? { self._identity.withLock { $0 } }
 

@@ -53,6 +53,8 @@ final class OutboundQueue: Sendable {
     }
 
     var isClosing: Bool { self.state.withLock { $0.closing } }
+    /// Frames and bytes waiting now (recovery paces itself on it).
+    var depth: (frames: Int, bytes: Int) { self.state.withLock { ($0.items.count, $0.bytes) } }
     var didOverflow: Bool { self.state.withLock { $0.overflowed } }
 
     func enqueue(_ frame: HubOutboundFrame) -> EnqueueResult {

@@ -11,6 +11,8 @@ struct LiveRoomHubBackend: LiveRoomBackend {
     let viewers: ViewerTracker
     /// Sums reactions per room and window (nil: reactions refused).
     var reactions: ReactionAggregator? = nil
+    /// Whether a room takes reactions, remembered a second (not one store read per reaction).
+    var reactionRooms = ReactionRoomCheck(limit: 10_000)
     let logger: Logger
 
     func canSubscribe(destination: String, connection: HubConnectionContext) async -> SubscribeDecision {
@@ -73,8 +75,15 @@ struct LiveRoomHubBackend: LiveRoomBackend {
         guard ReactionAggregator.types.contains(type) else {
             return .refused(code: "invalid-reaction", message: "unknown reaction type; use one of \(allowed)")
         }
-        guard let room = try? await rooms.room(id: roomId) else { return .refused(code: "unknown-room", message: "no live room \(roomId)") }
-        guard room.status != .ended else { return .refused(code: "room-ended", message: "the live room has ended") }
+        let open: Bool
+        if let known = reactionRooms.known(roomId) {
+            open = known
+        } else {
+            guard let room = try? await rooms.room(id: roomId) else { return .refused(code: "unknown-room", message: "no live room \(roomId)") }
+            open = room.status != .ended
+            reactionRooms.remember(roomId, open: open)
+        }
+        guard open else { return .refused(code: "room-ended", message: "the live room has ended (or does not exist)") }
         let sender = connection.identity.map { "user:\($0.userId)" } ?? "guest:\(connection.connectionId)"
         switch reactions.add(roomId: roomId, type: type, senderKey: sender) {
         case nil:

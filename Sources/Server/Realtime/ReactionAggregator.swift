@@ -104,3 +104,34 @@ final class ReactionAggregator: Sendable {
         return ByteBuffer(bytes: body.jsonBytes)
     }
 }
+
+/// Whether a room takes reactions (it exists and has not ended), remembered for a second per room,
+/// so a burst does not read the room store once per reaction. Bounded: at most `limit` rooms (the
+/// table is cleared when full).
+final class ReactionRoomCheck: Sendable {
+    private let answers = Mutex<[String: (open: Bool, at: ContinuousClock.Instant)]>([:])
+    let limit: Int
+    let ttl: Duration
+
+    init(limit: Int, ttl: Duration = .seconds(1)) {
+        self.limit = max(1, limit)
+        self.ttl = ttl
+    }
+
+    /// The remembered answer, or nil when it must be asked again.
+    func known(_ roomId: String) -> Bool? {
+        let now = ContinuousClock.now
+        return answers.withLock { a in
+            guard let entry = a[roomId], now - entry.at < ttl else { return nil }
+            return entry.open
+        }
+    }
+
+    func remember(_ roomId: String, open: Bool) {
+        let now = ContinuousClock.now
+        answers.withLock { a in
+            if a.count >= limit { a.removeAll(keepingCapacity: true) }
+            a[roomId] = (open, now)
+        }
+    }
+}
