@@ -15,8 +15,10 @@ struct PositionEncoder: HubMessageEncoder {
 /// A topic log (the chat rows) kept in memory.
 struct ArrayTopicLog: HubTopicLog {
     let rows: [(UInt64, String)]
-    func messages(after offset: UInt64, limit: Int) async -> [HubStreamPosition.Offset]? {
-        Array(rows.filter { $0.0 > offset }.prefix(limit + 1).map { HubStreamPosition.Offset(offset: $0.0, payload: ByteBuffer(string: $0.1)) })
+    func messages(after offset: UInt64, limit: Int) async -> HubTopicLogRead {
+        let missed = rows.filter { $0.0 > offset }
+        guard missed.count <= limit else { return .tooMany }
+        return .messages(missed.map { HubStreamPosition.Offset(offset: $0.0, payload: ByteBuffer(string: $0.1)) })
     }
 }
 

@@ -407,7 +407,7 @@ public final class Hub: Sendable {
             (recovered, top) = (false, t)
         }
         if let log, position.epoch == epoch {
-            if let rows = await log.messages(after: position.offset, limit: maxMessages), rows.count <= maxMessages,
+            if case .messages(let rows) = await log.messages(after: position.offset, limit: maxMessages), rows.count <= maxMessages,
                 zip(rows, rows.dropFirst()).allSatisfy({ $0.offset < $1.offset }), rows.first.map({ $0.offset > position.offset }) ?? true
             {
                 (missed, recovered) = (rows, true)

@@ -266,8 +266,16 @@ public struct HubPublishOffset: Sendable, Hashable {
 /// A topic's own durable log, when it has one (the chat topic: `live_chat` rows by `seq`):
 /// recovery reads what was missed from it instead of the history ring.
 public protocol HubTopicLog: Sendable {
-    /// Up to `limit` messages with an offset above `offset`, in offset order; nil when it cannot
-    /// say (read failed). More than `limit` exist → return `limit + 1` or more (recovery then
-    /// answers `recovered:false`).
-    func messages(after offset: UInt64, limit: Int) async -> [HubStreamPosition.Offset]?
+    /// The messages with an offset above `offset`, in offset order, when there are at most `limit`.
+    func messages(after offset: UInt64, limit: Int) async -> HubTopicLogRead
+}
+
+/// What a `HubTopicLog` read found; anything but `.messages` makes recovery answer `recovered:false`.
+public enum HubTopicLogRead: Sendable {
+    /// Every message after the offset (at most the limit), in offset order.
+    case messages([HubStreamPosition.Offset])
+    /// More than the limit were missed.
+    case tooMany
+    /// The log could not be read (e.g. the database failed).
+    case unavailable
 }

@@ -114,20 +114,17 @@ struct ChatTopicLog: HubTopicLog {
     let live: LiveRoomService
     let roomId: String
 
-    func messages(after offset: UInt64, limit: Int) async -> [HubStreamPosition.Offset]? {
-        guard offset <= UInt64(Int64.max), limit < Int.max else { return nil }
-        guard let log = await live.chatLog(roomId: roomId, afterSeq: Int64(offset), limit: limit + 1) else { return nil }
-        if log.rows > limit {
-            // More than the limit: the caller answers recovered:false.
-            return Array(repeating: HubStreamPosition.Offset(offset: 0, payload: ByteBuffer()), count: limit + 1)
-        }
-        return log.messages.map { entry in
+    func messages(after offset: UInt64, limit: Int) async -> HubTopicLogRead {
+        guard offset <= UInt64(Int64.max), limit < Int.max else { return .unavailable }
+        guard let log = await live.chatLog(roomId: roomId, afterSeq: Int64(offset), limit: limit + 1) else { return .unavailable }
+        if log.rows > limit { return .tooMany }
+        return .messages(log.messages.map { entry in
             let payload: ByteBuffer
             switch entry.message {
             case .line(let view): payload = RealtimeWiring.json(view)
             case .deleted(let id): payload = ChatDeletedMessage.payload(id)
             }
             return HubStreamPosition.Offset(offset: UInt64(max(entry.seq, 0)), payload: payload)
-        }
+        })
     }
 }
